@@ -1,0 +1,65 @@
+//! Command line: `run`, `crd`, `render`.
+
+pub mod render;
+pub mod run;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Parser, Debug)]
+#[command(name = "penpot-operator", version, about = "Runs Penpot on Kubernetes from Penpot custom resources")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller against the cluster in KUBECONFIG or the in-cluster config.
+    #[command(after_help = "Example:\n  penpot-operator run --namespace design --leader-elect --log-format json")]
+    Run(RunArgs),
+    /// Print the Penpot CustomResourceDefinition as YAML.
+    #[command(after_help = "Example:\n  penpot-operator crd | kubectl apply --server-side -f -")]
+    Crd,
+    /// Print every object the operator would apply for a Penpot, offline.
+    #[command(after_help = "Reads YAML streams with one Penpot and its relation Secrets and prints the Secrets,\n\
+Services, NetworkPolicy, Ingress and StatefulSet the reconcile would apply, then the Penpot with\n\
+the status the controller would write. Exit status 2 on invalid input; a Blocked instance is not\n\
+an error.\n\nExample:\n  penpot-operator render -f docs/examples/penpot.yaml\n  cat penpot.yaml secrets.yaml | penpot-operator render -f -")]
+    Render(RenderArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "PENPOT_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Elect a leader through a Lease, so several replicas can run and only one writes.
+    #[arg(long, env = "PENPOT_OPERATOR_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease (default: the pod's namespace, else --namespace, else "default").
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease and in Events (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "PENPOT_OPERATOR_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "PENPOT_OPERATOR_HTTP_ADDR")]
+    pub http_addr: SocketAddr,
+    /// Penpots reconciled at the same time.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u16,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RenderArgs {
+    /// YAML file to read; `-` is standard input. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+}

@@ -1,0 +1,136 @@
+//! `penpot-operator run`: wires client, leader election, HTTP server and controller, with
+//! one shutdown signal for all of them.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::cli::RunArgs;
+use crate::controller::{self, RunOptions};
+use crate::metrics::Metrics;
+use crate::{http, leader, telemetry};
+
+pub fn main(args: RunArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    // kube and reqwest both use rustls; pick one crypto provider for the whole process.
+    if rustls::crypto::ring::default_provider().install_default().is_err() {
+        tracing::debug!("a rustls crypto provider was already installed");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build a Kubernetes client (KUBECONFIG or in-cluster config)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let identity = args.identity.clone().unwrap_or_else(hostname);
+    let metrics = Arc::new(Metrics::default());
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // One shutdown signal for the HTTP server and the controller.
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let server = tokio::spawn(http::serve(args.http_addr, metrics.clone(), ready_rx, stopped(stop_rx.clone())));
+
+    // Without election this replica always leads; the sender lives as long as `run`.
+    let (_always_leader, always_leader_rx) = watch::channel(true);
+    let (leader_rx, lost) = if args.leader_elect {
+        let ns = args.lease_namespace.clone().or_else(|| args.namespace.clone()).unwrap_or_else(|| "default".into());
+        let mut rx = match leader::campaign(client.clone(), &ns, &identity).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot take part in leader election");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(lease = leader::LEASE_NAME, namespace = %ns, %identity, "waiting for leadership");
+        tokio::select! {
+            _ = leader::acquired(&mut rx) => tracing::info!(%identity, "acquired leadership"),
+            _ = stopped(stop_rx.clone()) => return ExitCode::SUCCESS,
+        }
+        let lost = leader::lost(rx.clone());
+        (rx, Some(lost))
+    } else {
+        (always_leader_rx, None)
+    };
+
+    let lost_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let shutdown = {
+        let lost_flag = lost_flag.clone();
+        let stop = stopped(stop_rx);
+        async move {
+            match lost {
+                Some(lost) => tokio::select! {
+                    _ = stop => {}
+                    _ = lost => {
+                        tracing::error!("lost leadership; stopping");
+                        lost_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                },
+                None => stop.await,
+            }
+        }
+    };
+
+    let opts = RunOptions { namespace: args.namespace.clone(), concurrency: args.concurrency, instance: identity };
+    if let Err(e) = controller::run(client, opts, metrics, leader_rx, ready_tx, shutdown).await {
+        tracing::error!(error = %e, "cannot start the controller");
+        return ExitCode::FAILURE;
+    }
+    server.abort();
+    if lost_flag.load(std::sync::atomic::Ordering::SeqCst) {
+        // Exit non-zero so the pod restarts as a follower.
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "penpot-operator".into())
+}

@@ -1,0 +1,100 @@
+//! Server-side apply of the rendered objects, skipped when the cluster already holds them.
+//!
+//! Steady state must write nothing, and a no-op SSA is still a PATCH the API server counts.
+//! So each object is read first and applied only when some field we render differs from
+//! what the server holds. Fields other managers added are left alone, exactly as SSA would.
+
+use std::fmt::Debug;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::crd::Penpot;
+use crate::render::{Desired, labels};
+
+use super::{Context, Error};
+
+/// What apply did, for events and status.
+pub struct Applied {
+    pub statefulset: StatefulSet,
+    pub writes: usize,
+}
+
+pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Context) -> Result<Applied, Error> {
+    let client = &ctx.client;
+    let mut writes = 0;
+    // Configuration first, the workload last: pods never start on stale config.
+    writes += apply(&Api::namespaced(client.clone(), ns), &desired.config, ctx).await?.1;
+    writes += apply(&Api::namespaced(client.clone(), ns), &desired.headless_service, ctx).await?.1;
+    writes += apply(&Api::namespaced(client.clone(), ns), &desired.service, ctx).await?.1;
+    writes += apply(&Api::namespaced(client.clone(), ns), &desired.network_policy, ctx).await?.1;
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    match &desired.ingress {
+        Some(ingress) => writes += apply(&ingresses, ingress, ctx).await?.1,
+        None => writes += prune(&ingresses, &penpot.name_any(), penpot, ctx).await?,
+    }
+    let (statefulset, w) = apply(&Api::namespaced(client.clone(), ns), &desired.statefulset, ctx).await?;
+    Ok(Applied { statefulset, writes: writes + w })
+}
+
+/// Applies `desired` unless the live object already contains it; returns the live object and
+/// the number of writes (0 or 1).
+async fn apply<K>(api: &Api<K>, desired: &K, ctx: &Context) -> Result<(K, usize), Error>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let name = desired.meta().name.clone().unwrap_or_default();
+    if let Some(live) = api.get_opt(&name).await?
+        && contains(&serde_json::to_value(&live)?, &serde_json::to_value(desired)?)
+    {
+        return Ok((live, 0));
+    }
+    ctx.ensure_leader()?;
+    let applied = api.patch(&name, &PatchParams::apply(labels::MANAGER).force(), &Patch::Apply(desired)).await?;
+    Ok((applied, 1))
+}
+
+/// Deletes an object this Penpot owns that the current render no longer produces.
+async fn prune<K>(api: &Api<K>, name: &str, penpot: &Penpot, ctx: &Context) -> Result<usize, Error>
+where
+    K: Resource + Clone + Debug + DeserializeOwned,
+{
+    let Some(live) = api.get_opt(name).await? else { return Ok(0) };
+    let uid = penpot.uid();
+    if !live.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()) {
+        return Ok(0);
+    }
+    ctx.ensure_leader()?;
+    api.delete(name, &DeleteParams::default()).await?;
+    Ok(1)
+}
+
+/// Whether every field of `want` is present in `have` with the same value. Lists must match
+/// element by element; maps may hold more keys (server defaults, other managers' fields).
+pub fn contains(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, wv)| h.get(k).is_some_and(|hv| contains(hv, wv))),
+        (Value::Array(h), Value::Array(w)) => h.len() == w.len() && h.iter().zip(w).all(|(hv, wv)| contains(hv, wv)),
+        _ => have == want,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains;
+    use serde_json::json;
+
+    #[test]
+    fn containment() {
+        let have = json!({"a": 1, "b": {"c": [ {"x": 1, "y": 2} ], "d": "e"}, "extra": true});
+        assert!(contains(&have, &json!({"a": 1, "b": {"c": [ {"x": 1} ]}})));
+        assert!(!contains(&have, &json!({"a": 2})));
+        assert!(!contains(&have, &json!({"b": {"c": []}})));
+        assert!(!contains(&have, &json!({"missing": null})));
+    }
+}

@@ -1,0 +1,197 @@
+//! All API I/O: the controller wiring, the shared context and the error policy.
+
+mod apply;
+mod oidc_discovery;
+mod reconcile;
+mod report;
+mod resolve;
+
+pub use apply::contains;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::watch;
+
+use crate::crd::Penpot;
+use crate::metrics::Metrics;
+
+use oidc_discovery::DiscoveryCache;
+
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cannot encode an object: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("Penpot is not namespaced")]
+    NotNamespaced,
+    #[error("not the leader: refusing to write")]
+    NotLeader,
+}
+
+impl Error {
+    /// Stable CamelCase category for metric labels and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "Conflict",
+            Error::Kube(kube::Error::Api(s)) if s.code == 403 => "Forbidden",
+            Error::Kube(kube::Error::Api(_)) => "ApiError",
+            Error::Kube(_) => "ClientError",
+            Error::Json(_) => "Encoding",
+            Error::NotNamespaced => "NotNamespaced",
+            Error::NotLeader => "NotLeader",
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    discovery: DiscoveryCache,
+    /// `true` while this replica holds the lease (always, without leader election).
+    leader: watch::Receiver<bool>,
+    failures: Mutex<HashMap<ObjectRef<Penpot>, u32>>,
+}
+
+impl Context {
+    /// Every write checks this first, so a replica that lost its lease stops writing at once.
+    pub fn ensure_leader(&self) -> Result<(), Error> {
+        if *self.leader.borrow() { Ok(()) } else { Err(Error::NotLeader) }
+    }
+
+    fn reset_backoff(&self, penpot: &Penpot) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.remove(&ObjectRef::from(penpot));
+        }
+    }
+
+    /// Exponential backoff per object: 2 s, 4 s, ... up to 5 minutes.
+    fn next_backoff(&self, penpot: &Penpot) -> Duration {
+        let Ok(mut failures) = self.failures.lock() else { return Duration::from_secs(30) };
+        let n = failures.entry(ObjectRef::from(penpot)).or_insert(0);
+        *n = n.saturating_add(1);
+        Duration::from_secs(2u64.saturating_pow((*n).min(9))).min(Duration::from_secs(300))
+    }
+}
+
+fn error_policy(penpot: Arc<Penpot>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.next_backoff(&penpot);
+    tracing::warn!(
+        namespace = penpot.namespace().unwrap_or_default(),
+        name = %penpot.name_any(),
+        category = error.category(),
+        %error,
+        retry_in = ?delay,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// Penpots to reconcile when a Secret changes: the owner of an owned Secret, and every Penpot
+/// in the same namespace whose relations reference it.
+fn penpots_for_secret(store: &Store<Penpot>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<Penpot>> {
+    let ns = secret.namespace();
+    let name = secret.name_any();
+    let mut refs: Vec<ObjectRef<Penpot>> = secret
+        .owner_references()
+        .iter()
+        .filter(|o| o.kind == "Penpot" && o.api_version == Penpot::api_version(&()))
+        .map(|o| ObjectRef::new(&o.name).within(ns.as_deref().unwrap_or_default()))
+        .collect();
+    refs.extend(
+        store
+            .state()
+            .iter()
+            .filter(|p| p.namespace() == ns && p.references_secret(&name))
+            .map(|p| ObjectRef::from(p.as_ref())),
+    );
+    refs
+}
+
+pub struct RunOptions {
+    pub namespace: Option<String>,
+    pub concurrency: u16,
+    pub instance: String,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    opts: RunOptions,
+    metrics: Arc<Metrics>,
+    leader: watch::Receiver<bool>,
+    ready: watch::Sender<bool>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), reqwest::Error> {
+    fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let ns = &opts.namespace;
+    let owned = watcher::Config::default().labels(&format!(
+        "{}={}",
+        crate::render::labels::MANAGED_BY_LABEL,
+        crate::render::labels::MANAGER
+    ));
+    // Helm keeps whole releases in Secrets; they never feed a Penpot.
+    let secrets_cfg = watcher::Config::default().fields("type!=helm.sh/release.v1");
+
+    let context = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter { controller: "penpot-operator".into(), instance: Some(opts.instance) },
+        ),
+        metrics,
+        discovery: DiscoveryCache::new()?,
+        leader,
+        failures: Mutex::new(HashMap::new()),
+    });
+
+    let controller = Controller::new(api::<Penpot>(&client, ns), watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let ready_store = store.clone();
+    tokio::spawn(async move {
+        if ready_store.wait_until_ready().await.is_ok() {
+            let _ = ready.send(true);
+        }
+    });
+    controller
+        .owns(api::<StatefulSet>(&client, ns), owned.clone())
+        .owns(api::<Service>(&client, ns), owned.clone())
+        .owns(api::<NetworkPolicy>(&client, ns), owned.clone())
+        .owns(api::<Ingress>(&client, ns), owned)
+        // Metadata only: Secret payloads stay out of the operator's memory.
+        .watches(api::<PartialObjectMeta<Secret>>(&client, ns), secrets_cfg, move |secret| {
+            penpots_for_secret(&store, &secret)
+        })
+        .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The holistic reconcile: whatever triggered it, resolve -> render -> apply -> report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use tracing::{Instrument, info_span};
+
+use crate::crd::Penpot;
+use crate::render;
+use crate::status::{self, Observation, reason};
+
+use super::resolve::{self, Resolved};
+use super::{Context, Error, apply, report};
+
+/// Periodic resync: catches anything a watch missed. Steady state writes nothing.
+const RESYNC: Duration = Duration::from_secs(300);
+/// While pods roll, look again soon even if no watch event arrives.
+const ROLLOUT_POLL: Duration = Duration::from_secs(15);
+const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
+
+pub async fn reconcile(penpot: Arc<Penpot>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = penpot.namespace().ok_or(Error::NotNamespaced)?;
+    let span = info_span!("reconcile", namespace = %ns, name = %penpot.name_any());
+    async move {
+        let started = std::time::Instant::now();
+        let result = reconcile_inner(&penpot, &ns, &ctx).await;
+        ctx.metrics.observe(&result, started.elapsed());
+        if result.is_ok() {
+            ctx.reset_backoff(&penpot);
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    if penpot.meta().deletion_timestamp.is_some() {
+        // Owner references garbage-collect everything; nothing to do.
+        return Ok(Action::await_change());
+    }
+    let mut status_ctx = status::Context {
+        generation: penpot.meta().generation,
+        previous: penpot.status.as_ref(),
+        now: Time(k8s_openapi::jiff::Timestamp::now()),
+        public_uri: render::validate::public_uri(penpot).ok(),
+        version: Some(render::penpot_version(penpot).to_string()),
+    };
+
+    let inputs = match resolve::resolve(penpot, ns, ctx).await? {
+        Resolved::Ready(inputs) => inputs,
+        other => {
+            // Nothing is applied: whatever runs keeps running on its last good configuration.
+            let workload = resolve::current_workload(penpot, ns, ctx).await?;
+            let (obs, next) = match other {
+                Resolved::Missing(missing) => {
+                    (Observation::WaitingForRelations { missing, workload: workload.as_ref() }, RESYNC)
+                }
+                Resolved::Invalid { reason, message } => {
+                    tracing::warn!(%message, "relation data rejected");
+                    (Observation::Blocked { reason, message, workload: workload.as_ref() }, RESYNC)
+                }
+                Resolved::DiscoveryFailed(message) => {
+                    tracing::warn!(%message, "OIDC discovery failed");
+                    let obs = Observation::Blocked {
+                        reason: reason::OIDC_DISCOVERY_FAILED,
+                        message,
+                        workload: workload.as_ref(),
+                    };
+                    (obs, DISCOVERY_RETRY)
+                }
+                Resolved::Ready(_) => unreachable!("handled above"),
+            };
+            report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await?;
+            return Ok(Action::requeue(next));
+        }
+    };
+
+    let desired = match render::render(penpot, &inputs) {
+        Ok(d) => d,
+        Err(e) => {
+            let workload = resolve::current_workload(penpot, ns, ctx).await?;
+            let message = e.to_string();
+            tracing::warn!(%message, "spec cannot be rendered");
+            let obs = Observation::Blocked { reason: reason::INVALID_SPEC, message, workload: workload.as_ref() };
+            report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await?;
+            return Ok(Action::requeue(RESYNC));
+        }
+    };
+
+    let applied = apply::apply_all(penpot, ns, &desired, ctx).await?;
+    if applied.writes > 0 {
+        tracing::info!(writes = applied.writes, config_hash = %desired.config_hash, "applied desired state");
+    }
+    status_ctx.public_uri = Some(desired.public_uri.clone());
+    let obs = Observation::Applied { workload: &applied.statefulset, config_hash: desired.config_hash.clone() };
+    let next = status::compute(&status_ctx, &obs);
+    let settled = next.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    report::report(penpot, ns, next, ctx).await?;
+    Ok(Action::requeue(if settled { RESYNC } else { ROLLOUT_POLL }))
+}

@@ -1,0 +1,101 @@
+//! Reads what one reconcile needs: the relation Secrets, the secret key (created once when
+//! absent) and, for OIDC with only an issuer, the discovered endpoints.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PostParams;
+use kube::{Api, ResourceExt};
+
+use crate::crd::Penpot;
+use crate::relations::{self, Resolution};
+use crate::render::{self, labels, secrets};
+
+use crate::status::reason;
+
+use super::oidc_discovery::Discovery;
+use super::{Context, Error};
+
+/// The outcome of resolving a Penpot's inputs.
+pub enum Resolved {
+    /// Required relations are absent, sorted by name.
+    Missing(Vec<String>),
+    /// A Secret exists but its data cannot be used; the message names Secret and key.
+    Invalid { reason: &'static str, message: String },
+    /// OIDC endpoint discovery failed; the message names the issuer, never a secret.
+    DiscoveryFailed(String),
+    /// Everything render needs.
+    Ready(render::Inputs),
+}
+
+pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolved, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let spec = &penpot.spec;
+
+    // Fetch every referenced Secret once.
+    let mut found = relations::Found::new();
+    for (relation, name) in spec.referenced_secrets() {
+        if let Some(secret) = secrets.get_opt(name).await? {
+            let bytes = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+            found.insert(relation, (name.to_string(), bytes));
+        }
+    }
+    let mut relations = match relations::resolve(spec, &found) {
+        Resolution::Ready(r) => r,
+        Resolution::Missing(missing) => return Ok(Resolved::Missing(missing)),
+        Resolution::Invalid(e) => {
+            return Ok(Resolved::Invalid { reason: reason::INVALID_RELATION, message: e.to_string() });
+        }
+    };
+
+    if let Some(oidc) = relations.oidc.as_mut()
+        && oidc.endpoints.is_none()
+    {
+        match ctx.discovery.endpoints(&oidc.issuer).await {
+            Discovery::Found(endpoints) => oidc.endpoints = Some(endpoints),
+            Discovery::Failed(message) => return Ok(Resolved::DiscoveryFailed(message)),
+        }
+    }
+
+    let secret_key = match secret_key(penpot, &secrets, ctx).await? {
+        Ok(key) => key,
+        Err(message) => return Ok(Resolved::Invalid { reason: reason::INVALID_SECRET_KEY, message }),
+    };
+    Ok(Resolved::Ready(render::Inputs { relations, secret_key }))
+}
+
+/// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once. An existing Secret is
+/// never rewritten, even when unusable, because replacing the key logs every user out.
+async fn secret_key(penpot: &Penpot, secrets: &Api<Secret>, ctx: &Context) -> Result<Result<String, String>, Error> {
+    let name = labels::secret_key_secret_name(&penpot.name_any());
+    let invalid = || {
+        format!(
+            "Secret {name:?} key {:?} does not hold a usable key (at least 32 printable characters); fix or delete the Secret",
+            secrets::SECRET_KEY_FIELD
+        )
+    };
+    if let Some(existing) = secrets.get_opt(&name).await? {
+        return Ok(secrets::read_secret_key(&existing).ok_or_else(invalid));
+    }
+    ctx.ensure_leader()?;
+    let version = render::penpot_version(penpot).to_string();
+    let key = secrets::generate_secret_key();
+    let secret = secrets::secret_key_secret(&render::meta(penpot, &version), &key);
+    match secrets
+        .create(&PostParams { field_manager: Some(labels::MANAGER.into()), ..Default::default() }, &secret)
+        .await
+    {
+        Ok(_) => Ok(Ok(key)),
+        // Another reconcile (or a restarted operator) created it first: use theirs.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let existing = secrets.get(&name).await?;
+            Ok(secrets::read_secret_key(&existing).ok_or_else(invalid))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The StatefulSet as it runs now, if any: status reports on it while nothing is applied.
+pub async fn current_workload(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Option<StatefulSet>, Error> {
+    let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(api.get_opt(&penpot.name_any()).await?)
+}

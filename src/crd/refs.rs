@@ -1,0 +1,102 @@
+//! Which Secrets a Penpot depends on. Pure, so the watch mapper and tests share it.
+
+use super::v1alpha1::{Penpot, PenpotSpec};
+
+/// The relations a Penpot can have, in the order their names sort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Relation {
+    Oidc,
+    Postgresql,
+    Redis,
+    S3,
+    Smtp,
+}
+
+impl Relation {
+    pub const ALL: [Relation; 5] =
+        [Relation::Oidc, Relation::Postgresql, Relation::Redis, Relation::S3, Relation::Smtp];
+
+    /// The name users see in status messages and the spec field that references it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Relation::Oidc => "oidc",
+            Relation::Postgresql => "postgresql",
+            Relation::Redis => "redis",
+            Relation::S3 => "s3",
+            Relation::Smtp => "smtp",
+        }
+    }
+
+    pub fn is_required(self) -> bool {
+        matches!(self, Relation::Postgresql | Relation::Redis | Relation::S3)
+    }
+}
+
+impl std::fmt::Display for Relation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl PenpotSpec {
+    /// The Secret name a relation points at, if the spec sets one.
+    pub fn secret_name(&self, relation: Relation) -> Option<&str> {
+        let name = match relation {
+            Relation::Oidc => &self.oidc.as_ref()?.secret_ref.name,
+            Relation::Postgresql => &self.postgresql.as_ref()?.secret_ref.name,
+            Relation::Redis => &self.redis.as_ref()?.secret_ref.name,
+            Relation::S3 => &self.s3.as_ref()?.secret_ref.name,
+            Relation::Smtp => &self.smtp.as_ref()?.secret_ref.name,
+        };
+        Some(name.as_str())
+    }
+
+    /// Every relation the spec references, with its Secret name.
+    pub fn referenced_secrets(&self) -> impl Iterator<Item = (Relation, &str)> {
+        Relation::ALL.into_iter().filter_map(|r| self.secret_name(r).map(|name| (r, name)))
+    }
+}
+
+impl Penpot {
+    /// Whether a Secret of this name (in the Penpot's namespace) feeds one of its relations.
+    pub fn references_secret(&self, name: &str) -> bool {
+        self.spec.referenced_secrets().any(|(_, n)| n == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::v1alpha1::{RelationRef, SecretRef};
+
+    fn with_redis(name: &str) -> Penpot {
+        Penpot::new(
+            "p",
+            PenpotSpec {
+                redis: Some(RelationRef { secret_ref: SecretRef { name: name.into() } }),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn references_only_named_secrets() {
+        let p = with_redis("cache");
+        assert!(p.references_secret("cache"));
+        assert!(!p.references_secret("db"));
+        assert_eq!(p.spec.referenced_secrets().collect::<Vec<_>>(), vec![(Relation::Redis, "cache")]);
+    }
+
+    #[test]
+    fn relation_order_is_name_order() {
+        let mut names: Vec<_> = Relation::ALL.iter().map(|r| r.name()).collect();
+        let sorted = {
+            let mut s = names.clone();
+            s.sort();
+            s
+        };
+        assert_eq!(names, sorted);
+        names.dedup();
+        assert_eq!(names.len(), 5);
+    }
+}

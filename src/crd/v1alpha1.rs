@@ -1,0 +1,289 @@
+//! `Penpot` v1alpha1: the spec users write and the status the operator reports.
+//!
+//! Validation that the API server can do lives here (schemars constraints and CEL rules), so
+//! `kubectl apply` rejects a bad resource with the field named. Semantic checks that need the
+//! relation data live in `render::validate`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// API group of every kind this operator serves.
+pub const GROUP: &str = "penpot-operator.dev";
+
+/// A Penpot instance: the nginx frontend, the backend and the exporter, wired to its relations.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "penpot-operator.dev",
+    version = "v1alpha1",
+    kind = "Penpot",
+    namespaced,
+    status = "PenpotStatus",
+    shortname = "pp",
+    category = "penpot",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"URI","type":"string","jsonPath":".status.publicUri"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.message","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("has(self.spec.publicUri) || (has(self.spec.ingress) && has(self.spec.ingress.host))")
+        .message("spec.publicUri is required unless spec.ingress.host is set")
+        .field_path(".spec.publicUri")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("self.metadata.name.size() <= 45")
+        .message("metadata.name must be at most 45 characters: owned object names add suffixes and pod names must stay valid labels")
+        .field_path(".metadata.name"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PenpotSpec {
+    /// External URL users type, e.g. `https://penpot.example.com/`. Defaults to
+    /// `https://<ingress.host>/` when an ingress host is set. Penpot requires HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?(/[^\s]*)?$"), length(max = 2048))]
+    pub public_uri: Option<String>,
+
+    /// Accept an `http://` public URI (test setups only: session cookies lose `Secure`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_insecure_http: bool,
+
+    /// Number of Penpot pods. Every pod runs nginx, the backend and (optionally) the exporter.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: i32,
+
+    /// PostgreSQL relation (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgresql: Option<PostgresqlRelation>,
+    /// Redis / Valkey relation (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RelationRef>,
+    /// S3 object storage relation (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<RelationRef>,
+    /// SMTP relation (optional; required when OIDC is configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpRelation>,
+    /// OpenID Connect relation (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<RelationRef>,
+
+    /// An Ingress to the Penpot Service, owned by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// Container images; unset fields use the operator's pinned defaults.
+    #[serde(default, skip_serializing_if = "Images::is_empty")]
+    pub images: Images,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// Extra Penpot flags (`enable-x` / `disable-x`), appended after the computed ones so they win.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = r"^(enable|disable)-[a-z0-9]+(-[a-z0-9]+)*$")))]
+    pub flags: Vec<String>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter: Option<ExporterSpec>,
+
+    /// Run without internet access: no Google Fonts or GitHub template proxying.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub air_gapped: bool,
+
+    /// Prefix of Penpot's Redis channels and queues; give instances sharing one Redis distinct values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
+    pub tenant: Option<String>,
+
+    /// DNS server nginx uses for names it resolves per request (S3 redirects, fonts).
+    /// Defaults to `kube-dns.kube-system.svc.cluster.local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9.\-:\[\]]+$"), length(max = 253))]
+    pub dns_resolver: Option<String>,
+
+    /// Extra host names the backend may reach although they resolve to private addresses
+    /// (Penpot 2.15+ SSRF protection). In-cluster OIDC hosts are added automatically.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = r"^[A-Za-z0-9.\-]+$")))]
+    pub ssrf_allowed_hosts: Vec<String>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ContainerResources>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Extra pod labels. The selector labels `app.kubernetes.io/name` and `/instance` are reserved.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("!('app.kubernetes.io/name' in self) && !('app.kubernetes.io/instance' in self)")
+        .message("podLabels must not set app.kubernetes.io/name or app.kubernetes.io/instance (they select the pods)"))]
+    pub pod_labels: BTreeMap<String, String>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A reference to a Secret in the Penpot's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretRef {
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+}
+
+/// A relation whose data comes from one Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RelationRef {
+    pub secret_ref: SecretRef,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresqlRelation {
+    pub secret_ref: SecretRef,
+    /// Connections all replicas together may open; each backend's pool is this divided by
+    /// `replicas` (at most 60, Penpot's default). Keep it below the server's `max_connections`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_connections: Option<i32>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SmtpRelation {
+    pub secret_ref: SecretRef,
+    /// Sender address; defaults to `<user or no-reply>@<domain>` from the relation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[^@\s<>]+@[^@\s<>]+$"), length(max = 254))]
+    pub from_address: Option<String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.tlsSecretName) || has(self.host)")
+    .message("ingress.tlsSecretName needs ingress.host").field_path(".tlsSecretName"))]
+pub struct IngressSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Host name; setting it creates the Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+        length(max = 253)
+    )]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret_name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Images {
+    /// Image of the `penpot` container (backend and exporter, started by Pebble).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub penpot: Option<String>,
+    /// Image of the `nginx` container (frontend, started by Pebble).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub nginx: Option<String>,
+}
+
+impl Images {
+    fn is_empty(&self) -> bool {
+        self.penpot.is_none() && self.nginx.is_none()
+    }
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ExporterSpec {
+    /// Run the exporter (PDF/PNG/SVG export) in each pod.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Resource requirements per container.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ContainerResources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub penpot: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx: Option<ResourceRequirements>,
+}
+
+/// Juju-style summary of an instance's state, for people; machines read the conditions.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Running with every replica ready.
+    Active,
+    /// Needs a human: a relation is missing or invalid, or the spec cannot be served.
+    Blocked,
+    /// Waiting for something that will happen by itself (pods starting).
+    Waiting,
+    /// Rolling out a change.
+    Maintenance,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PenpotStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, plus `Reconciling` and `Stalled` as kstatus defines them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_uri: Option<String>,
+    /// Penpot version the pods run (from the image tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Hash of the configuration last rolled out; pods carrying it run the current config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+}

@@ -1,0 +1,16 @@
+//! penpot-operator: runs Penpot on Kubernetes from `Penpot` custom resources.
+//!
+//! The pure half (`crd`, `relations`, `render`, `status`, `schema`) computes the desired state
+//! without I/O; `controller` reads inputs, applies the result and writes status.
+
+pub mod cli;
+pub mod controller;
+pub mod crd;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod relations;
+pub mod render;
+pub mod schema;
+pub mod status;
+pub mod telemetry;

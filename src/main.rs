@@ -1,0 +1,23 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use penpot_operator::cli::{Cli, Command, render, run};
+use penpot_operator::crd;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => match crd::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot print the CRD: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Render(args) => render::main(&args),
+        Command::Run(args) => run::main(args),
+    }
+}

@@ -1,0 +1,158 @@
+//! Relation Secrets parsed into typed settings. Pure: data in, settings or an error out.
+//!
+//! Each relation accepts the field names of its Juju interface and those common Kubernetes
+//! operators write (CloudNativePG, ObjectBucketClaims, ...). Errors name the Secret and the key
+//! and never carry a value: they end up in status, events and logs.
+
+mod data;
+pub mod oidc;
+pub mod postgresql;
+pub mod redis;
+pub mod s3;
+pub mod smtp;
+
+pub use data::SecretData;
+
+use std::collections::BTreeMap;
+
+use crate::crd::{PenpotSpec, Relation};
+
+/// Bad relation data: which Secret, which key, what is wrong (never the value itself).
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[error("{relation} relation: Secret {secret:?} key {key:?} {problem}")]
+pub struct RelationError {
+    pub relation: Relation,
+    pub secret: String,
+    pub key: String,
+    pub problem: String,
+}
+
+/// Every relation's settings, as the render function consumes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relations {
+    pub postgresql: postgresql::Postgresql,
+    pub redis: redis::Redis,
+    pub s3: s3::S3,
+    pub smtp: Option<smtp::Smtp>,
+    pub oidc: Option<oidc::Oidc>,
+}
+
+/// The relation Secrets found for one Penpot: relation -> (Secret name, data).
+pub type Found = BTreeMap<Relation, (String, BTreeMap<String, Vec<u8>>)>;
+
+/// What the relation data of one Penpot amounts to.
+#[derive(Debug)]
+pub enum Resolution {
+    /// Relations that are needed but absent, sorted by name.
+    Missing(Vec<String>),
+    Invalid(RelationError),
+    Ready(Relations),
+}
+
+/// Parses the found Secrets into settings. OIDC endpoints may still need discovery.
+pub fn resolve(spec: &PenpotSpec, found: &Found) -> Resolution {
+    let view = |r: Relation| found.get(&r).map(|(name, d)| SecretData::new(r, name, d));
+    let missing = missing_relations(spec, |r| found.contains_key(&r));
+    let (Some(pg), Some(redis), Some(s3), None) =
+        (view(Relation::Postgresql), view(Relation::Redis), view(Relation::S3), missing.as_ref())
+    else {
+        return Resolution::Missing(missing.unwrap_or_default());
+    };
+    let from_address = spec.smtp.as_ref().and_then(|s| s.from_address.as_deref());
+    let parsed = (|| {
+        Ok(Relations {
+            postgresql: postgresql::parse(&pg)?,
+            redis: redis::parse(&redis)?,
+            s3: s3::parse(&s3)?,
+            smtp: view(Relation::Smtp).map(|d| smtp::parse(&d, from_address)).transpose()?,
+            oidc: view(Relation::Oidc).map(|d| oidc::parse(&d)).transpose()?,
+        })
+    })();
+    match parsed {
+        Ok(r) => Resolution::Ready(r),
+        Err(e) => Resolution::Invalid(e),
+    }
+}
+
+/// Required relations that are not there, plus referenced optional ones whose Secret is
+/// absent, plus SMTP when OIDC asks for it. `None` when nothing is missing.
+pub fn missing_relations(spec: &PenpotSpec, present: impl Fn(Relation) -> bool) -> Option<Vec<String>> {
+    let mut missing: Vec<String> = Relation::ALL
+        .into_iter()
+        .filter(|r| (r.is_required() || spec.secret_name(*r).is_some()) && !present(*r))
+        .map(|r| r.name().to_string())
+        .collect();
+    if spec.oidc.is_some() && spec.smtp.is_none() {
+        missing.push(Relation::Smtp.name().to_string());
+    }
+    missing.sort();
+    missing.dedup();
+    (!missing.is_empty()).then_some(missing)
+}
+
+/// Longest value accepted from a relation key; Penpot has no setting near this size, so
+/// anything longer is a mistake (a whole file pasted into a key) and is refused.
+pub const MAX_VALUE_LEN: usize = 4096;
+
+/// Splits `host[:port]` (IPv6 in brackets) and validates both parts.
+pub(crate) fn host_port(value: &str, default_port: Option<u16>) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let (host, after) =
+            rest.split_once(']').ok_or_else(|| "has an IPv6 address without the closing ']'".to_string())?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err("is not host:port".into()),
+        };
+        (format!("[{host}]"), port)
+    } else {
+        match value.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (value.to_string(), None),
+        }
+    };
+    check_host(&host)?;
+    let port = match port {
+        Some(p) => parse_port(p)?,
+        None => default_port.ok_or_else(|| "has no port".to_string())?,
+    };
+    Ok((host, port))
+}
+
+/// A host name or IP literal safe to put into a URI authority.
+pub(crate) fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("has an empty host".into());
+    }
+    match url::Host::parse(host) {
+        Ok(url::Host::Domain(d)) if d != host.to_ascii_lowercase() => {
+            Err("has a host name with characters that are not allowed".into())
+        }
+        Ok(_) => Ok(()),
+        Err(_) => Err("is not a valid host name or IP address".into()),
+    }
+}
+
+pub(crate) fn parse_port(value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(0) | Err(_) => Err("is not a port number (1-65535)".into()),
+        Ok(p) => Ok(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_cases() {
+        assert_eq!(host_port("db:5432", None), Ok(("db".into(), 5432)));
+        assert_eq!(host_port("db", Some(5432)), Ok(("db".into(), 5432)));
+        assert_eq!(host_port("[::1]:6379", None), Ok(("[::1]".into(), 6379)));
+        assert_eq!(host_port("10.0.0.1", Some(1)), Ok(("10.0.0.1".into(), 1)));
+        for bad in ["db:0", "db:65536", "db:x", ":5432", "d b:1", "a@b:1", "a/b:1", "a#b:1", "[::1", "db\n:1"] {
+            assert!(host_port(bad, Some(1)).is_err(), "{bad:?} accepted");
+        }
+        assert!(host_port("db", None).is_err());
+    }
+}

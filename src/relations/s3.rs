@@ -1,0 +1,89 @@
+//! S3 relation: Juju `s3` interface fields or an ObjectBucketClaim's Secret + ConfigMap keys.
+
+use super::{RelationError, SecretData, check_host, parse_port};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3 {
+    pub access_key: String,
+    pub secret_key: String,
+    pub bucket: String,
+    /// Full endpoint URL; `None` means AWS itself.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Host of a custom endpoint, so nginx and the SSRF allow-list can learn it.
+    pub endpoint_host: Option<String>,
+}
+
+pub fn parse(d: &SecretData) -> Result<S3, RelationError> {
+    let (_, access_key) = d.require(&["access-key", "AWS_ACCESS_KEY_ID"])?;
+    let (_, secret_key) = d.require(&["secret-key", "AWS_SECRET_ACCESS_KEY"])?;
+    let (bucket_key, bucket) = d.require(&["bucket", "BUCKET_NAME"])?;
+    if bucket.len() > 255 || !bucket.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        return Err(d.error(bucket_key, "is not a bucket name (letters, digits, '.', '_', '-')"));
+    }
+    let region = match d.first(&["region", "BUCKET_REGION"])? {
+        Some((key, r)) if !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+            return Err(d.error(key, "is not a region name (letters, digits, '-')"));
+        }
+        Some((_, r)) => r.to_string(),
+        None => "us-east-1".to_string(),
+    };
+
+    let endpoint = if let Some(endpoint) = d.get("endpoint")? {
+        Some(normalise_endpoint(endpoint).map_err(|p| d.error("endpoint", p))?)
+    } else if let Some(host) = d.get("BUCKET_HOST")? {
+        check_host(host).map_err(|p| d.error("BUCKET_HOST", p))?;
+        let port = match d.get("BUCKET_PORT")? {
+            Some(p) => parse_port(p).map_err(|p| d.error("BUCKET_PORT", p))?,
+            None => 443,
+        };
+        // ObjectBucketClaims give no scheme; Rook and NooBaa serve plain HTTP except on 443.
+        let scheme = if port == 443 { "https" } else { "http" };
+        Some(normalise_endpoint(&format!("{scheme}://{host}:{port}")).map_err(|p| d.error("BUCKET_HOST", p))?)
+    } else {
+        None
+    };
+
+    if let Some(style) = d.get("s3-uri-style")? {
+        match style {
+            "path" => {}
+            // Penpot switches to path-style whenever an endpoint is set and has no knob for it.
+            "virtual" if endpoint.is_some() => {
+                return Err(
+                    d.error("s3-uri-style", "is virtual, but Penpot always uses path-style with a custom endpoint")
+                );
+            }
+            "virtual" => {}
+            _ => return Err(d.error("s3-uri-style", "must be path or virtual")),
+        }
+    }
+    if d.get("path")?.is_some_and(|p| p != "/") {
+        return Err(d.error("path", "is set, but Penpot stores objects at the bucket root and has no prefix setting"));
+    }
+
+    let endpoint_host =
+        endpoint.as_deref().and_then(|e| url::Url::parse(e).ok()).and_then(|u| u.host_str().map(str::to_string));
+    Ok(S3 {
+        access_key: access_key.to_string(),
+        secret_key: secret_key.to_string(),
+        bucket: bucket.to_string(),
+        endpoint,
+        region,
+        endpoint_host,
+    })
+}
+
+/// The AWS SDK wants a URL with a scheme; a bare host (as the Juju interface allows) means HTTPS.
+fn normalise_endpoint(value: &str) -> Result<String, String> {
+    let with_scheme = if value.contains("://") { value.to_string() } else { format!("https://{value}") };
+    let url = url::Url::parse(&with_scheme).map_err(|_| "is not a valid URL or host name".to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    let host = url.host_str().ok_or_else(|| "has no host".to_string())?;
+    check_host(host)?;
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+        return Err("must not carry credentials, a query or a #fragment".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}

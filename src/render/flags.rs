@@ -1,0 +1,98 @@
+//! Penpot flags for the backend and the frontend, computed the way the charm does and then
+//! extended by `spec.flags`.
+//!
+//! Differences from the charm, on purpose: `disable-onboarding-questions` is gone (the flag no
+//! longer exists in Penpot 2.17), an `http://` public URI adds `disable-secure-session-cookies`,
+//! and air-gapped instances switch off the features that fetch from the internet.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flags {
+    pub backend: Vec<String>,
+    pub frontend: Vec<String>,
+}
+
+pub struct FlagInputs<'a> {
+    pub smtp: bool,
+    pub oidc: bool,
+    pub insecure_http: bool,
+    pub air_gapped: bool,
+    pub extra: &'a [String],
+}
+
+impl Flags {
+    pub fn compute(i: &FlagInputs) -> Flags {
+        let login: &[&str] = if i.oidc {
+            &["disable-login-with-password", "enable-login-with-oidc"]
+        } else {
+            &["disable-registration", "enable-login-with-password"]
+        };
+        let mut backend: Vec<&str> = vec!["disable-log-emails", "disable-telemetry", "enable-prepl-server"];
+        backend.push(if i.smtp { "enable-smtp" } else { "disable-smtp" });
+        backend.extend(login);
+        if i.insecure_http {
+            backend.push("disable-secure-session-cookies");
+        }
+        let mut frontend: Vec<&str> = login.to_vec();
+        if i.air_gapped {
+            frontend.extend(["disable-dashboard-templates-section", "disable-google-fonts-provider"]);
+        }
+        Flags { backend: finish(backend, i.extra), frontend: finish(frontend, i.extra) }
+    }
+
+    pub fn backend_str(&self) -> String {
+        self.backend.join(" ")
+    }
+
+    pub fn frontend_str(&self) -> String {
+        self.frontend.join(" ")
+    }
+}
+
+/// Sorted computed flags, then the user's in their order: Penpot applies flags left to right,
+/// so the user's win.
+fn finish(mut computed: Vec<&str>, extra: &[String]) -> Vec<String> {
+    computed.sort_unstable();
+    computed.dedup();
+    computed.into_iter().map(str::to_string).chain(extra.iter().cloned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(smtp: bool, oidc: bool) -> FlagInputs<'static> {
+        FlagInputs { smtp, oidc, insecure_http: false, air_gapped: false, extra: &[] }
+    }
+
+    #[test]
+    fn charm_flag_sets() {
+        let f = Flags::compute(&inputs(false, false));
+        assert_eq!(
+            f.backend_str(),
+            "disable-log-emails disable-registration disable-smtp disable-telemetry enable-login-with-password enable-prepl-server"
+        );
+        assert_eq!(f.frontend_str(), "disable-registration enable-login-with-password");
+        let f = Flags::compute(&inputs(true, true));
+        assert_eq!(
+            f.backend_str(),
+            "disable-log-emails disable-login-with-password disable-telemetry enable-login-with-oidc enable-prepl-server enable-smtp"
+        );
+        assert_eq!(f.frontend_str(), "disable-login-with-password enable-login-with-oidc");
+    }
+
+    #[test]
+    fn extra_flags_come_last() {
+        let extra = vec!["enable-registration".to_string(), "enable-webhooks".to_string()];
+        let f = Flags::compute(&FlagInputs {
+            extra: &extra,
+            air_gapped: true,
+            insecure_http: true,
+            ..inputs(false, false)
+        });
+        assert!(f.backend_str().ends_with(
+            "disable-telemetry enable-login-with-password enable-prepl-server enable-registration enable-webhooks"
+        ));
+        assert!(f.backend.contains(&"disable-secure-session-cookies".to_string()));
+        assert!(f.frontend.contains(&"disable-google-fonts-provider".to_string()));
+    }
+}

@@ -1,0 +1,195 @@
+//! The Pebble layers of the two containers: `penpot` runs the backend (and the exporter),
+//! `nginx` runs the frontend. The layer is the single source of each service's environment.
+
+use std::collections::BTreeMap;
+
+use crate::relations::{Relations, smtp::TransportSecurity};
+
+use super::flags::Flags;
+use super::paths;
+use super::pebble::{Action, Check, Layer, Level, Override, Service, Startup};
+use super::validate::Settings;
+use super::version::Version;
+
+pub struct LayerInputs<'a> {
+    pub instance: &'a str,
+    pub settings: &'a Settings,
+    pub relations: &'a Relations,
+    pub flags: &'a Flags,
+    pub secret_key: &'a str,
+}
+
+/// Environment of the backend service.
+pub fn backend_environment(i: &LayerInputs) -> BTreeMap<String, String> {
+    let s = i.settings;
+    let r = i.relations;
+    let mut env = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_string(), v);
+    };
+    set("PENPOT_PUBLIC_URI", s.public_uri.clone());
+    set("PENPOT_SECRET_KEY", i.secret_key.to_string());
+    set("PENPOT_FLAGS", i.flags.backend_str());
+    set("PENPOT_TELEMETRY_ENABLED", "false".into());
+    set("PENPOT_TENANT", s.tenant.clone());
+
+    set("PENPOT_DATABASE_URI", r.postgresql.uri.clone());
+    set("PENPOT_DATABASE_USERNAME", r.postgresql.username.clone());
+    set("PENPOT_DATABASE_PASSWORD", r.postgresql.password.clone());
+    set("PENPOT_DATABASE_MAX_POOL_SIZE", s.pool_size.to_string());
+
+    set("PENPOT_REDIS_URI", r.redis.uri.clone());
+
+    set("AWS_ACCESS_KEY_ID", r.s3.access_key.clone());
+    set("AWS_SECRET_ACCESS_KEY", r.s3.secret_key.clone());
+    // Penpot 2.11 renamed the storage settings; the old names still win if both are set, so
+    // only one family is ever rendered.
+    let (backend_key, backend_value, prefix) = if s.version >= Version::OBJECTS_STORAGE_NAMES {
+        ("PENPOT_OBJECTS_STORAGE_BACKEND", "s3", "PENPOT_OBJECTS_STORAGE_S3")
+    } else {
+        ("PENPOT_ASSETS_STORAGE_BACKEND", "assets-s3", "PENPOT_STORAGE_ASSETS_S3")
+    };
+    set(backend_key, backend_value.into());
+    set(&format!("{prefix}_BUCKET"), r.s3.bucket.clone());
+    set(&format!("{prefix}_REGION"), r.s3.region.clone());
+    if let Some(endpoint) = &r.s3.endpoint {
+        set(&format!("{prefix}_ENDPOINT"), endpoint.clone());
+    }
+
+    if let Some(smtp) = &r.smtp {
+        set("PENPOT_SMTP_HOST", smtp.host.clone());
+        set("PENPOT_SMTP_PORT", smtp.port.to_string());
+        if let Some(user) = &smtp.username {
+            set("PENPOT_SMTP_USERNAME", user.clone());
+        }
+        if let Some(password) = &smtp.password {
+            set("PENPOT_SMTP_PASSWORD", password.clone());
+        }
+        // Penpot's TLS is STARTTLS and its SSL is implicit TLS (the charm has them swapped).
+        set("PENPOT_SMTP_TLS", (smtp.security == TransportSecurity::StartTls).to_string());
+        set("PENPOT_SMTP_SSL", (smtp.security == TransportSecurity::Tls).to_string());
+        set("PENPOT_SMTP_DEFAULT_FROM", smtp.from.clone());
+        set("PENPOT_SMTP_DEFAULT_REPLY_TO", smtp.from.clone());
+    }
+
+    if let Some(oidc) = &r.oidc {
+        set("PENPOT_OIDC_CLIENT_ID", oidc.client_id.clone());
+        set("PENPOT_OIDC_CLIENT_SECRET", oidc.client_secret.clone());
+        set("PENPOT_OIDC_BASE_URI", oidc.issuer.clone());
+        set("PENPOT_OIDC_SCOPES", oidc.scopes.clone());
+        if let Some(e) = &oidc.endpoints {
+            set("PENPOT_OIDC_AUTH_URI", e.authorization.clone());
+            set("PENPOT_OIDC_TOKEN_URI", e.token.clone());
+            set("PENPOT_OIDC_USER_URI", e.userinfo.clone());
+        }
+    }
+    if s.version >= Version::SSRF_PROTECTION && !s.ssrf_allowed_hosts.is_empty() {
+        set("PENPOT_SSRF_ALLOWED_HOSTS", s.ssrf_allowed_hosts.join(","));
+    }
+    env
+}
+
+/// Environment of the exporter service.
+pub fn exporter_environment(i: &LayerInputs) -> BTreeMap<String, String> {
+    let s = i.settings;
+    let local_frontend = format!("http://localhost:{}", paths::NGINX_PORT);
+    let mut env = BTreeMap::new();
+    if s.version >= Version::EXPORTER_INTERNAL_URI {
+        // 2.17 loads pages from the internal URI and uses the public one to rewrite SVG links.
+        env.insert("PENPOT_PUBLIC_URI".into(), s.public_uri.clone());
+        env.insert("PENPOT_INTERNAL_URI".into(), local_frontend);
+    } else {
+        // Older exporters load the public URI in Chromium: point them at this pod's nginx.
+        env.insert("PENPOT_PUBLIC_URI".into(), local_frontend);
+    }
+    env.insert("PENPOT_REDIS_URI".into(), i.relations.redis.uri.clone());
+    env.insert("PENPOT_TENANT".into(), s.tenant.clone());
+    env.insert("PENPOT_SECRET_KEY".into(), i.secret_key.to_string());
+    env.insert("PENPOT_TEMPDIR".into(), "/tmp/penpot-exporter".into());
+    env
+}
+
+fn description(instance: &str) -> String {
+    format!("Rendered by penpot-operator for Penpot {instance}; edits are overwritten.")
+}
+
+pub fn penpot_layer(i: &LayerInputs) -> Layer {
+    let mut services = BTreeMap::new();
+    let mut checks = BTreeMap::new();
+    services.insert(
+        "backend".to_string(),
+        Service {
+            override_: Override::Replace,
+            summary: "Penpot backend".into(),
+            command: paths::BACKEND_COMMAND.into(),
+            startup: Startup::Enabled,
+            after: vec![],
+            environment: backend_environment(i),
+            working_dir: Some(paths::BACKEND_DIR.into()),
+            // A dead backend is a dead pod: let Kubernetes see it, count it and back off.
+            on_failure: Action::Shutdown,
+            on_check_failure: BTreeMap::new(),
+        },
+    );
+    checks.insert(
+        "backend-ready".to_string(),
+        Check::http(Some(Level::Ready), format!("http://localhost:{}/readyz", paths::BACKEND_PORT), "10s", 3),
+    );
+    // TCP, not /readyz: a database outage must not restart every backend. The threshold gives
+    // a cold JVM five minutes to open its port.
+    checks.insert("backend-alive".to_string(), Check::tcp(Some(Level::Alive), paths::BACKEND_PORT, "30s", 10));
+    if i.settings.exporter {
+        services.insert(
+            "exporter".to_string(),
+            Service {
+                override_: Override::Replace,
+                summary: "Penpot exporter".into(),
+                command: paths::EXPORTER_COMMAND.into(),
+                startup: Startup::Enabled,
+                after: vec!["backend".into()],
+                environment: exporter_environment(i),
+                working_dir: Some(paths::EXPORTER_DIR.into()),
+                // Exports are optional: restart the exporter alone rather than the backend.
+                on_failure: Action::Restart,
+                on_check_failure: [("exporter-up".to_string(), Action::Restart)].into(),
+            },
+        );
+        checks.insert(
+            "exporter-up".to_string(),
+            Check::http(None, format!("http://localhost:{}/readyz", paths::EXPORTER_PORT), "30s", 3),
+        );
+    }
+    Layer { summary: "Penpot backend and exporter".into(), description: description(i.instance), services, checks }
+}
+
+pub fn nginx_layer(instance: &str) -> Layer {
+    let services = [(
+        "frontend".to_string(),
+        Service {
+            override_: Override::Replace,
+            summary: "Penpot frontend (nginx)".into(),
+            command: paths::NGINX_COMMAND.into(),
+            startup: Startup::Enabled,
+            after: vec![],
+            environment: BTreeMap::new(),
+            working_dir: None,
+            on_failure: Action::Shutdown,
+            on_check_failure: BTreeMap::new(),
+        },
+    )]
+    .into();
+    let checks = [
+        ("frontend-alive".to_string(), Check::tcp(Some(Level::Alive), paths::NGINX_PORT, "10s", 3)),
+        (
+            "frontend-ready".to_string(),
+            Check::http(
+                Some(Level::Ready),
+                format!("http://localhost:{}{}", paths::NGINX_PORT, paths::NGINX_HEALTH_PATH),
+                "10s",
+                3,
+            ),
+        ),
+    ]
+    .into();
+    Layer { summary: "Penpot frontend".into(), description: description(instance), services, checks }
+}

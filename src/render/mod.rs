@@ -1,0 +1,132 @@
+//! The pure half of the operator: from a Penpot, its resolved relations and its secret key to
+//! every object the cluster should hold. No client, no clock, no randomness: the same inputs
+//! give the same objects, byte for byte.
+
+pub mod flags;
+pub mod hash;
+pub mod labels;
+pub mod layers;
+pub mod network;
+pub mod nginx;
+pub mod paths;
+pub mod pebble;
+pub mod secrets;
+pub mod statefulset;
+pub mod validate;
+pub mod version;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use kube::{Resource, ResourceExt};
+
+use crate::crd::Penpot;
+use crate::relations::Relations;
+
+pub use validate::SpecError;
+use version::Version;
+
+/// What the reconcile read from the cluster, resolved and parsed.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    pub relations: Relations,
+    pub secret_key: String,
+}
+
+/// Every object one Penpot owns, in apply order: configuration before the workload, so pods
+/// never start on stale config.
+#[derive(Clone, Debug)]
+pub struct Desired {
+    pub config: Secret,
+    pub headless_service: Service,
+    pub service: Service,
+    pub network_policy: NetworkPolicy,
+    pub ingress: Option<Ingress>,
+    pub statefulset: StatefulSet,
+    pub config_hash: String,
+    pub public_uri: String,
+    pub version: Version,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum RenderError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("cannot serialise the Pebble layer: {0}")]
+    Layer(#[from] serde_saphyr::SerializeError),
+}
+
+/// The Penpot version the `penpot` container runs.
+pub fn penpot_version(penpot: &Penpot) -> Version {
+    penpot.spec.images.penpot.as_deref().map_or(Some(Version::CURRENT), Version::from_image).unwrap_or(Version::CURRENT)
+}
+
+/// Metadata shared by the owned objects: names, namespace, labels, owner reference.
+pub fn meta<'a>(penpot: &'a Penpot, version: &'a str) -> network::Meta<'a> {
+    network::Meta {
+        name: penpot.meta().name.as_deref().unwrap_or_default(),
+        namespace: penpot.namespace(),
+        // Absent offline (`render` on a file without a uid); always present from the cluster.
+        owner: penpot.controller_owner_ref(&()),
+        version,
+    }
+}
+
+pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> {
+    let version = penpot_version(penpot);
+    let settings = validate::validate(penpot, &inputs.relations, version)?;
+    let version_str = version.to_string();
+    let m = meta(penpot, &version_str);
+    let spec = &penpot.spec;
+
+    let flags = flags::Flags::compute(&flags::FlagInputs {
+        smtp: inputs.relations.smtp.is_some(),
+        oidc: inputs.relations.oidc.is_some(),
+        insecure_http: settings.insecure_http,
+        air_gapped: spec.air_gapped,
+        extra: &spec.flags,
+    });
+    let layer_inputs = layers::LayerInputs {
+        instance: m.name,
+        settings: &settings,
+        relations: &inputs.relations,
+        flags: &flags,
+        secret_key: &inputs.secret_key,
+    };
+    let nginx_inputs = nginx::NginxInputs {
+        dns_resolver: &settings.dns_resolver,
+        exporter: settings.exporter,
+        air_gapped: spec.air_gapped,
+    };
+
+    let data: BTreeMap<String, String> = [
+        (paths::PENPOT_LAYER_FILE.to_string(), layers::penpot_layer(&layer_inputs).to_yaml()?),
+        (paths::NGINX_LAYER_FILE.to_string(), layers::nginx_layer(m.name).to_yaml()?),
+        (paths::NGINX_CONF_FILE.to_string(), nginx::nginx_conf(&nginx_inputs)),
+        (paths::CONFIG_JS_FILE.to_string(), nginx::config_js(&flags.frontend_str(), &settings.public_uri)),
+    ]
+    .into();
+    let config_hash = hash::config_hash(&data);
+
+    let statefulset = statefulset::statefulset(&statefulset::StatefulSetInputs {
+        penpot,
+        name: m.name,
+        namespace: m.namespace.clone(),
+        owner: m.owner.clone(),
+        version: &version_str,
+        config_hash: &config_hash,
+    });
+    Ok(Desired {
+        config: secrets::config_secret(&m, data),
+        headless_service: network::headless_service(&m),
+        service: network::service(&m),
+        network_policy: network::network_policy(&m),
+        ingress: spec.ingress.as_ref().and_then(|i| network::ingress(&m, i)),
+        statefulset,
+        config_hash,
+        public_uri: settings.public_uri,
+        version,
+    })
+}

@@ -1,0 +1,230 @@
+//! The StatefulSet carrying the `nginx` and `penpot` containers, each running Pebble on its
+//! rendered layer.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, KeyToPath, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::crd::Penpot;
+
+use super::labels::{self, CONFIG_HASH_ANNOTATION};
+use super::paths;
+
+pub const DEFAULT_IMAGE: &str = "ghcr.io/penpot-operator/penpot:2.17.0";
+
+pub struct StatefulSetInputs<'a> {
+    pub penpot: &'a Penpot,
+    pub name: &'a str,
+    pub namespace: Option<String>,
+    pub owner: Option<OwnerReference>,
+    pub version: &'a str,
+    pub config_hash: &'a str,
+}
+
+/// What each container differs in.
+struct ContainerPlan {
+    name: &'static str,
+    image: String,
+    pebble_port: u16,
+    extra_mounts: Vec<VolumeMount>,
+    ports: Vec<ContainerPort>,
+    resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+}
+
+fn port(name: &str, number: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: number.into(),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+/// Probes on Pebble's health endpoint, wired as Juju wires them.
+fn probe(level: &str, port: u16, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(format!("/v1/health?level={level}")),
+            port: IntOrString::Int(port.into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(1),
+        success_threshold: Some(1),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+fn container(plan: ContainerPlan, pull_policy: Option<String>) -> Container {
+    let layers_volume = format!("{}-layers", plan.name);
+    let pebble_volume = format!("{}-pebble", plan.name);
+    let tmp_volume = format!("{}-tmp", plan.name);
+    let mut mounts = vec![
+        mount(&pebble_volume, paths::PEBBLE_DIR, false),
+        mount(&layers_volume, paths::PEBBLE_LAYERS_DIR, true),
+        mount(&tmp_volume, "/tmp", false),
+    ];
+    mounts.extend(plan.extra_mounts);
+    let mut ports = plan.ports;
+    ports.push(port("pebble", plan.pebble_port));
+    Container {
+        name: plan.name.into(),
+        image: Some(plan.image),
+        image_pull_policy: pull_policy,
+        command: Some(vec![
+            paths::PEBBLE_BINARY.into(),
+            "run".into(),
+            "--http".into(),
+            format!(":{}", plan.pebble_port),
+            "--verbose".into(),
+        ]),
+        // Set in the container env too, so `kubectl exec ... pebble services` finds the daemon.
+        env: Some(vec![EnvVar { name: "PEBBLE".into(), value: Some(paths::PEBBLE_DIR.into()), ..Default::default() }]),
+        ports: Some(ports),
+        startup_probe: Some(probe("alive", plan.pebble_port, 1, 30)),
+        liveness_probe: Some(probe("alive", plan.pebble_port, 5, 3)),
+        readiness_probe: Some(probe("ready", plan.pebble_port, 5, 1)),
+        resources: plan.resources,
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    }
+}
+
+fn secret_volume(name: &str, secret: &str, keys: &[&str]) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.into()),
+            // Group-readable through fsGroup; nothing else may read credentials.
+            default_mode: Some(0o440),
+            items: Some(keys.iter().map(|k| KeyToPath { key: (*k).into(), path: (*k).into(), mode: None }).collect()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }
+}
+
+pub fn statefulset(i: &StatefulSetInputs) -> StatefulSet {
+    let spec = &i.penpot.spec;
+    let config_secret = labels::config_secret_name(i.name);
+    let pull_policy = spec.image_pull_policy.map(|p| p.as_str().to_string());
+    let resources = spec.resources.clone().unwrap_or_default();
+
+    let nginx = container(
+        ContainerPlan {
+            name: "nginx",
+            image: spec.images.nginx.clone().unwrap_or_else(|| DEFAULT_IMAGE.into()),
+            pebble_port: paths::PEBBLE_PORT_NGINX,
+            extra_mounts: vec![mount("nginx-config", paths::NGINX_CONFIG_DIR, true)],
+            ports: vec![port("http", paths::NGINX_PORT)],
+            resources: resources.nginx,
+        },
+        pull_policy.clone(),
+    );
+    let penpot = container(
+        ContainerPlan {
+            name: "penpot",
+            image: spec.images.penpot.clone().unwrap_or_else(|| DEFAULT_IMAGE.into()),
+            pebble_port: paths::PEBBLE_PORT_PENPOT,
+            extra_mounts: vec![],
+            ports: vec![port("backend", paths::BACKEND_PORT)],
+            resources: resources.penpot,
+        },
+        pull_policy,
+    );
+
+    let volumes = vec![
+        empty_dir("nginx-pebble"),
+        empty_dir("nginx-tmp"),
+        secret_volume("nginx-layers", &config_secret, &[paths::NGINX_LAYER_FILE]),
+        secret_volume("nginx-config", &config_secret, &[paths::NGINX_CONF_FILE, paths::CONFIG_JS_FILE]),
+        empty_dir("penpot-pebble"),
+        empty_dir("penpot-tmp"),
+        secret_volume("penpot-layers", &config_secret, &[paths::PENPOT_LAYER_FILE]),
+    ];
+
+    let mut pod_labels = spec.pod_labels.clone();
+    pod_labels.extend(labels::labels(i.name, "penpot", i.version));
+    let mut annotations: BTreeMap<String, String> = spec.pod_annotations.clone();
+    annotations.insert(CONFIG_HASH_ANNOTATION.into(), i.config_hash.into());
+
+    StatefulSet {
+        metadata: ObjectMeta {
+            name: Some(i.name.into()),
+            namespace: i.namespace.clone(),
+            labels: Some(labels::labels(i.name, "penpot", i.version)),
+            owner_references: i.owner.clone().map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(labels::headless_service_name(i.name)),
+            selector: LabelSelector { match_labels: Some(labels::selector(i.name)), ..Default::default() },
+            // Pods are interchangeable; start and replace them without waiting on each other.
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                ..Default::default()
+            }),
+            revision_history_limit: Some(5),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(annotations),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![nginx, penpot],
+                    volumes: Some(volumes),
+                    // Penpot reads every PENPOT_* variable; Service links would inject some.
+                    enable_service_links: Some(false),
+                    automount_service_account_token: Some(false),
+                    // Pebble waits kill-delay (5 s) + 5 s per service before it gives up.
+                    termination_grace_period_seconds: Some(30),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(paths::RUN_AS_USER),
+                        run_as_group: Some(paths::RUN_AS_USER),
+                        fs_group: Some(paths::RUN_AS_USER),
+                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                        ..Default::default()
+                    }),
+                    image_pull_secrets: (!spec.image_pull_secrets.is_empty()).then(|| spec.image_pull_secrets.clone()),
+                    node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+                    tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
+                    affinity: spec.affinity.clone(),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}

@@ -1,0 +1,253 @@
+//! Status from what the reconcile observed: kstatus conditions plus the Juju-style phase.
+//! Pure; the clock comes in as an argument so unchanged conditions keep their timestamps and
+//! a status write with nothing new is skipped.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::crd::{PenpotStatus, Phase};
+
+/// Condition reasons; CamelCase tokens that double as Event reasons.
+pub mod reason {
+    pub const READY: &str = "Ready";
+    pub const WAITING_FOR_RELATIONS: &str = "WaitingForRelations";
+    pub const INVALID_RELATION: &str = "InvalidRelation";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const INVALID_SECRET_KEY: &str = "InvalidSecretKey";
+    pub const OIDC_DISCOVERY_FAILED: &str = "OidcDiscoveryFailed";
+    pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
+    pub const PODS_STARTING: &str = "PodsStarting";
+    pub const SCALED_TO_ZERO: &str = "ScaledToZero";
+    pub const AS_EXPECTED: &str = "AsExpected";
+}
+
+/// What one reconcile found out.
+pub enum Observation<'a> {
+    /// Required relations are absent; nothing was applied.
+    WaitingForRelations { missing: Vec<String>, workload: Option<&'a StatefulSet> },
+    /// Relation data or spec cannot be served; nothing was applied, the running pods stay.
+    Blocked { reason: &'static str, message: String, workload: Option<&'a StatefulSet> },
+    /// The desired state was applied; the StatefulSet is as the API server returned it.
+    Applied { workload: &'a StatefulSet, config_hash: String },
+}
+
+pub struct Context<'a> {
+    pub generation: Option<i64>,
+    pub previous: Option<&'a PenpotStatus>,
+    pub now: Time,
+    pub public_uri: Option<String>,
+    pub version: Option<String>,
+}
+
+struct Summary {
+    phase: Phase,
+    message: String,
+    ready: (bool, &'static str),
+    reconciling: Option<&'static str>,
+    stalled: Option<&'static str>,
+}
+
+fn ready_replicas(sts: Option<&StatefulSet>) -> Option<i32> {
+    sts.map(|s| s.status.as_ref().and_then(|st| st.ready_replicas).unwrap_or(0))
+}
+
+fn running_note(sts: Option<&StatefulSet>) -> String {
+    match ready_replicas(sts) {
+        Some(n) if n > 0 => format!("; {n} running pod(s) keep the last good configuration"),
+        _ => String::new(),
+    }
+}
+
+/// Rollout progress read the way kstatus reads a StatefulSet.
+fn rollout(sts: &StatefulSet) -> Summary {
+    let want = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let st = sts.status.clone().unwrap_or_default();
+    let observed = st.observed_generation.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0);
+    let ready = st.ready_replicas.unwrap_or(0);
+    let updated = st.updated_replicas.unwrap_or(0);
+    let revisions_match = st.update_revision.is_some() && st.current_revision == st.update_revision;
+    if want == 0 && st.replicas == 0 && observed {
+        return Summary {
+            phase: Phase::Active,
+            message: "scaled to zero".into(),
+            ready: (true, reason::SCALED_TO_ZERO),
+            reconciling: None,
+            stalled: None,
+        };
+    }
+    if observed && ready >= want && updated >= want && st.replicas == want && revisions_match {
+        return Summary {
+            phase: Phase::Active,
+            message: String::new(),
+            ready: (true, reason::READY),
+            reconciling: None,
+            stalled: None,
+        };
+    }
+    let updating = st.current_revision.is_some() && !revisions_match;
+    let (phase, why) = if updating {
+        (Phase::Maintenance, reason::ROLLOUT_IN_PROGRESS)
+    } else {
+        (Phase::Waiting, reason::PODS_STARTING)
+    };
+    let message = if updating {
+        format!("rolling out new configuration: {updated}/{want} pods updated, {ready} ready")
+    } else {
+        format!("waiting for pods: {ready}/{want} ready")
+    };
+    Summary { phase, message, ready: (false, why), reconciling: Some(why), stalled: None }
+}
+
+pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
+    let (summary, workload, config_hash) = match obs {
+        Observation::WaitingForRelations { missing, workload } => (
+            Summary {
+                phase: Phase::Blocked,
+                message: format!("waiting for {}", missing.join(", ")),
+                ready: (false, reason::WAITING_FOR_RELATIONS),
+                reconciling: Some(reason::WAITING_FOR_RELATIONS),
+                stalled: None,
+            },
+            *workload,
+            None,
+        ),
+        Observation::Blocked { reason, message, workload } => (
+            Summary {
+                phase: Phase::Blocked,
+                message: format!("{message}{}", running_note(*workload)),
+                ready: (false, reason),
+                reconciling: None,
+                stalled: Some(reason),
+            },
+            *workload,
+            None,
+        ),
+        Observation::Applied { workload, config_hash } => {
+            (rollout(workload), Some(*workload), Some(config_hash.clone()))
+        }
+    };
+
+    let ready_message = if summary.message.is_empty() {
+        let n = ready_replicas(workload).unwrap_or(0);
+        format!("{n} pod(s) ready")
+    } else {
+        summary.message.clone()
+    };
+    let conditions = vec![
+        condition(ctx, "Ready", summary.ready.0, summary.ready.1, &ready_message),
+        match summary.reconciling {
+            Some(r) => condition(ctx, "Reconciling", true, r, &summary.message),
+            None => condition(ctx, "Reconciling", false, reason::AS_EXPECTED, ""),
+        },
+        match summary.stalled {
+            Some(r) => condition(ctx, "Stalled", true, r, &summary.message),
+            None => condition(ctx, "Stalled", false, reason::AS_EXPECTED, ""),
+        },
+    ];
+    let previous = ctx.previous;
+    PenpotStatus {
+        observed_generation: ctx.generation,
+        conditions,
+        phase: Some(summary.phase),
+        message: (!summary.message.is_empty()).then_some(summary.message),
+        ready_replicas: ready_replicas(workload).or(previous.and_then(|p| p.ready_replicas)),
+        public_uri: ctx.public_uri.clone().or(previous.and_then(|p| p.public_uri.clone())),
+        version: ctx.version.clone().or(previous.and_then(|p| p.version.clone())),
+        // Only an applied rollout changes what the pods run.
+        config_hash: config_hash.or(previous.and_then(|p| p.config_hash.clone())),
+    }
+}
+
+/// A condition that keeps its `lastTransitionTime` while its status does not change.
+fn condition(ctx: &Context, type_: &str, status: bool, reason: &str, message: &str) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let since = ctx
+        .previous
+        .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| ctx.now.clone());
+    Condition {
+        type_: type_.into(),
+        status,
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: ctx.generation,
+        last_transition_time: since,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{StatefulSetSpec, StatefulSetStatus};
+    use k8s_openapi::jiff::Timestamp;
+
+    fn ctx<'a>(previous: Option<&'a PenpotStatus>, secs: i64) -> Context<'a> {
+        Context {
+            generation: Some(2),
+            previous,
+            now: Time(Timestamp::from_second(secs).unwrap()),
+            public_uri: Some("https://p/".into()),
+            version: Some("2.17.0".into()),
+        }
+    }
+
+    fn sts(want: i32, ready: i32, current: &str, update: &str) -> StatefulSet {
+        StatefulSet {
+            metadata: kube::api::ObjectMeta { generation: Some(3), ..Default::default() },
+            spec: Some(StatefulSetSpec { replicas: Some(want), ..Default::default() }),
+            status: Some(StatefulSetStatus {
+                observed_generation: Some(3),
+                replicas: want,
+                ready_replicas: Some(ready),
+                updated_replicas: Some(ready),
+                current_revision: Some(current.into()),
+                update_revision: Some(update.into()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn cond<'a>(s: &'a PenpotStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn missing_relations_block_with_sorted_list() {
+        let obs =
+            Observation::WaitingForRelations { missing: vec!["postgresql".into(), "redis".into()], workload: None };
+        let s = compute(&ctx(None, 10), &obs);
+        assert_eq!(s.phase, Some(Phase::Blocked));
+        assert_eq!(s.message.as_deref(), Some("waiting for postgresql, redis"));
+        assert_eq!(cond(&s, "Ready").status, "False");
+        assert_eq!(cond(&s, "Reconciling").status, "True");
+        assert_eq!(cond(&s, "Stalled").status, "False");
+        assert_eq!(s.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn ready_when_all_pods_current_and_timestamps_kept() {
+        let w = sts(2, 2, "r1", "r1");
+        let first = compute(&ctx(None, 10), &Observation::Applied { workload: &w, config_hash: "h".into() });
+        assert_eq!(first.phase, Some(Phase::Active));
+        assert_eq!(cond(&first, "Ready").status, "True");
+        let again = compute(&ctx(Some(&first), 99), &Observation::Applied { workload: &w, config_hash: "h".into() });
+        assert_eq!(first, again, "an unchanged observation must give an identical status");
+    }
+
+    #[test]
+    fn rollout_and_blocked_keep_running_note() {
+        let w = sts(2, 1, "r1", "r2");
+        let s = compute(&ctx(None, 10), &Observation::Applied { workload: &w, config_hash: "h".into() });
+        assert_eq!(s.phase, Some(Phase::Maintenance));
+        assert_eq!(cond(&s, "Reconciling").reason, reason::ROLLOUT_IN_PROGRESS);
+        let w = sts(2, 2, "r1", "r1");
+        let obs = Observation::Blocked { reason: reason::INVALID_RELATION, message: "bad".into(), workload: Some(&w) };
+        let b = compute(&ctx(Some(&s), 20), &obs);
+        assert_eq!(b.phase, Some(Phase::Blocked));
+        assert_eq!(cond(&b, "Stalled").status, "True");
+        assert!(b.message.unwrap().contains("2 running pod(s) keep the last good configuration"));
+        assert_eq!(b.config_hash.as_deref(), Some("h"));
+    }
+}
