@@ -38,7 +38,9 @@ pub fn check(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
                 match (props.and_then(|p| p.get(k)), extra) {
                     (Some(s), _) => check(s, v, &child)?,
                     (None, Some(s)) if s.is_object() => check(s, v, &child)?,
-                    (None, _) if props.is_some() && path != "metadata" && !path.ends_with(".metadata") => {
+                    // The CRD schema leaves apiVersion, kind and metadata to the API server.
+                    (None, _) if path.is_empty() && ["apiVersion", "kind", "metadata"].contains(&k.as_str()) => {}
+                    (None, _) if props.is_some() => {
                         return fail(format!("unknown field {k:?}"));
                     }
                     _ => {}

@@ -35,8 +35,7 @@ pub const GROUP: &str = "penpot-operator.dev";
         .field_path(".spec.publicUri")
         .reason(Reason::FieldValueRequired),
     validation = Rule::new("self.metadata.name.size() <= 45")
-        .message("metadata.name must be at most 45 characters: owned object names add suffixes and pod names must stay valid labels")
-        .field_path(".metadata.name"),
+        .message("metadata.name must be at most 45 characters: owned object names add suffixes and pod names must stay valid labels"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PenpotSpec {
