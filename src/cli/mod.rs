@@ -55,6 +55,9 @@ pub struct RunArgs {
     /// Penpots reconciled at the same time.
     #[arg(long, default_value_t = 8)]
     pub concurrency: u16,
+    /// Seconds between full resyncs of a settled Penpot (watch events trigger reconciles anyway).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub resync_seconds: u64,
 }
 
 #[derive(clap::Args, Debug)]

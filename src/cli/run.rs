@@ -92,7 +92,12 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     };
 
-    let opts = RunOptions { namespace: args.namespace.clone(), concurrency: args.concurrency, instance: identity };
+    let opts = RunOptions {
+        namespace: args.namespace.clone(),
+        concurrency: args.concurrency,
+        instance: identity,
+        resync: std::time::Duration::from_secs(args.resync_seconds),
+    };
     if let Err(e) = controller::run(client, opts, metrics, leader_rx, ready_tx, shutdown).await {
         tracing::error!(error = %e, "cannot start the controller");
         return ExitCode::FAILURE;

@@ -63,6 +63,8 @@ pub struct Context {
     discovery: DiscoveryCache,
     /// `true` while this replica holds the lease (always, without leader election).
     leader: watch::Receiver<bool>,
+    /// Periodic resync of a settled Penpot; catches anything a watch missed.
+    resync: Duration,
     failures: Mutex<HashMap<ObjectRef<Penpot>, u32>>,
 }
 
@@ -125,6 +127,7 @@ pub struct RunOptions {
     pub namespace: Option<String>,
     pub concurrency: u16,
     pub instance: String,
+    pub resync: Duration,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -164,6 +167,7 @@ pub async fn run(
         metrics,
         discovery: DiscoveryCache::new()?,
         leader,
+        resync: opts.resync,
         failures: Mutex::new(HashMap::new()),
     });
 

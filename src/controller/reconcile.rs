@@ -15,8 +15,6 @@ use crate::status::{self, Observation, reason};
 use super::resolve::{self, Resolved};
 use super::{Context, Error, apply, report};
 
-/// Periodic resync: catches anything a watch missed. Steady state writes nothing.
-const RESYNC: Duration = Duration::from_secs(300);
 /// While pods roll, look again soon even if no watch event arrives.
 const ROLLOUT_POLL: Duration = Duration::from_secs(15);
 const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
@@ -57,11 +55,11 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
             let workload = resolve::current_workload(penpot, ns, ctx).await?;
             let (obs, next) = match other {
                 Resolved::Missing(missing) => {
-                    (Observation::WaitingForRelations { missing, workload: workload.as_ref() }, RESYNC)
+                    (Observation::WaitingForRelations { missing, workload: workload.as_ref() }, ctx.resync)
                 }
                 Resolved::Invalid { reason, message } => {
                     tracing::warn!(%message, "relation data rejected");
-                    (Observation::Blocked { reason, message, workload: workload.as_ref() }, RESYNC)
+                    (Observation::Blocked { reason, message, workload: workload.as_ref() }, ctx.resync)
                 }
                 Resolved::DiscoveryFailed(message) => {
                     tracing::warn!(%message, "OIDC discovery failed");
@@ -87,7 +85,7 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
             tracing::warn!(%message, "spec cannot be rendered");
             let obs = Observation::Blocked { reason: reason::INVALID_SPEC, message, workload: workload.as_ref() };
             report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await?;
-            return Ok(Action::requeue(RESYNC));
+            return Ok(Action::requeue(ctx.resync));
         }
     };
 
@@ -100,5 +98,5 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
     let next = status::compute(&status_ctx, &obs);
     let settled = next.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
     report::report(penpot, ns, next, ctx).await?;
-    Ok(Action::requeue(if settled { RESYNC } else { ROLLOUT_POLL }))
+    Ok(Action::requeue(if settled { ctx.resync } else { ROLLOUT_POLL }))
 }

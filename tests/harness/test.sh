@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Everything CI runs: formatting, clippy, unit tests and the e2e suite on a real control
+# plane. The control plane is stopped on exit, pass or fail.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+# shellcheck source=tests/harness/lib.sh
+source "$here/lib.sh"
+cd "$root"
+
+log "cargo fmt --check"
+cargo fmt --check
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+log "building the control plane (cached after the first run)"
+"$here/build.sh"
+command -v nginx >/dev/null || die "nginx is not installed (apt-get install nginx)"
+
+run_dir="$(mktemp -d "${TMPDIR:-/tmp}/penpot-e2e.XXXXXX")"
+cleanup() {
+  "$here/cluster.sh" down "$run_dir" || true
+  if [[ "${PENPOT_E2E_KEEP:-}" != 1 ]]; then rm -rf "$run_dir"; fi
+}
+trap cleanup EXIT
+"$here/cluster.sh" up "$run_dir"
+# shellcheck disable=SC1091
+source "$run_dir/env"
+
+log "cargo test (unit and e2e; e2e logs under $run_dir/logs)"
+PENPOT_E2E_REQUIRED=1 cargo test --all-targets -- "$@"
