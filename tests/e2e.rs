@@ -1,0 +1,411 @@
+//! End-to-end tests against the real control plane from tests/harness (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler, kwok). Each test gets its own namespace and runs
+//! the real `penpot-operator run` binary under a ServiceAccount bound to deploy/rbac's
+//! ClusterRole. Assertions read the API server, its audit log, Pebble and nginx; never the
+//! operator's own logs. Without a control plane the tests say they are skipped.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+use support::*;
+
+const LONG: Duration = Duration::from_secs(120);
+
+#[test]
+fn crd_accepts_a_full_spec_and_rejects_bad_fields_by_name() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "crd");
+    let full = r#"apiVersion: penpot-operator.dev/v1alpha1
+kind: Penpot
+metadata: {name: full}
+spec:
+  publicUri: https://penpot.example.com/
+  allowInsecureHttp: false
+  replicas: 3
+  postgresql: {secretRef: {name: pg}, maxConnections: 90}
+  redis: {secretRef: {name: redis}}
+  s3: {secretRef: {name: s3}}
+  smtp: {secretRef: {name: smtp}, fromAddress: penpot@example.com}
+  oidc: {secretRef: {name: oidc}}
+  ingress: {className: nginx, host: penpot.example.com, tlsSecretName: tls, annotations: {a: b}}
+  images: {penpot: "example.org/penpot:2.17.0", nginx: "example.org/penpot:2.17.0"}
+  imagePullPolicy: IfNotPresent
+  imagePullSecrets: [{name: regcred}]
+  flags: [enable-webhooks, disable-onboarding]
+  exporter: {enabled: false}
+  airGapped: true
+  tenant: team-a
+  dnsResolver: 10.96.0.10
+  ssrfAllowedHosts: [idp.internal]
+  resources: {penpot: {requests: {cpu: 500m, memory: 1Gi}}, nginx: {limits: {memory: 128Mi}}}
+  nodeSelector: {disk: ssd}
+  tolerations: [{key: dedicated, operator: Equal, value: penpot, effect: NoSchedule}]
+  affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 1, podAffinityTerm: {topologyKey: kubernetes.io/hostname}}]}}
+  podAnnotations: {team: design}
+  podLabels: {team: design}
+"#;
+    let out = c.apply(&ns.name, full);
+    assert!(out.ok, "a Penpot with every field set was rejected: {}", out.stderr);
+
+    let base = "apiVersion: penpot-operator.dev/v1alpha1\nkind: Penpot\nmetadata: {name: bad}\nspec:\n";
+    let cases = [
+        ("  publicUri: https://a.example/\n  replicas: -1\n", "spec.replicas"),
+        ("  publicUri: https://a.example/\n  flags: [turbo]\n", "spec.flags[0]"),
+        ("  publicUri: ftp://a.example/\n", "spec.publicUri"),
+        ("  replicas: 1\n", "spec.publicUri is required unless spec.ingress.host is set"),
+        ("  publicUri: https://a.example/\n  podLabels: {app.kubernetes.io/name: x}\n", "podLabels must not set"),
+        (
+            "  publicUri: https://a.example/\n  ingress: {tlsSecretName: t}\n",
+            "ingress.tlsSecretName needs ingress.host",
+        ),
+        ("  publicUri: https://a.example/\n  imagePullPolicy: Sometimes\n", "spec.imagePullPolicy"),
+        (
+            "  publicUri: https://a.example/\n  postgresql: {secretRef: {name: Bad_Name}}\n",
+            "spec.postgresql.secretRef.name",
+        ),
+    ];
+    for (spec, field) in cases {
+        let out = c.apply(&ns.name, &format!("{base}{spec}"));
+        assert!(!out.ok, "accepted a bad spec:\n{spec}");
+        assert!(out.stderr.contains(field), "rejection of\n{spec}does not name {field:?}: {}", out.stderr);
+    }
+    let long = format!(
+        "apiVersion: penpot-operator.dev/v1alpha1\nkind: Penpot\nmetadata: {{name: {}}}\nspec: {{publicUri: 'https://a.example/'}}\n",
+        "x".repeat(46)
+    );
+    let out = c.apply(&ns.name, &long);
+    assert!(!out.ok && out.stderr.contains("metadata.name must be at most 45 characters"), "{}", out.stderr);
+}
+
+#[test]
+fn blocked_until_relations_arrive_then_ready_with_owned_objects() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "life");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+
+    c.apply_ok(n, &penpot_yaml("p", 2));
+    let expect_message = |message: &str| {
+        wait_until(LONG, message, || {
+            let p = c.get(n, "penpot/p")?;
+            (status_message(&p) == message).then_some(p)
+        })
+    };
+    let p = expect_message("waiting for postgresql, redis, s3");
+    assert_eq!(p["status"]["phase"], "Blocked");
+    assert_eq!(condition(&p, "Ready").unwrap()["status"], "False");
+    assert_eq!(condition(&p, "Ready").unwrap()["reason"], "WaitingForRelations");
+    assert!(c.get(n, "statefulset/p").is_none(), "a workload was created without relations");
+
+    c.apply_ok(n, &postgresql_secret("p-postgresql", PG_PASSWORD));
+    expect_message("waiting for redis, s3");
+    c.apply_ok(n, &redis_secret("p-redis", "6379"));
+    expect_message("waiting for s3");
+    c.apply_ok(n, &s3_secret("p-s3"));
+    wait_ready(c, n, "p");
+
+    let penpot = c.get(n, "penpot/p").unwrap();
+    let uid = penpot["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(penpot["status"]["phase"], "Active");
+    assert_eq!(penpot["status"]["readyReplicas"], 2);
+    assert_eq!(penpot["status"]["observedGeneration"], penpot["metadata"]["generation"]);
+    for what in [
+        "secret/p-config",
+        "secret/p-secret-key",
+        "statefulset/p",
+        "service/p",
+        "service/p-endpoints",
+        "networkpolicy/p",
+    ] {
+        let obj = c.get(n, what).unwrap_or_else(|| panic!("{what} missing"));
+        let owners = obj["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
+        assert!(
+            owners.iter().any(|o| o["uid"] == uid && o["controller"] == true),
+            "{what} is not controlled by the Penpot: {owners:?}"
+        );
+    }
+    let sts = c.get(n, "statefulset/p").unwrap();
+    assert_eq!(sts["status"]["readyReplicas"], 2, "kwok did not make both pods Ready");
+    let pod_names: Vec<String> = pods(c, n, "p").into_iter().map(|(name, _)| name).collect();
+    assert_eq!(pod_names, ["p-0", "p-1"]);
+
+    // What the pods would run is accepted by the real Pebble and nginx.
+    let config = c.get(n, "secret/p-config").unwrap();
+    check_layers_and_nginx(&config);
+
+    // Events on the way: a Warning while blocked, a Normal once ready.
+    let events = c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"]);
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let reasons: Vec<&str> = events["items"].as_array().unwrap().iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert!(reasons.contains(&"WaitingForRelations") && reasons.contains(&"Ready"), "events: {reasons:?}");
+    assert_no_secret_values(c, n, &[&events.to_string(), &penpot.to_string()]);
+}
+
+/// Decodes the rendered configuration from the API server and feeds it to `pebble` and `nginx -t`.
+fn check_layers_and_nginx(config: &Value) {
+    let data = config["data"].as_object().unwrap();
+    let decode = |k: &str| {
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data[k].as_str().unwrap()).unwrap()).unwrap()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for (layer, service) in [("001-penpot.yaml", "backend"), ("001-nginx.yaml", "frontend")] {
+        let pebble_dir = tmp.path().join(layer);
+        std::fs::create_dir_all(pebble_dir.join("layers")).unwrap();
+        std::fs::write(pebble_dir.join("layers").join(layer), decode(layer)).unwrap();
+        let out = Command::new("pebble").args(["enter", "plan"]).env("PEBBLE", &pebble_dir).output().unwrap();
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "pebble refused {layer}: {}", String::from_utf8_lossy(&out.stderr));
+        let plan: Value = serde_saphyr::from_str(&plan).unwrap();
+        assert_eq!(plan["services"][service]["startup"], "enabled", "{plan}");
+        assert_eq!(plan["services"][service]["override"], "replace");
+        assert_eq!(plan["services"][service]["on-failure"], "shutdown");
+    }
+    let conf_dir = tmp.path().join("nginx");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    std::fs::write(conf_dir.join("nginx.conf"), decode("nginx.conf")).unwrap();
+    let out = Command::new("nginx")
+        .args(["-t", "-e", "stderr", "-c"])
+        .arg(conf_dir.join("nginx.conf"))
+        .output()
+        .expect("nginx is installed");
+    assert!(out.status.success(), "nginx -t failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(decode("config.js").contains("var penpotFlags = \"disable-registration enable-login-with-password\";"));
+}
+
+/// No secret value used by the tests appears in status, events or the operator's logs.
+fn assert_no_secret_values(c: &Cluster, ns: &str, texts: &[&str]) {
+    let logs = std::fs::read_dir(c.dir.join("logs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("operator-{ns}")))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<Vec<_>>();
+    for secret in [PG_PASSWORD, S3_SECRET, REDIS_PASSWORD, "rotated-Pw-42"] {
+        for t in texts.iter().copied().chain(logs.iter().map(String::as_str)) {
+            assert!(!t.contains(secret), "a secret value leaked into status, events or logs");
+        }
+    }
+}
+
+#[test]
+fn password_rotation_rolls_pods_and_idle_operator_writes_nothing() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "rot");
+    let n = ns.name.as_str();
+    let (kubeconfig, user) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &["--resync-seconds", "2"]);
+    ready_penpot(c, n, "p", 1);
+
+    let before = c.get(n, "statefulset/p").unwrap();
+    let old_hash = config_hash(&before);
+    let old_pods = pods(c, n, "p");
+
+    // Rotate the PostgreSQL password: new layer, new hash, pods replaced.
+    c.apply_ok(n, &postgresql_secret("p-postgresql", "rotated-Pw-42"));
+    let sts = wait_until(LONG, "a new config hash on the pod template", || {
+        let sts = c.get(n, "statefulset/p")?;
+        (config_hash(&sts) != old_hash).then_some(sts)
+    });
+    let update_revision = wait_until(LONG, "the rollout to finish", || {
+        let sts = c.get(n, "statefulset/p")?;
+        let st = &sts["status"];
+        (st["updateRevision"] == st["currentRevision"] && st["readyReplicas"] == 1 && st["updatedReplicas"] == 1)
+            .then(|| st["updateRevision"].as_str().unwrap_or_default().to_string())
+    });
+    let new_pods = pods(c, n, "p");
+    assert_ne!(old_pods, new_pods, "the pods were not replaced");
+    let pod = c.get(n, "pod/p-0").unwrap();
+    assert_eq!(pod["metadata"]["labels"]["controller-revision-hash"], update_revision.as_str());
+    let config = c.get(n, "secret/p-config").unwrap();
+    let layer =
+        base64::engine::general_purpose::STANDARD.decode(config["data"]["001-penpot.yaml"].as_str().unwrap()).unwrap();
+    assert!(String::from_utf8(layer).unwrap().contains("rotated-Pw-42"));
+    assert_eq!(config_hash(&sts).len(), 32);
+    wait_ready(c, n, "p");
+
+    // Settled: touching an unrelated Secret and several resyncs (every 2 s) write nothing.
+    std::thread::sleep(Duration::from_secs(3));
+    let settled = c.writes_by(&user).len();
+    c.apply_ok(n, &secret_yaml("unrelated", &[("k", "v1")]));
+    c.apply_ok(n, &secret_yaml("unrelated", &[("k", "v2")]));
+    std::thread::sleep(Duration::from_secs(8));
+    let after = c.writes_by(&user);
+    assert_eq!(
+        after.len(),
+        settled,
+        "the operator wrote while nothing it depends on changed: {:?}",
+        &after[settled..].iter().map(|e| (e["verb"].clone(), e["objectRef"].clone())).collect::<Vec<_>>()
+    );
+    assert_eq!(pods(c, n, "p"), new_pods, "pods rolled without a change");
+    assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), config_hash(&sts));
+}
+
+#[test]
+fn invalid_relation_keeps_running_pods_and_names_the_key() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "bad");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    ready_penpot(c, n, "p", 2);
+    let hash = config_hash(&c.get(n, "statefulset/p").unwrap());
+    let running = pods(c, n, "p");
+
+    c.apply_ok(n, &redis_secret("p-redis", "not-a-port"));
+    let p = wait_until(LONG, "status naming the bad key", || {
+        let p = c.get(n, "penpot/p")?;
+        status_message(&p).contains(r#"Secret "p-redis" key "port""#).then_some(p)
+    });
+    assert_eq!(p["status"]["phase"], "Blocked");
+    assert_eq!(condition(&p, "Stalled").unwrap()["status"], "True");
+    assert_eq!(condition(&p, "Stalled").unwrap()["reason"], "InvalidRelation");
+    assert!(status_message(&p).contains("running pod(s) keep the last good configuration"), "{}", status_message(&p));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), hash, "bad data reached the pod template");
+    assert_eq!(pods(c, n, "p"), running, "running pods were disturbed");
+
+    // The Secret disappears entirely: still nothing torn down.
+    c.kubectl_ok(&["-n", n, "delete", "secret", "p-redis"]);
+    wait_until(LONG, "waiting for redis", || {
+        let p = c.get(n, "penpot/p")?;
+        (status_message(&p) == "waiting for redis").then_some(())
+    });
+    assert_eq!(pods(c, n, "p"), running);
+    assert!(c.get(n, "statefulset/p").is_some());
+
+    // Fixed: back to Ready with the same configuration as before.
+    c.apply_ok(n, &redis_secret("p-redis", "6379"));
+    wait_ready(c, n, "p");
+    assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), hash);
+    let events = c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"]);
+    assert!(events.contains("InvalidRelation"));
+    assert_no_secret_values(c, n, &[&events, &c.get(n, "penpot/p").unwrap().to_string()]);
+}
+
+#[test]
+fn deleting_the_penpot_collects_everything_and_recreating_converges() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "gc");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    ready_penpot(c, n, "p", 1);
+    let key = c.get(n, "secret/p-secret-key").unwrap()["data"].clone();
+
+    c.kubectl_ok(&["-n", n, "delete", "penpot", "p"]);
+    let owned = [
+        "secret/p-config",
+        "secret/p-secret-key",
+        "statefulset/p",
+        "service/p",
+        "service/p-endpoints",
+        "networkpolicy/p",
+    ];
+    wait_until(LONG, "garbage collection of every owned object", || {
+        owned.iter().all(|w| c.get(n, w).is_none()).then_some(())
+    });
+    assert!(c.get(n, "secret/p-postgresql").is_some(), "a relation Secret was deleted");
+
+    c.apply_ok(n, &penpot_yaml("p", 1));
+    wait_ready(c, n, "p");
+    let new_key = c.get(n, "secret/p-secret-key").unwrap()["data"].clone();
+    assert_ne!(key, new_key, "a re-created Penpot gets a fresh secret key");
+}
+
+#[test]
+fn restart_converges_and_hand_edits_are_reverted() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "drift");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let mut op = Operator::start(c, n, &kubeconfig, "op", &[]);
+
+    // Killed mid-way, right after the inputs appear.
+    c.apply_ok(n, &postgresql_secret("p-postgresql", PG_PASSWORD));
+    c.apply_ok(n, &redis_secret("p-redis", "6379"));
+    c.apply_ok(n, &s3_secret("p-s3"));
+    c.apply_ok(n, &penpot_yaml("p", 1));
+    wait_until(LONG, "the secret key", || c.get(n, "secret/p-secret-key"));
+    op.kill();
+    let mut op = Operator::start(c, n, &kubeconfig, "op2", &[]);
+    wait_ready(c, n, "p");
+
+    // The converged state is exactly what `render` computes offline for the same inputs.
+    let sts = c.get(n, "statefulset/p").unwrap();
+    let inputs: Vec<String> =
+        ["penpot/p", "secret/p-postgresql", "secret/p-redis", "secret/p-s3", "secret/p-secret-key"]
+            .iter()
+            .map(|w| c.kubectl_ok(&["-n", n, "get", w, "-o", "yaml"]))
+            .collect();
+    let rendered = penpot_operator::cli::render::render_documents(
+        &inputs.iter().enumerate().map(|(i, t)| (format!("cluster-{i}"), t.clone())).collect::<Vec<_>>(),
+        || unreachable!("the key Secret is in the input"),
+    )
+    .unwrap();
+    assert!(rendered.contains(&config_hash(&sts)), "the cluster's config hash differs from an undisturbed render");
+
+    // Hand edits: scale the StatefulSet and change the PEBBLE env var; the next reconcile
+    // (triggered by the owned-object watch) puts both back.
+    op.kill();
+    c.kubectl_ok(&["-n", n, "scale", "statefulset/p", "--replicas=3"]);
+    c.kubectl_ok(&[
+        "-n",
+        n,
+        "patch",
+        "statefulset/p",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/template/spec/containers/1/env/0/value","value":"/tmp/hacked"}]"#,
+    ]);
+    let _op = Operator::start(c, n, &kubeconfig, "op3", &[]);
+    wait_until(LONG, "the hand edits to be reverted", || {
+        let sts = c.get(n, "statefulset/p")?;
+        (sts["spec"]["replicas"] == 1
+            && sts["spec"]["template"]["spec"]["containers"][1]["env"][0]["value"] == "/pebble")
+            .then_some(())
+    });
+    wait_ready(c, n, "p");
+}
+
+#[test]
+fn leader_election_lets_one_replica_write_and_fails_over() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "lead");
+    let n = ns.name.as_str();
+    let (kube_a, user_a) = operator_identity(c, n, "operator-a");
+    let (kube_b, user_b) = operator_identity(c, n, "operator-b");
+    let mut a = Operator::start(c, n, &kube_a, "replica-a", &["--leader-elect"]);
+    let holder = wait_until(LONG, "a lease holder", || {
+        let lease = c.get(n, "lease/penpot-operator-leader")?;
+        lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+    });
+    assert_eq!(holder, "replica-a");
+    let mut b = Operator::start(c, n, &kube_b, "replica-b", &["--leader-elect"]);
+    ready_penpot(c, n, "p", 1);
+
+    let writes_to = |user: &str, resource: &str| {
+        c.writes_by(user).iter().filter(|e| e["objectRef"]["resource"] == resource).count()
+    };
+    assert!(writes_to(&user_a, "statefulsets") > 0, "the leader did not write");
+    assert_eq!(writes_to(&user_b, "statefulsets") + writes_to(&user_b, "penpots"), 0, "the follower wrote");
+
+    a.kill();
+    wait_until(Duration::from_secs(90), "replica-b to take the lease", || {
+        let lease = c.get(n, "lease/penpot-operator-leader")?;
+        (lease["spec"]["holderIdentity"] == "replica-b").then_some(())
+    });
+    c.kubectl_ok(&["-n", n, "patch", "penpot/p", "--type=merge", "-p", r#"{"spec":{"replicas":2}}"#]);
+    wait_until(LONG, "the new leader to scale the StatefulSet", || {
+        let sts = c.get(n, "statefulset/p")?;
+        (sts["spec"]["replicas"] == 2).then_some(())
+    });
+    wait_ready(c, n, "p");
+    assert!(writes_to(&user_b, "statefulsets") > 0);
+    assert!(b.is_running());
+}

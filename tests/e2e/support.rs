@@ -1,0 +1,332 @@
+//! Helpers for the e2e suite: the control plane started by tests/harness/cluster.sh, kubectl,
+//! a namespace per test, the operator binary running under a ServiceAccount token, and the
+//! API server's audit log to count the operator's writes.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub audit_log: PathBuf,
+}
+
+/// The running control plane, or `None` (after saying so) when the suite runs without one.
+/// With `PENPOT_E2E_REQUIRED=1` (CI, `make test`) a missing control plane fails the test.
+pub fn cluster() -> Option<&'static Cluster> {
+    static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
+    let c = CLUSTER.get_or_init(|| {
+        let dir = std::env::var_os("PENPOT_E2E_DIR").map(PathBuf::from)?;
+        let c = Cluster { kubeconfig: dir.join("admin.kubeconfig"), audit_log: dir.join("logs/audit.log"), dir };
+        install_crd_and_rbac(&c);
+        Some(c)
+    });
+    if c.is_none() {
+        assert!(
+            std::env::var("PENPOT_E2E_REQUIRED").as_deref() != Ok("1"),
+            "PENPOT_E2E_REQUIRED=1 but PENPOT_E2E_DIR is not set: start tests/harness/cluster.sh first"
+        );
+        eprintln!("e2e skipped: PENPOT_E2E_DIR is not set (run `make test`, see docs/development.md)");
+    }
+    c.as_ref()
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn install_crd_and_rbac(c: &Cluster) {
+    let crd = repo().join("crds/penpot.yaml");
+    c.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    c.kubectl_ok(&["wait", "--for=condition=Established", "crd/penpots.penpot-operator.dev", "--timeout=60s"]);
+    let role = repo().join("deploy/rbac/clusterrole.yaml");
+    c.kubectl_ok(&["apply", "-f", role.to_str().unwrap()]);
+}
+
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cluster {
+    pub fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl runs (PATH from tests/harness env)");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        let out = child.wait_with_output().unwrap();
+        Output {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_in(args, None)
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.ok, "kubectl {args:?} failed: {}", out.stderr);
+        out.stdout
+    }
+
+    pub fn apply(&self, ns: &str, yaml: &str) -> Output {
+        self.kubectl_in(&["-n", ns, "apply", "-f", "-"], Some(yaml))
+    }
+
+    pub fn apply_ok(&self, ns: &str, yaml: &str) {
+        let out = self.apply(ns, yaml);
+        assert!(out.ok, "apply failed: {}\n{yaml}", out.stderr);
+    }
+
+    /// The object as JSON, or `None` when it does not exist.
+    pub fn get(&self, ns: &str, what: &str) -> Option<Value> {
+        let out = self.kubectl(&["-n", ns, "get", what, "-o", "json"]);
+        if !out.ok {
+            assert!(out.stderr.contains("NotFound"), "kubectl get {what}: {}", out.stderr);
+            return None;
+        }
+        Some(serde_json::from_str(&out.stdout).unwrap())
+    }
+
+    /// Audit-log entries of writes made by `user` (e.g. `system:serviceaccount:ns:sa`).
+    pub fn writes_by(&self, user: &str) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.audit_log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e.pointer("/user/username").and_then(Value::as_str) == Some(user))
+            .filter(|e| e["verb"] != "get" && e["verb"] != "list" && e["verb"] != "watch")
+            .collect()
+    }
+}
+
+/// A fresh namespace for one test, removed afterwards.
+pub struct Namespace<'a> {
+    pub name: String,
+    cluster: &'a Cluster,
+}
+
+impl<'a> Namespace<'a> {
+    pub fn new(cluster: &'a Cluster, prefix: &str) -> Self {
+        let name = format!("{prefix}-{}", std::process::id() % 100_000);
+        cluster.kubectl_ok(&["create", "namespace", &name]);
+        // The ServiceAccount controller creates `default` shortly after.
+        wait_until(Duration::from_secs(30), "the default ServiceAccount", || {
+            cluster.get(&name, "serviceaccount/default").map(|_| ())
+        });
+        Namespace { name, cluster }
+    }
+}
+
+impl Drop for Namespace<'_> {
+    fn drop(&mut self) {
+        if std::env::var("PENPOT_E2E_KEEP").as_deref() != Ok("1") {
+            let _ = self.cluster.kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+        }
+    }
+}
+
+/// A kubeconfig that authenticates as ServiceAccount `sa` in `ns`, bound to the operator's
+/// ClusterRole in that namespace only: the operator gets exactly the rights the chart gives.
+pub fn operator_identity(c: &Cluster, ns: &str, sa: &str) -> (PathBuf, String) {
+    c.kubectl_ok(&["-n", ns, "create", "serviceaccount", sa]);
+    c.kubectl_ok(&[
+        "-n",
+        ns,
+        "create",
+        "rolebinding",
+        sa,
+        "--clusterrole=penpot-operator",
+        &format!("--serviceaccount={ns}:{sa}"),
+    ]);
+    let token = c.kubectl_ok(&["-n", ns, "create", "token", sa, "--duration=2h"]);
+    let path = c.dir.join(format!("{ns}-{sa}.kubeconfig"));
+    std::fs::copy(&c.kubeconfig, &path).unwrap();
+    let k = path.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("kubectl").arg("--kubeconfig").arg(k).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["config", "set-credentials", sa, &format!("--token={}", token.trim())]);
+    run(&["config", "set-context", "e2e", &format!("--user={sa}")]);
+    (path, format!("system:serviceaccount:{ns}:{sa}"))
+}
+
+/// The operator binary, watching one namespace; killed when dropped.
+pub struct Operator {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    pub fn start(c: &Cluster, ns: &str, kubeconfig: &Path, name: &str, extra: &[&str]) -> Operator {
+        let log = c.dir.join(format!("logs/operator-{ns}-{name}.log"));
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_penpot-operator"))
+            .args(["run", "--namespace", ns, "--http-addr", "127.0.0.1:0", "--identity", name])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,penpot_operator=debug")
+            .env_remove("POD_NAMESPACE")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("the operator binary starts");
+        Operator { child, log }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics naming what never happened.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+pub fn status_message(p: &Value) -> String {
+    p.pointer("/status/message").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+pub fn condition<'v>(p: &'v Value, type_: &str) -> Option<&'v Value> {
+    p.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+pub fn secret_yaml(name: &str, pairs: &[(&str, &str)]) -> String {
+    let mut s = format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:\n");
+    for (k, v) in pairs {
+        s.push_str(&format!("  {k}: {}\n", serde_json::to_string(v).unwrap()));
+    }
+    s
+}
+
+pub const PG_PASSWORD: &str = "pg-secret-Xq9v";
+pub const S3_SECRET: &str = "s3-secret-Zr7k";
+pub const REDIS_PASSWORD: &str = "redis-secret-Lm3p";
+
+pub fn postgresql_secret(name: &str, password: &str) -> String {
+    secret_yaml(
+        name,
+        &[
+            ("endpoints", "pg.db.svc.cluster.local:5432"),
+            ("database", "penpot"),
+            ("username", "penpot"),
+            ("password", password),
+        ],
+    )
+}
+
+pub fn redis_secret(name: &str, port: &str) -> String {
+    secret_yaml(name, &[("hostname", "valkey.db.svc.cluster.local"), ("port", port), ("password", REDIS_PASSWORD)])
+}
+
+pub fn s3_secret(name: &str) -> String {
+    secret_yaml(
+        name,
+        &[
+            ("access-key", "penpot"),
+            ("secret-key", S3_SECRET),
+            ("bucket", "penpot"),
+            ("endpoint", "http://minio.storage.svc.cluster.local:9000"),
+        ],
+    )
+}
+
+/// A Penpot named `name` referencing `<name>-postgresql`, `-redis` and `-s3`.
+pub fn penpot_yaml(name: &str, replicas: i32) -> String {
+    format!(
+        r#"apiVersion: penpot-operator.dev/v1alpha1
+kind: Penpot
+metadata:
+  name: {name}
+spec:
+  publicUri: https://{name}.example.com/
+  replicas: {replicas}
+  dnsResolver: 10.96.0.10
+  postgresql:
+    secretRef: {{name: {name}-postgresql}}
+  redis:
+    secretRef: {{name: {name}-redis}}
+  s3:
+    secretRef: {{name: {name}-s3}}
+"#
+    )
+}
+
+/// Applies a Penpot with all three required Secrets and waits for `Ready` with kubectl.
+pub fn ready_penpot(c: &Cluster, ns: &str, name: &str, replicas: i32) {
+    c.apply_ok(ns, &postgresql_secret(&format!("{name}-postgresql"), PG_PASSWORD));
+    c.apply_ok(ns, &redis_secret(&format!("{name}-redis"), "6379"));
+    c.apply_ok(ns, &s3_secret(&format!("{name}-s3")));
+    c.apply_ok(ns, &penpot_yaml(name, replicas));
+    wait_ready(c, ns, name);
+}
+
+pub fn wait_ready(c: &Cluster, ns: &str, name: &str) {
+    let out = c.kubectl(&["-n", ns, "wait", "--for=condition=Ready", &format!("penpot/{name}"), "--timeout=120s"]);
+    assert!(out.ok, "penpot/{name} never became Ready: {}\n{:?}", out.stderr, c.get(ns, &format!("penpot/{name}")));
+}
+
+pub fn config_hash(sts: &Value) -> String {
+    sts.pointer("/spec/template/metadata/annotations/penpot-operator.dev~1config-hash")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Pod names with their UIDs, sorted.
+pub fn pods(c: &Cluster, ns: &str, instance: &str) -> Vec<(String, String)> {
+    let selector = format!("app.kubernetes.io/instance={instance}");
+    let list: Value =
+        serde_json::from_str(&c.kubectl_ok(&["-n", ns, "get", "pods", "-l", &selector, "-o", "json"])).unwrap();
+    let mut pods: Vec<(String, String)> = list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|p| {
+                    (
+                        p["metadata"]["name"].as_str().unwrap().to_string(),
+                        p["metadata"]["uid"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    pods.sort();
+    pods
+}
