@@ -12,7 +12,7 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use crate::cli::RenderArgs;
-use crate::crd::{Penpot, Relation};
+use crate::crd::Penpot;
 use crate::relations::{self, Resolution};
 use crate::render::{self, labels, secrets};
 use crate::status::{self, Observation, reason};
@@ -141,7 +141,7 @@ pub fn render_documents(inputs: &[(String, String)], new_key: impl Fn() -> Strin
             if relations.oidc.as_ref().is_some_and(|o| o.endpoints.is_none()) {
                 eprintln!("note: offline render does not discover OIDC endpoints; the operator fills them in");
             }
-            match render::render(&penpot, &render::Inputs { relations, secret_key }) {
+            match render::render(&penpot, &render::Inputs { relations: *relations, secret_key }) {
                 Ok(desired) => {
                     out.push(to_value(&desired.config)?);
                     out.push(to_value(&desired.headless_service)?);
@@ -180,9 +180,4 @@ fn with_string_data(secret: &Secret) -> Secret {
         }
     }
     s
-}
-
-#[allow(dead_code)]
-fn relation_names() -> Vec<&'static str> {
-    Relation::ALL.iter().map(|r| r.name()).collect()
 }

@@ -64,6 +64,9 @@ async fn run(args: RunArgs) -> ExitCode {
             }
         };
         tracing::info!(lease = leader::LEASE_NAME, namespace = %ns, %identity, "waiting for leadership");
+        // A healthy follower is ready: otherwise a rolling update of the Deployment would
+        // wait forever for a replica that cannot lead until the old one is gone.
+        let _ = ready_tx.send(true);
         tokio::select! {
             _ = leader::acquired(&mut rx) => tracing::info!(%identity, "acquired leadership"),
             _ = stopped(stop_rx.clone()) => return ExitCode::SUCCESS,

@@ -77,7 +77,7 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
         }
     };
 
-    let desired = match render::render(penpot, &inputs) {
+    let desired = match render::render(penpot, inputs.as_ref()) {
         Ok(d) => d,
         Err(e) => {
             let workload = resolve::current_workload(penpot, ns, ctx).await?;

@@ -24,7 +24,7 @@ pub enum Resolved {
     /// OIDC endpoint discovery failed; the message names the issuer, never a secret.
     DiscoveryFailed(String),
     /// Everything render needs.
-    Ready(render::Inputs),
+    Ready(Box<render::Inputs>),
 }
 
 pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolved, Error> {
@@ -40,7 +40,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         }
     }
     let mut relations = match relations::resolve(spec, &found) {
-        Resolution::Ready(r) => r,
+        Resolution::Ready(r) => *r,
         Resolution::Missing(missing) => return Ok(Resolved::Missing(missing)),
         Resolution::Invalid(e) => {
             return Ok(Resolved::Invalid { reason: reason::INVALID_RELATION, message: e.to_string() });
@@ -60,7 +60,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         Ok(key) => key,
         Err(message) => return Ok(Resolved::Invalid { reason: reason::INVALID_SECRET_KEY, message }),
     };
-    Ok(Resolved::Ready(render::Inputs { relations, secret_key }))
+    Ok(Resolved::Ready(Box::new(render::Inputs { relations, secret_key })))
 }
 
 /// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once. An existing Secret is

@@ -46,7 +46,7 @@ pub enum Resolution {
     /// Relations that are needed but absent, sorted by name.
     Missing(Vec<String>),
     Invalid(RelationError),
-    Ready(Relations),
+    Ready(Box<Relations>),
 }
 
 /// Parses the found Secrets into settings. OIDC endpoints may still need discovery.
@@ -69,7 +69,7 @@ pub fn resolve(spec: &PenpotSpec, found: &Found) -> Resolution {
         })
     })();
     match parsed {
-        Ok(r) => Resolution::Ready(r),
+        Ok(r) => Resolution::Ready(Box::new(r)),
         Err(e) => Resolution::Invalid(e),
     }
 }

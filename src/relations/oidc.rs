@@ -78,8 +78,12 @@ pub(crate) fn http_url(value: &str) -> Result<String, String> {
         return Err("must be an http:// or https:// URL".into());
     }
     check_host(url.host_str().unwrap_or_default())?;
+    if url.port() == Some(0) {
+        return Err("has port 0; a port is 1-65535".into());
+    }
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
         return Err("must not carry credentials or a #fragment".into());
     }
-    Ok(value.to_string())
+    // The parsed form: what was checked is what Penpot gets (no %-escapes left in the host).
+    Ok(url.to_string())
 }

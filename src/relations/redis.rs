@@ -33,10 +33,10 @@ pub fn parse(d: &SecretData) -> Result<Redis, RelationError> {
         let scheme = if d.flag("tls", false)? { "rediss" } else { "redis" };
         return Ok(Redis { uri: format!("{scheme}://{auth}{host}:{port}") });
     }
-    let (key, uri) = d.require(&["hostname", "host", "uri", "url"]).map_err(|mut e| {
-        e.problem = "is missing or empty (also accepted: host, uri, url)".into();
-        e
-    })?;
+    // Only absence gets the combined message; a bad `uri` / `url` value keeps its own error.
+    let (key, uri) = d
+        .first(&["uri", "url"])?
+        .ok_or_else(|| d.error("hostname", "is missing or empty (also accepted: host, uri, url)"))?;
     let bad = |p: &str| d.error(key, p);
     let url = url::Url::parse(uri).map_err(|_| bad("is not a valid URI"))?;
     if !matches!(url.scheme(), "redis" | "rediss") {

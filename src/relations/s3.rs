@@ -75,6 +75,10 @@ pub fn parse(d: &SecretData) -> Result<S3, RelationError> {
 
 /// The AWS SDK wants a URL with a scheme; a bare host (as the Juju interface allows) means HTTPS.
 fn normalise_endpoint(value: &str) -> Result<String, String> {
+    // The URL parser would decode `%41` in a host and read `\` as `/`: refuse both outright.
+    if value.contains(['%', '\\']) {
+        return Err("has characters that are not allowed in a host name".into());
+    }
     let with_scheme = if value.contains("://") { value.to_string() } else { format!("https://{value}") };
     let url = url::Url::parse(&with_scheme).map_err(|_| "is not a valid URL or host name".to_string())?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -82,6 +86,13 @@ fn normalise_endpoint(value: &str) -> Result<String, String> {
     }
     let host = url.host_str().ok_or_else(|| "has no host".to_string())?;
     check_host(host)?;
+    if url.port() == Some(0) {
+        return Err("has port 0; a port is 1-65535".into());
+    }
+    // A bare `host/x` would otherwise pass as a URL with a path; objects live at the bucket root.
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err("must not have a path; the bucket goes in its own key".into());
+    }
     if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
         return Err("must not carry credentials, a query or a #fragment".into());
     }

@@ -33,7 +33,14 @@ pub fn cluster() -> Option<&'static Cluster> {
             std::env::var("PENPOT_E2E_REQUIRED").as_deref() != Ok("1"),
             "PENPOT_E2E_REQUIRED=1 but PENPOT_E2E_DIR is not set: start tests/harness/cluster.sh first"
         );
-        eprintln!("e2e skipped: PENPOT_E2E_DIR is not set (run `make test`, see docs/development.md)");
+        // Written past libtest's output capture, once, so `cargo test` shows it.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** e2e SKIPPED: PENPOT_E2E_DIR is not set; `make test` runs the e2e suite on a real control plane (docs/development.md) ***\n"
+            );
+        });
     }
     c.as_ref()
 }

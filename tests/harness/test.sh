@@ -16,7 +16,9 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 log "building the control plane (cached after the first run)"
 "$here/build.sh"
-command -v nginx >/dev/null || die "nginx is not installed (apt-get install nginx)"
+for tool in nginx lua5.4; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install nginx lua5.4)"
+done
 
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/penpot-e2e.XXXXXX")"
 cleanup() {

@@ -1,0 +1,74 @@
+{{- define "penpot-operator.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "penpot-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "penpot-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "penpot-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "penpot-operator.labels" -}}
+{{ include "penpot-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: penpot
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "penpot-operator.serviceAccountName" -}}
+{{- default (include "penpot-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "penpot-operator.leaderElection" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The operator's rules; kept equal to deploy/rbac/clusterrole.yaml by a test. */}}
+{{- define "penpot-operator.rules" -}}
+# Watch Penpots (the controller's main watch) and read them in reconcile.
+- apiGroups: [penpot-operator.dev]
+  resources: [penpots]
+  verbs: [get, list, watch]
+# Write status with server-side apply.
+- apiGroups: [penpot-operator.dev]
+  resources: [penpots/status]
+  verbs: [get, patch, update]
+# Owner references set blockOwnerDeletion, which needs this where
+# OwnerReferencesPermissionEnforcement is on (OpenShift).
+- apiGroups: [penpot-operator.dev]
+  resources: [penpots/finalizers]
+  verbs: [update]
+# Relation Secrets (read, metadata watch), the secret-key Secret (created once) and the
+# rendered configuration Secret (server-side apply).
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch, create, patch]
+# The ClusterIP and headless Services.
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, create, patch]
+# The workload.
+- apiGroups: [apps]
+  resources: [statefulsets]
+  verbs: [get, list, watch, create, patch]
+# The NetworkPolicy, and the Ingress, deleted again when spec.ingress.host is removed.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses]
+  verbs: [get, list, watch, create, patch, delete]
+# Events on phase changes and rollouts; repeats become series updates (patch).
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end -}}

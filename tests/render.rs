@@ -1,0 +1,506 @@
+//! The charm fixture test: the Penpot charm's unit-test relation data rendered by the operator
+//! must give the backend environment the charm expects, except for the documented deviations.
+//! Plus the render properties the reconcile relies on: flags, TLS mapping, https enforcement,
+//! the config hash and the Pebble layer shape.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use penpot_operator::crd::{ExporterSpec, Images, Penpot, PenpotSpec, PostgresqlRelation, Relation, SecretRef};
+use penpot_operator::relations::{Relations, SecretData, oidc, postgresql, redis, s3, smtp};
+use penpot_operator::render::{Desired, Inputs, RenderError, SpecError, render};
+use serde_json::Value;
+
+const SECRET_KEY: &str = "fixture-secret-key-0123456789abcdef0123456789abcdef";
+const CONFIG_HASH_ANNOTATION: &str = "penpot-operator.dev/config-hash";
+
+type Data = BTreeMap<String, Vec<u8>>;
+
+fn d(pairs: &[(&str, &str)]) -> Data {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect()
+}
+
+// The charm's unit-test fixtures (tests/unit/conftest.py of the Penpot charm).
+
+fn pg_data(password: &str) -> Data {
+    d(&[
+        ("endpoints", "postgresql-endpoint:5432"),
+        ("database", "penpot"),
+        ("username", "postgresql-username"),
+        ("password", password),
+    ])
+}
+
+fn redis_data() -> Data {
+    d(&[("hostname", "redis-hostname"), ("port", "6379")])
+}
+
+fn s3_data() -> Data {
+    d(&[
+        ("access-key", "s3-access-key"),
+        ("secret-key", "s3-secret-key"),
+        ("bucket", "penpot"),
+        ("endpoint", "s3-endpoint"),
+    ])
+}
+
+fn smtp_data(security: &str) -> Data {
+    d(&[
+        ("auth_type", "none"),
+        ("domain", "example.com"),
+        ("host", "smtp-host"),
+        ("port", "1025"),
+        ("transport_security", security),
+    ])
+}
+
+fn oidc_data() -> Data {
+    d(&[
+        ("client_id", "penpot"),
+        ("client_secret", "oidc-client-secret"),
+        ("issuer_url", "https://idp.example.com/realms/penpot"),
+        ("authorization_endpoint", "https://idp.example.com/auth"),
+        ("token_endpoint", "https://idp.example.com/token"),
+        ("userinfo_endpoint", "https://idp.example.com/userinfo"),
+    ])
+}
+
+fn parse_smtp(data: &Data) -> smtp::Smtp {
+    smtp::parse(&SecretData::new(Relation::Smtp, "smtp", data), None).expect("smtp fixture parses")
+}
+
+fn relations_with(pg_password: &str) -> Relations {
+    Relations {
+        postgresql: postgresql::parse(&SecretData::new(Relation::Postgresql, "postgresql", &pg_data(pg_password)))
+            .expect("postgresql fixture parses"),
+        redis: redis::parse(&SecretData::new(Relation::Redis, "redis", &redis_data())).expect("redis fixture parses"),
+        s3: s3::parse(&SecretData::new(Relation::S3, "s3", &s3_data())).expect("s3 fixture parses"),
+        smtp: Some(parse_smtp(&smtp_data("none"))),
+        oidc: None,
+    }
+}
+
+fn relations() -> Relations {
+    relations_with("postgresql-password")
+}
+
+fn spec() -> PenpotSpec {
+    PenpotSpec { public_uri: Some("https://penpot.local/".into()), replicas: 1, ..Default::default() }
+}
+
+fn penpot(spec: PenpotSpec) -> Penpot {
+    let mut p = Penpot::new("penpot", spec);
+    p.metadata.namespace = Some("test".into());
+    p
+}
+
+fn render_ok(p: &Penpot, relations: Relations) -> Desired {
+    match render(p, &Inputs { relations, secret_key: SECRET_KEY.into() }) {
+        Ok(desired) => desired,
+        Err(e) => panic!("render failed: {e}"),
+    }
+}
+
+fn config_text(desired: &Desired, key: &str) -> String {
+    let data = desired.config.data.as_ref().expect("config Secret has data");
+    let ByteString(bytes) = data.get(key).unwrap_or_else(|| panic!("config Secret has no key {key:?}"));
+    String::from_utf8(bytes.clone()).expect("config is UTF-8")
+}
+
+fn layer(desired: &Desired, key: &str) -> Value {
+    let yaml = config_text(desired, key);
+    serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{key} is not YAML: {e}\n{yaml}"))
+}
+
+fn service_env(desired: &Desired, service: &str) -> BTreeMap<String, String> {
+    let layer = layer(desired, "001-penpot.yaml");
+    let env = layer["services"][service]["environment"]
+        .as_object()
+        .unwrap_or_else(|| panic!("service {service} has no environment: {layer:#}"));
+    env.iter()
+        .map(|(k, v)| {
+            let v = v.as_str().unwrap_or_else(|| panic!("{k} is not a string but {v}"));
+            (k.clone(), v.to_string())
+        })
+        .collect()
+}
+
+fn backend_env(desired: &Desired) -> BTreeMap<String, String> {
+    service_env(desired, "backend")
+}
+
+fn show(env: &BTreeMap<String, String>) -> String {
+    env.iter().map(|(k, v)| format!("  {k}={v}\n")).collect()
+}
+
+/// Asserts `env[key] == want`, printing the whole environment on failure.
+fn assert_env(env: &BTreeMap<String, String>, key: &str, want: &str) {
+    assert_eq!(env.get(key).map(String::as_str), Some(want), "{key} in backend environment:\n{}", show(env));
+}
+
+/// The frontend flags from config.js.
+fn frontend_flags(desired: &Desired) -> String {
+    js_var(desired, "penpotFlags")
+}
+
+fn js_var(desired: &Desired, name: &str) -> String {
+    let js = config_text(desired, "config.js");
+    let prefix = format!("var {name} = ");
+    let line =
+        js.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("config.js has no {name}:\n{js}"));
+    let literal = line.strip_suffix(';').unwrap_or_else(|| panic!("{name} line does not end with ';': {line}"));
+    serde_json::from_str(literal).unwrap_or_else(|e| panic!("{name} is not a string literal ({e}): {literal}"))
+}
+
+fn pod_annotations(desired: &Desired) -> BTreeMap<String, String> {
+    desired
+        .statefulset
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.clone())
+        .expect("pod template has annotations")
+}
+
+const CHARM_FLAGS: &str = "disable-log-emails disable-registration disable-telemetry enable-login-with-password enable-prepl-server enable-smtp";
+
+/// The charm's expected backend environment (test_penpot_pebble_layer), with the deviations:
+/// - storage settings use the 2.11+ names and the endpoint is a URL (the SDK needs a scheme);
+/// - `disable-onboarding-questions` is gone from the flags (removed from Penpot);
+/// - `JAVA_HOME` is the image's business, not the layer's;
+/// - the secret key, tenant and pool size are rendered explicitly.
+fn expected_backend_env() -> BTreeMap<String, String> {
+    [
+        ("AWS_ACCESS_KEY_ID", "s3-access-key"),
+        ("AWS_SECRET_ACCESS_KEY", "s3-secret-key"),
+        ("PENPOT_OBJECTS_STORAGE_BACKEND", "s3"),
+        ("PENPOT_OBJECTS_STORAGE_S3_BUCKET", "penpot"),
+        ("PENPOT_OBJECTS_STORAGE_S3_ENDPOINT", "https://s3-endpoint"),
+        ("PENPOT_OBJECTS_STORAGE_S3_REGION", "us-east-1"),
+        ("PENPOT_DATABASE_PASSWORD", "postgresql-password"),
+        ("PENPOT_DATABASE_URI", "postgresql://postgresql-endpoint:5432/penpot"),
+        ("PENPOT_DATABASE_USERNAME", "postgresql-username"),
+        ("PENPOT_FLAGS", CHARM_FLAGS),
+        ("PENPOT_PUBLIC_URI", "https://penpot.local/"),
+        ("PENPOT_REDIS_URI", "redis://redis-hostname:6379"),
+        ("PENPOT_SMTP_DEFAULT_FROM", "no-reply@example.com"),
+        ("PENPOT_SMTP_DEFAULT_REPLY_TO", "no-reply@example.com"),
+        ("PENPOT_SMTP_HOST", "smtp-host"),
+        ("PENPOT_SMTP_PORT", "1025"),
+        ("PENPOT_SMTP_SSL", "false"),
+        ("PENPOT_SMTP_TLS", "false"),
+        ("PENPOT_TELEMETRY_ENABLED", "false"),
+        // Operator additions.
+        ("PENPOT_SECRET_KEY", SECRET_KEY),
+        ("PENPOT_TENANT", "default"),
+        ("PENPOT_DATABASE_MAX_POOL_SIZE", "60"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+const OLD_STORAGE_PREFIXES: [&str; 2] = ["PENPOT_ASSETS_STORAGE_", "PENPOT_STORAGE_ASSETS_"];
+const NEW_STORAGE_PREFIX: &str = "PENPOT_OBJECTS_STORAGE_";
+
+#[test]
+fn charm_fixture_backend_environment() {
+    let desired = render_ok(&penpot(spec()), relations());
+    let env = backend_env(&desired);
+    let want = expected_backend_env();
+    assert_eq!(
+        env,
+        want,
+        "backend environment differs from the charm's\nrendered:\n{}\nwanted:\n{}",
+        show(&env),
+        show(&want)
+    );
+    for key in env.keys() {
+        assert!(
+            !OLD_STORAGE_PREFIXES.iter().any(|p| key.starts_with(p)),
+            "2.17 image renders the old storage name {key}:\n{}",
+            show(&env)
+        );
+    }
+    assert_eq!(frontend_flags(&desired), "disable-registration enable-login-with-password");
+    assert_eq!(js_var(&desired, "penpotPublicURI"), "https://penpot.local/");
+    assert_eq!(desired.public_uri, "https://penpot.local/");
+    assert_eq!(desired.version.to_string(), "2.17.0");
+}
+
+#[test]
+fn charm_fixture_old_image_uses_old_storage_names() {
+    let p = penpot(PenpotSpec { images: Images { penpot: Some("x/penpot:2.10.0".into()), nginx: None }, ..spec() });
+    let desired = render_ok(&p, relations());
+    let env = backend_env(&desired);
+    assert_eq!(desired.version.to_string(), "2.10.0");
+    assert_env(&env, "PENPOT_ASSETS_STORAGE_BACKEND", "assets-s3");
+    assert_env(&env, "PENPOT_STORAGE_ASSETS_S3_BUCKET", "penpot");
+    assert_env(&env, "PENPOT_STORAGE_ASSETS_S3_ENDPOINT", "https://s3-endpoint");
+    assert_env(&env, "PENPOT_STORAGE_ASSETS_S3_REGION", "us-east-1");
+    for key in env.keys() {
+        assert!(!key.starts_with(NEW_STORAGE_PREFIX), "2.10 image renders the new storage name {key}:\n{}", show(&env));
+    }
+    // Everything but the storage family is as for 2.17.
+    let mut rest = env.clone();
+    rest.retain(|k, _| !OLD_STORAGE_PREFIXES.iter().any(|p| k.starts_with(p)));
+    let mut want = expected_backend_env();
+    want.retain(|k, _| !k.starts_with(NEW_STORAGE_PREFIX));
+    assert_eq!(rest, want, "2.10 backend environment:\n{}", show(&env));
+}
+
+#[test]
+fn smtp_transport_security_mapping() {
+    // Penpot's TLS is STARTTLS and its SSL is implicit TLS.
+    for (security, tls, ssl) in [("none", "false", "false"), ("starttls", "true", "false"), ("tls", "false", "true")] {
+        let relations = Relations { smtp: Some(parse_smtp(&smtp_data(security))), ..relations() };
+        let env = backend_env(&render_ok(&penpot(spec()), relations));
+        assert_eq!(env.get("PENPOT_SMTP_TLS").map(String::as_str), Some(tls), "{security}:\n{}", show(&env));
+        assert_eq!(env.get("PENPOT_SMTP_SSL").map(String::as_str), Some(ssl), "{security}:\n{}", show(&env));
+        assert_env(&env, "PENPOT_SMTP_PORT", "1025");
+    }
+}
+
+#[test]
+fn smtp_credentials_and_absence() {
+    let with_auth = d(&[
+        ("auth_type", "plain"),
+        ("domain", "example.com"),
+        ("host", "smtp-host"),
+        ("port", "1025"),
+        ("user", "smtp-user"),
+        ("password", "smtp-password"),
+    ]);
+    let env = backend_env(&render_ok(&penpot(spec()), Relations { smtp: Some(parse_smtp(&with_auth)), ..relations() }));
+    assert_env(&env, "PENPOT_SMTP_USERNAME", "smtp-user");
+    assert_env(&env, "PENPOT_SMTP_PASSWORD", "smtp-password");
+    assert_env(&env, "PENPOT_SMTP_DEFAULT_FROM", "smtp-user@example.com");
+
+    // The fixture has auth_type none: no credentials at all.
+    let env = backend_env(&render_ok(&penpot(spec()), relations()));
+    assert!(!env.contains_key("PENPOT_SMTP_USERNAME") && !env.contains_key("PENPOT_SMTP_PASSWORD"), "{}", show(&env));
+
+    // Without the relation: no SMTP settings, smtp disabled.
+    let env = backend_env(&render_ok(&penpot(spec()), Relations { smtp: None, ..relations() }));
+    assert!(!env.keys().any(|k| k.starts_with("PENPOT_SMTP_")), "{}", show(&env));
+    assert_env(
+        &env,
+        "PENPOT_FLAGS",
+        "disable-log-emails disable-registration disable-smtp disable-telemetry enable-login-with-password enable-prepl-server",
+    );
+}
+
+#[test]
+fn oidc_switches_login_flags() {
+    let oidc = oidc::parse(&SecretData::new(Relation::Oidc, "oidc", &oidc_data())).expect("oidc parses");
+    let desired = render_ok(&penpot(spec()), Relations { oidc: Some(oidc), ..relations() });
+    let env = backend_env(&desired);
+    assert_env(
+        &env,
+        "PENPOT_FLAGS",
+        "disable-log-emails disable-login-with-password disable-telemetry enable-login-with-oidc enable-prepl-server enable-smtp",
+    );
+    assert_eq!(frontend_flags(&desired), "disable-login-with-password enable-login-with-oidc");
+    assert_env(&env, "PENPOT_OIDC_CLIENT_ID", "penpot");
+    assert_env(&env, "PENPOT_OIDC_CLIENT_SECRET", "oidc-client-secret");
+    assert_env(&env, "PENPOT_OIDC_BASE_URI", "https://idp.example.com/realms/penpot/");
+    assert_env(&env, "PENPOT_OIDC_AUTH_URI", "https://idp.example.com/auth");
+    assert_env(&env, "PENPOT_OIDC_TOKEN_URI", "https://idp.example.com/token");
+    assert_env(&env, "PENPOT_OIDC_USER_URI", "https://idp.example.com/userinfo");
+    assert_env(&env, "PENPOT_OIDC_SCOPES", "openid profile email");
+
+    // OIDC without SMTP cannot be served.
+    let oidc = oidc::parse(&SecretData::new(Relation::Oidc, "oidc", &oidc_data())).expect("oidc parses");
+    let err = render(
+        &penpot(spec()),
+        &Inputs { relations: Relations { oidc: Some(oidc), smtp: None, ..relations() }, secret_key: SECRET_KEY.into() },
+    )
+    .expect_err("oidc without smtp renders");
+    assert!(matches!(err, RenderError::Spec(SpecError::SmtpRequiredBy(Relation::Oidc))), "{err}");
+}
+
+#[test]
+fn http_public_uri_needs_opt_in() {
+    let http = PenpotSpec { public_uri: Some("http://penpot.local/".into()), ..spec() };
+    let result = render(&penpot(http.clone()), &Inputs { relations: relations(), secret_key: SECRET_KEY.into() });
+    match result {
+        Err(RenderError::Spec(SpecError::HttpsRequired(uri))) => assert_eq!(uri, "http://penpot.local/"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("http public URI rendered without allowInsecureHttp"),
+    }
+
+    let desired = render_ok(&penpot(PenpotSpec { allow_insecure_http: true, ..http }), relations());
+    let env = backend_env(&desired);
+    assert_env(&env, "PENPOT_PUBLIC_URI", "http://penpot.local/");
+    assert!(env["PENPOT_FLAGS"].split(' ').any(|f| f == "disable-secure-session-cookies"), "{}", show(&env));
+}
+
+#[test]
+fn config_hash_is_stable() {
+    let a = render_ok(&penpot(spec()), relations());
+    let b = render_ok(&penpot(spec()), relations());
+    assert_eq!(a.config_hash, b.config_hash);
+    assert_eq!(a.config.data, b.config.data, "config bytes differ between two renders");
+    assert_eq!(
+        serde_json::to_value(&a.statefulset).expect("serialises"),
+        serde_json::to_value(&b.statefulset).expect("serialises"),
+        "StatefulSet differs between two renders"
+    );
+    assert_eq!(a.config_hash.len(), 32);
+    assert_eq!(pod_annotations(&a).get(CONFIG_HASH_ANNOTATION), Some(&a.config_hash));
+}
+
+#[test]
+fn config_hash_follows_relation_data() {
+    let before = render_ok(&penpot(spec()), relations());
+    let after = render_ok(&penpot(spec()), relations_with("rotated-password"));
+    assert_ne!(before.config_hash, after.config_hash, "a new database password must roll the pods");
+    assert_eq!(pod_annotations(&after).get(CONFIG_HASH_ANNOTATION), Some(&after.config_hash));
+    assert_ne!(
+        pod_annotations(&before).get(CONFIG_HASH_ANNOTATION),
+        pod_annotations(&after).get(CONFIG_HASH_ANNOTATION),
+        "pod template annotation did not change"
+    );
+    assert_env(&backend_env(&after), "PENPOT_DATABASE_PASSWORD", "rotated-password");
+}
+
+#[test]
+fn config_hash_ignores_unrelated_fields() {
+    let before = render_ok(&penpot(spec()), relations());
+    let annotated = PenpotSpec {
+        pod_annotations: [("example.com/team".to_string(), "design".to_string())].into(),
+        pod_labels: [("example.com/tier".to_string(), "web".to_string())].into(),
+        ..spec()
+    };
+    let after = render_ok(&penpot(annotated), relations());
+    assert_eq!(before.config_hash, after.config_hash, "podAnnotations must not change the config hash");
+    let annotations = pod_annotations(&after);
+    assert_eq!(annotations.get("example.com/team").map(String::as_str), Some("design"));
+    assert_eq!(annotations.get(CONFIG_HASH_ANNOTATION), Some(&before.config_hash));
+}
+
+#[test]
+fn pool_size_divides_connections() {
+    let cases = [
+        (1, None, "60"), // capped at Penpot's default
+        (2, None, "45"),
+        (3, None, "30"),
+        (0, None, "60"), // scaled to zero: sized as one replica
+        (3, Some(20), "6"),
+        (4, Some(1000), "60"),
+    ];
+    for (replicas, max_connections, want) in cases {
+        let postgresql = max_connections
+            .map(|m| PostgresqlRelation { secret_ref: SecretRef { name: "pg".into() }, max_connections: Some(m) });
+        let desired = render_ok(&penpot(PenpotSpec { replicas, postgresql, ..spec() }), relations());
+        let env = backend_env(&desired);
+        assert_eq!(
+            env.get("PENPOT_DATABASE_MAX_POOL_SIZE").map(String::as_str),
+            Some(want),
+            "replicas {replicas}, maxConnections {max_connections:?}:\n{}",
+            show(&env)
+        );
+        assert_eq!(desired.statefulset.spec.as_ref().and_then(|s| s.replicas), Some(replicas));
+    }
+
+    let too_small = PenpotSpec {
+        replicas: 3,
+        postgresql: Some(PostgresqlRelation { secret_ref: SecretRef { name: "pg".into() }, max_connections: Some(5) }),
+        ..spec()
+    };
+    let err = render(&penpot(too_small), &Inputs { relations: relations(), secret_key: SECRET_KEY.into() })
+        .expect_err("1 connection per replica accepted");
+    assert!(matches!(err, RenderError::Spec(SpecError::PoolTooSmall { max: 5, replicas: 3 })), "{err}");
+}
+
+#[test]
+fn exporter_can_be_disabled() {
+    let on = render_ok(&penpot(spec()), relations());
+    let layer_on = layer(&on, "001-penpot.yaml");
+    assert!(layer_on["services"].get("exporter").is_some(), "{layer_on:#}");
+    assert!(layer_on["checks"].get("exporter-up").is_some(), "{layer_on:#}");
+    let exporter_env = service_env(&on, "exporter");
+    assert_eq!(exporter_env.get("PENPOT_REDIS_URI").map(String::as_str), Some("redis://redis-hostname:6379"));
+
+    let off = render_ok(&penpot(PenpotSpec { exporter: Some(ExporterSpec { enabled: false }), ..spec() }), relations());
+    let layer_off = layer(&off, "001-penpot.yaml");
+    assert!(layer_off["services"].get("exporter").is_none(), "{layer_off:#}");
+    assert!(layer_off["checks"].get("exporter-up").is_none(), "{layer_off:#}");
+    assert!(layer_off["services"].get("backend").is_some(), "{layer_off:#}");
+    assert!(config_text(&off, "nginx.conf").contains("the exporter is disabled"));
+    assert_ne!(on.config_hash, off.config_hash);
+}
+
+/// A Go duration: one or more number+unit pairs.
+fn is_duration(s: &str) -> bool {
+    let re = regex::Regex::new(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$").expect("valid regex");
+    re.is_match(s)
+}
+
+const DURATION_FIELDS: [&str; 5] = ["period", "timeout", "kill-delay", "backoff-delay", "backoff-limit"];
+
+fn check_durations(what: &str, obj: &Value) -> usize {
+    let mut seen = 0;
+    for field in DURATION_FIELDS {
+        if let Some(v) = obj.get(field) {
+            let s = v.as_str().unwrap_or_else(|| panic!("{what}: {field} is not a string: {v}"));
+            assert!(is_duration(s), "{what}: {field} {s:?} has no unit");
+            seen += 1;
+        }
+    }
+    seen
+}
+
+#[test]
+fn layers_replace_everything() {
+    let oidc = oidc::parse(&SecretData::new(Relation::Oidc, "oidc", &oidc_data())).expect("oidc parses");
+    let variants = [
+        ("default", render_ok(&penpot(spec()), relations())),
+        (
+            "exporter off",
+            render_ok(&penpot(PenpotSpec { exporter: Some(ExporterSpec { enabled: false }), ..spec() }), relations()),
+        ),
+        ("oidc", render_ok(&penpot(spec()), Relations { oidc: Some(oidc), ..relations() })),
+    ];
+    for (variant, desired) in &variants {
+        let mut durations = 0;
+        for (file, want_services) in [("001-penpot.yaml", &["backend"][..]), ("001-nginx.yaml", &["frontend"][..])] {
+            let layer = layer(desired, file);
+            let what = format!("{variant} {file}");
+            assert!(layer["summary"].is_string() && layer["description"].is_string(), "{what}: {layer:#}");
+            let services = layer["services"].as_object().unwrap_or_else(|| panic!("{what}: no services"));
+            for s in want_services {
+                assert!(services.contains_key(*s), "{what}: no {s} service");
+            }
+            for (name, svc) in services {
+                assert_eq!(svc["override"], "replace", "{what}: service {name}: {svc:#}");
+                assert_eq!(svc["startup"], "enabled", "{what}: service {name}: {svc:#}");
+                assert!(svc["command"].as_str().is_some_and(|c| !c.is_empty()), "{what}: service {name} command");
+                durations += check_durations(&format!("{what}: service {name}"), svc);
+            }
+            let checks = layer["checks"].as_object().unwrap_or_else(|| panic!("{what}: no checks"));
+            assert!(!checks.is_empty(), "{what}: no checks");
+            for (name, check) in checks {
+                assert_eq!(check["override"], "replace", "{what}: check {name}: {check:#}");
+                let kinds = ["http", "tcp", "exec"].iter().filter(|k| check.get(**k).is_some()).count();
+                assert_eq!(kinds, 1, "{what}: check {name} must have exactly one of http/tcp/exec: {check:#}");
+                durations += check_durations(&format!("{what}: check {name}"), check);
+            }
+        }
+        assert!(durations > 0, "{variant}: no durations checked");
+    }
+}
+
+#[test]
+fn owned_objects_carry_namespace_and_names() {
+    let desired = render_ok(&penpot(spec()), relations());
+    assert_eq!(desired.config.metadata.name.as_deref(), Some("penpot-config"));
+    assert_eq!(desired.config.metadata.namespace.as_deref(), Some("test"));
+    assert_eq!(desired.statefulset.metadata.namespace.as_deref(), Some("test"));
+    assert_eq!(desired.service.metadata.name.as_deref(), Some("penpot"));
+    assert_eq!(desired.headless_service.metadata.name.as_deref(), Some("penpot-endpoints"));
+    let keys: Vec<&str> =
+        desired.config.data.as_ref().expect("config data").keys().map(String::as_str).collect::<Vec<_>>();
+    assert_eq!(keys, ["001-nginx.yaml", "001-penpot.yaml", "config.js", "nginx.conf"]);
+    assert!(desired.ingress.is_none(), "no ingress without spec.ingress");
+}
