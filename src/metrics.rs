@@ -5,14 +5,21 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::controller::Error;
+use crate::crd::Phase;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: String,
 }
 
 pub struct Metrics {
@@ -20,6 +27,8 @@ pub struct Metrics {
     reconciles: Counter,
     failures: Family<ErrorLabels, Counter>,
     duration: Histogram,
+    instances: Family<PhaseLabels, Gauge>,
+    watch_restarts: Counter,
 }
 
 impl Default for Metrics {
@@ -31,7 +40,11 @@ impl Default for Metrics {
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register("reconcile_errors", "Reconciles that failed, by error category", failures.clone());
         registry.register("reconcile_duration_seconds", "Time one reconcile took", duration.clone());
-        Metrics { registry, reconciles, failures, duration }
+        let instances = Family::<PhaseLabels, Gauge>::default();
+        registry.register("instances", "Penpot instances by phase", instances.clone());
+        let watch_restarts = Counter::default();
+        registry.register("watch_restarts", "Watch streams that failed and were restarted", watch_restarts.clone());
+        Metrics { registry, reconciles, failures, duration, instances, watch_restarts }
     }
 }
 
@@ -42,6 +55,23 @@ impl Metrics {
         if let Err(e) = result {
             self.failures.get_or_create(&ErrorLabels { category: e.category().into() }).inc();
         }
+    }
+
+    /// Sets the per-phase instance counts from the controller's cache.
+    pub fn set_phases(&self, phases: impl Iterator<Item = Option<Phase>>) {
+        let mut counts: std::collections::BTreeMap<String, i64> =
+            ["Active", "Blocked", "Waiting", "Maintenance", "Unknown"].iter().map(|p| (p.to_string(), 0)).collect();
+        for phase in phases {
+            let name = phase.map(|p| format!("{p:?}")).unwrap_or_else(|| "Unknown".into());
+            *counts.entry(name).or_default() += 1;
+        }
+        for (phase, n) in counts {
+            self.instances.get_or_create(&PhaseLabels { phase }).set(n);
+        }
+    }
+
+    pub fn watch_restarted(&self) {
+        self.watch_restarts.inc();
     }
 
     pub fn encode(&self) -> String {

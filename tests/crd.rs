@@ -153,7 +153,8 @@ fn render_documents_reuses_a_given_secret_key() {
 fn render_documents_without_secrets_waits() {
     let penpot_only = serde_saphyr::to_string(&example_penpot()).expect("serialises");
     let out = render_documents(&[("penpot.yaml".into(), penpot_only)], key).expect("renders");
-    assert_eq!(kinds(&out), ["Secret", "Penpot"], "{out}");
+    // Like the controller: nothing, not even the key Secret, until the relations resolve.
+    assert_eq!(kinds(&out), ["Penpot"], "{out}");
     let docs = documents(&out);
     let penpot = docs.last().expect("a Penpot");
     assert_eq!(
@@ -168,7 +169,7 @@ fn render_documents_reports_invalid_relation_data() {
     let broken = example().replace("endpoints: postgresql.databases.svc.cluster.local:5432", "endpoints: db:99999");
     assert_ne!(broken, example(), "the example changed; update this test");
     let out = render_documents(&[("example".into(), broken)], key).expect("renders a status");
-    assert_eq!(kinds(&out), ["Secret", "Penpot"], "{out}");
+    assert_eq!(kinds(&out), ["Penpot"], "{out}");
     let message = documents(&out).last().and_then(|p| p.pointer("/status/message").cloned()).expect("a message");
     assert_eq!(
         message,

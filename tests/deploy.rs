@@ -81,11 +81,13 @@ fn rocks_provide_what_the_layers_run() {
         "nginx",
         "/etc/nginx/mime.types",
         "/pebble",
+        "/usr/bin/prometheus-nginx-exporter",
     ] {
         assert!(rock.contains(needed), "rock/penpot/rockcraft.yaml does not provide {needed}");
     }
     assert!(paths::EXPORTER_COMMAND.starts_with("/opt/node/bin/node"));
     assert!(paths::NGINX_COMMAND.starts_with("/usr/sbin/nginx"));
+    assert!(paths::NGINX_EXPORTER_COMMAND.starts_with("/usr/bin/prometheus-nginx-exporter "));
 
     let op: Value = serde_saphyr::from_str(&read("rock/penpot-operator/rockcraft.yaml")).unwrap();
     assert_eq!(op["run-user"], "_daemon_");

@@ -350,10 +350,20 @@ fn restart_converges_and_hand_edits_are_reverted() {
     .unwrap();
     assert!(rendered.contains(&config_hash(&sts)), "the cluster's config hash differs from an undisturbed render");
 
-    // Hand edits: scale the StatefulSet and change the PEBBLE env var; the next reconcile
-    // (triggered by the owned-object watch) puts both back.
+    // Hand edit while the operator is down: scale the StatefulSet. The restarted operator's
+    // first reconcile puts it back.
     op.kill();
     c.kubectl_ok(&["-n", n, "scale", "statefulset/p", "--replicas=3"]);
+    let _op = Operator::start(c, n, &kubeconfig, "op3", &[]);
+    wait_until(LONG, "the scale-up to be reverted", || {
+        let sts = c.get(n, "statefulset/p")?;
+        (sts["spec"]["replicas"] == 1).then_some(())
+    });
+    wait_ready(c, n, "p");
+
+    // Hand edit while it runs: change the PEBBLE env var. The owned-object watch triggers a
+    // reconcile that reverts it. (Both edits at once trip a StatefulSet-controller status
+    // bug with kwok's instant pod deletion: status.currentReplicas -1.)
     c.kubectl_ok(&[
         "-n",
         n,
@@ -363,14 +373,12 @@ fn restart_converges_and_hand_edits_are_reverted() {
         "-p",
         r#"[{"op":"replace","path":"/spec/template/spec/containers/1/env/0/value","value":"/tmp/hacked"}]"#,
     ]);
-    let _op = Operator::start(c, n, &kubeconfig, "op3", &[]);
-    wait_until(LONG, "the hand edits to be reverted", || {
+    wait_until(LONG, "the env edit to be reverted", || {
         let sts = c.get(n, "statefulset/p")?;
-        (sts["spec"]["replicas"] == 1
-            && sts["spec"]["template"]["spec"]["containers"][1]["env"][0]["value"] == "/pebble")
-            .then_some(())
+        (sts["spec"]["template"]["spec"]["containers"][1]["env"][0]["value"] == "/pebble").then_some(())
     });
     wait_ready(c, n, "p");
+    assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), config_hash(&sts));
 }
 
 #[test]
@@ -408,4 +416,88 @@ fn leader_election_lets_one_replica_write_and_fails_over() {
     wait_ready(c, n, "p");
     assert!(writes_to(&user_b, "statefulsets") > 0);
     assert!(b.is_running());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
+}
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+}
+
+#[test]
+fn operator_serves_readiness_and_metrics_that_move() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "metrics");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &["--http-addr", &addr]);
+    wait_until(LONG, "/readyz to answer 200 once the cache synced", || {
+        http_get(port, "/readyz").filter(|(code, _)| *code == 200)
+    });
+    assert_eq!(http_get(port, "/healthz").map(|r| r.0), Some(200));
+    let before = http_get(port, "/metrics").unwrap().1;
+    ready_penpot(c, n, "p", 1);
+    let after = wait_until(LONG, "metrics after reconciles", || {
+        let body = http_get(port, "/metrics")?.1;
+        (metric(&body, "penpot_operator_instances{phase=\"Active\"}") == 1.0).then_some(body)
+    });
+    assert!(
+        metric(&after, "penpot_operator_reconciles_total") > metric(&before, "penpot_operator_reconciles_total"),
+        "{after}"
+    );
+    assert!(after.contains("penpot_operator_reconcile_duration_seconds_bucket"), "{after}");
+    assert!(after.contains("penpot_operator_watch_restarts_total"), "{after}");
+}
+
+#[test]
+fn layers_with_loki_log_targets_load_in_pebble() {
+    let Some(_) = cluster() else { return };
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/penpot/penpot.yaml")).unwrap();
+    let with_loki = example.replace(
+        "  replicas: 2\n",
+        "  replicas: 2\n  dnsResolver: 10.96.0.10\n  logging:\n    loki:\n      url: http://loki.monitoring.svc:3100/loki/api/v1/push\n      labels: {team: design}\n",
+    );
+    assert_ne!(with_loki, example);
+    let out =
+        penpot_operator::cli::render::render_documents(&[("example".into(), with_loki)], || "k".repeat(64)).unwrap();
+    let config = serde_saphyr::from_multiple::<Value>(&out)
+        .unwrap()
+        .into_iter()
+        .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == "penpot-config")
+        .unwrap();
+    check_layers_and_nginx(&config);
+    // The plan Pebble builds forwards every service of each layer to Loki with our labels.
+    let data = config["data"].as_object().unwrap();
+    for (layer, services) in
+        [("001-penpot.yaml", vec!["backend", "exporter"]), ("001-nginx.yaml", vec!["frontend", "nginx-exporter"])]
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("layers")).unwrap();
+        let text = base64::engine::general_purpose::STANDARD.decode(data[layer].as_str().unwrap()).unwrap();
+        std::fs::write(tmp.path().join("layers").join(layer), text).unwrap();
+        let out = Command::new("pebble").args(["enter", "plan"]).env("PEBBLE", tmp.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let plan: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        let target = &plan["log-targets"]["loki"];
+        assert_eq!(target["type"], "loki", "{plan}");
+        assert_eq!(target["location"], "http://loki.monitoring.svc:3100/loki/api/v1/push");
+        assert_eq!(target["services"], serde_json::json!(services));
+        assert_eq!(target["labels"]["team"], "design");
+        assert_eq!(target["labels"]["penpot_instance"], "penpot");
+    }
 }

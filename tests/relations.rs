@@ -430,121 +430,98 @@ fn s3_obc() -> Data {
     ])
 }
 
-fn s3_settings(
-    access: &str,
-    secret: &str,
-    bucket: &str,
-    endpoint: Option<&str>,
-    region: &str,
-    host: Option<&str>,
-) -> S3 {
+fn s3_settings(access: &str, secret: &str, bucket: &str, endpoint: Option<&str>, region: &str) -> S3 {
     S3 {
         access_key: access.into(),
         secret_key: secret.into(),
         bucket: bucket.into(),
         endpoint: endpoint.map(Into::into),
         region: region.into(),
-        endpoint_host: host.map(Into::into),
     }
 }
 
 #[test]
 fn s3_accepted_key_styles() {
-    let juju = |endpoint: Option<&str>, region: &str, host: Option<&str>| {
-        s3_settings("s3-access-key", "s3-secret-key", "penpot", endpoint, region, host)
+    let juju = |endpoint: Option<&str>, region: &str| {
+        s3_settings("s3-access-key", "s3-secret-key", "penpot", endpoint, region)
     };
-    let obc = |endpoint: Option<&str>, region: &str, host: Option<&str>| {
-        s3_settings("obc-access-key", "obc-secret-key", "penpot-7f3a", endpoint, region, host)
+    let obc = |endpoint: Option<&str>, region: &str| {
+        s3_settings("obc-access-key", "obc-secret-key", "penpot-7f3a", endpoint, region)
     };
     let rook = "rook-ceph-rgw-store.rook-ceph.svc";
     let cases: Vec<(&str, Data, S3)> = vec![
         (
             "juju keys, bare endpoint host gets https://, region defaults",
             s3_juju(),
-            juju(Some("https://s3-endpoint"), "us-east-1", Some("s3-endpoint")),
+            juju(Some("https://s3-endpoint"), "us-east-1"),
         ),
         (
             "juju endpoint with scheme and port",
             with(s3_juju(), "endpoint", Some(b"http://minio.storage.svc:9000")),
-            juju(Some("http://minio.storage.svc:9000"), "us-east-1", Some("minio.storage.svc")),
+            juju(Some("http://minio.storage.svc:9000"), "us-east-1"),
         ),
         (
             "juju endpoint trailing slash dropped",
             with(s3_juju(), "endpoint", Some(b"https://s3.example.com/")),
-            juju(Some("https://s3.example.com"), "us-east-1", Some("s3.example.com")),
+            juju(Some("https://s3.example.com"), "us-east-1"),
         ),
         (
             "juju bare endpoint host:port",
             with(s3_juju(), "endpoint", Some(b"s3.example.com:9000")),
-            juju(Some("https://s3.example.com:9000"), "us-east-1", Some("s3.example.com")),
+            juju(Some("https://s3.example.com:9000"), "us-east-1"),
         ),
-        ("juju without endpoint: AWS", with(s3_juju(), "endpoint", None), juju(None, "us-east-1", None)),
-        (
-            "juju region",
-            with(s3_juju(), "region", Some(b"eu-west-1")),
-            juju(Some("https://s3-endpoint"), "eu-west-1", Some("s3-endpoint")),
-        ),
+        ("juju without endpoint: AWS", with(s3_juju(), "endpoint", None), juju(None, "us-east-1")),
+        ("juju region", with(s3_juju(), "region", Some(b"eu-west-1")), juju(Some("https://s3-endpoint"), "eu-west-1")),
         (
             "juju s3-uri-style path with endpoint",
             with(s3_juju(), "s3-uri-style", Some(b"path")),
-            juju(Some("https://s3-endpoint"), "us-east-1", Some("s3-endpoint")),
+            juju(Some("https://s3-endpoint"), "us-east-1"),
         ),
         (
             "juju s3-uri-style virtual without endpoint",
             with(with(s3_juju(), "endpoint", None), "s3-uri-style", Some(b"virtual")),
-            juju(None, "us-east-1", None),
+            juju(None, "us-east-1"),
         ),
         (
             "juju path / is the bucket root",
             with(s3_juju(), "path", Some(b"/")),
-            juju(Some("https://s3-endpoint"), "us-east-1", Some("s3-endpoint")),
+            juju(Some("https://s3-endpoint"), "us-east-1"),
         ),
         (
             "juju unknown keys ignored",
             with(s3_juju(), "tls-ca-chain", Some(b"-----BEGIN CERTIFICATE-----")),
-            juju(Some("https://s3-endpoint"), "us-east-1", Some("s3-endpoint")),
+            juju(Some("https://s3-endpoint"), "us-east-1"),
         ),
-        (
-            "obc keys, plain http off 443",
-            s3_obc(),
-            obc(Some(&format!("http://{rook}:8080")), "eu-central-1", Some(rook)),
-        ),
+        ("obc keys, plain http off 443", s3_obc(), obc(Some(&format!("http://{rook}:8080")), "eu-central-1")),
         (
             "obc port 443 is https",
             with(s3_obc(), "BUCKET_PORT", Some(b"443")),
-            obc(Some(&format!("https://{rook}")), "eu-central-1", Some(rook)),
+            obc(Some(&format!("https://{rook}")), "eu-central-1"),
         ),
         (
             "obc without port is https",
             with(s3_obc(), "BUCKET_PORT", None),
-            obc(Some(&format!("https://{rook}")), "eu-central-1", Some(rook)),
+            obc(Some(&format!("https://{rook}")), "eu-central-1"),
         ),
         (
             "obc port 80",
             with(s3_obc(), "BUCKET_PORT", Some(b"80")),
-            obc(Some(&format!("http://{rook}")), "eu-central-1", Some(rook)),
+            obc(Some(&format!("http://{rook}")), "eu-central-1"),
         ),
         (
             "obc empty region defaults",
             with(s3_obc(), "BUCKET_REGION", Some(b"")),
-            obc(Some(&format!("http://{rook}:8080")), "us-east-1", Some(rook)),
+            obc(Some(&format!("http://{rook}:8080")), "us-east-1"),
         ),
         (
             "obc without host: AWS",
             with(with(s3_obc(), "BUCKET_HOST", None), "BUCKET_PORT", None),
-            obc(None, "eu-central-1", None),
+            obc(None, "eu-central-1"),
         ),
         (
             "juju keys win over obc keys",
             s3_juju().into_iter().chain(s3_obc()).collect(),
-            s3_settings(
-                "s3-access-key",
-                "s3-secret-key",
-                "penpot",
-                Some("https://s3-endpoint"),
-                "eu-central-1",
-                Some("s3-endpoint"),
-            ),
+            s3_settings("s3-access-key", "s3-secret-key", "penpot", Some("https://s3-endpoint"), "eu-central-1"),
         ),
     ];
     for (case, data, want) in cases {

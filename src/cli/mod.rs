@@ -29,7 +29,7 @@ pub enum Command {
     #[command(after_help = "Reads YAML streams with one Penpot and its relation Secrets and prints the Secrets,\n\
 Services, NetworkPolicy, Ingress and StatefulSet the reconcile would apply, then the Penpot with\n\
 the status the controller would write. Exit status 2 on invalid input; a Blocked instance is not\n\
-an error.\n\nExample:\n  penpot-operator render -f docs/examples/penpot.yaml\n  cat penpot.yaml secrets.yaml | penpot-operator render -f -")]
+an error.\n\nExample:\n  penpot-operator render -f docs/examples/penpot.yaml\n  penpot-operator render -f penpot.yaml -f secrets.yaml\n  kubectl get penpot,secret -o yaml | penpot-operator render -f -")]
     Render(RenderArgs),
 }
 

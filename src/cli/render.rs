@@ -75,7 +75,12 @@ pub fn render_documents(inputs: &[(String, String)], new_key: impl Fn() -> Strin
     for (source, text) in inputs {
         let docs: Vec<Value> =
             serde_saphyr::from_multiple(text).map_err(|e| InputError::Yaml(source.clone(), e.to_string()))?;
-        for (i, doc) in docs.into_iter().enumerate().filter(|(_, d)| !d.is_null()) {
+        // `kubectl get -o yaml` of several objects gives one `List`: read its items.
+        let docs = docs.into_iter().flat_map(|d| match d.get("kind").and_then(Value::as_str) {
+            Some("List") => d.get("items").and_then(Value::as_array).cloned().unwrap_or_default(),
+            _ => vec![d],
+        });
+        for (i, doc) in docs.enumerate().filter(|(_, d)| !d.is_null()) {
             let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
             let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?").to_string();
             let label = format!("{source} document {} ({kind} {name})", i + 1);
@@ -113,7 +118,6 @@ pub fn render_documents(inputs: &[(String, String)], new_key: impl Fn() -> Strin
         })?,
         None => new_key(),
     };
-    out.push(to_value(&secrets::secret_key_secret(&render::meta(&penpot, &version_str), &secret_key))?);
 
     let mut found = relations::Found::new();
     for (relation, secret_name) in penpot.spec.referenced_secrets() {
@@ -141,8 +145,11 @@ pub fn render_documents(inputs: &[(String, String)], new_key: impl Fn() -> Strin
             if relations.oidc.as_ref().is_some_and(|o| o.endpoints.is_none()) {
                 eprintln!("note: offline render does not discover OIDC endpoints; the operator fills them in");
             }
-            match render::render(&penpot, &render::Inputs { relations: *relations, secret_key }) {
+            match render::render(&penpot, &render::Inputs { relations: *relations, secret_key: secret_key.clone() }) {
                 Ok(desired) => {
+                    // Like the controller, the key Secret appears once the relations resolve.
+                    let key_secret = secrets::secret_key_secret(&render::meta(&penpot, &version_str), &secret_key);
+                    out.push(to_value(&key_secret)?);
                     out.push(to_value(&desired.config)?);
                     out.push(to_value(&desired.headless_service)?);
                     out.push(to_value(&desired.service)?);

@@ -76,12 +76,51 @@ where
 
 /// Whether every field of `want` is present in `have` with the same value. Lists must match
 /// element by element; maps may hold more keys (server defaults, other managers' fields).
+/// Resource quantities compare by value, since the server rewrites `1000m` as `1`.
 pub fn contains(have: &Value, want: &Value) -> bool {
+    contains_at(have, want, false)
+}
+
+fn contains_at(have: &Value, want: &Value, quantities: bool) -> bool {
     match (have, want) {
-        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, wv)| h.get(k).is_some_and(|hv| contains(hv, wv))),
-        (Value::Array(h), Value::Array(w)) => h.len() == w.len() && h.iter().zip(w).all(|(hv, wv)| contains(hv, wv)),
+        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, wv)| {
+            let quantities = quantities || k == "requests" || k == "limits";
+            h.get(k).is_some_and(|hv| contains_at(hv, wv, quantities))
+        }),
+        (Value::Array(h), Value::Array(w)) => {
+            h.len() == w.len() && h.iter().zip(w).all(|(hv, wv)| contains_at(hv, wv, quantities))
+        }
+        (Value::String(h), Value::String(w)) if quantities && h != w => {
+            matches!((quantity(h), quantity(w)), (Some(a), Some(b)) if (a - b).abs() <= f64::EPSILON * a.abs().max(1.0))
+        }
         _ => have == want,
     }
+}
+
+/// A Kubernetes quantity (`500m`, `1.5Gi`, `2e3`) as a number.
+fn quantity(s: &str) -> Option<f64> {
+    let split = s.find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E').unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => return None,
+    };
+    number.parse::<f64>().ok().map(|n| n * factor)
 }
 
 #[cfg(test)]
@@ -96,5 +135,13 @@ mod tests {
         assert!(!contains(&have, &json!({"a": 2})));
         assert!(!contains(&have, &json!({"b": {"c": []}})));
         assert!(!contains(&have, &json!({"missing": null})));
+    }
+
+    #[test]
+    fn quantities_compare_by_value_only_under_resources() {
+        let have = json!({"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}, "env": "1"});
+        assert!(contains(&have, &json!({"resources": {"requests": {"cpu": "1000m", "memory": "1024Mi"}}})));
+        assert!(!contains(&have, &json!({"resources": {"requests": {"cpu": "2"}}})));
+        assert!(!contains(&have, &json!({"env": "1.0"})), "only resource quantities are normalised");
     }
 }

@@ -60,6 +60,8 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// The controller's cache of Penpots, for metrics over all instances.
+    pub store: Store<Penpot>,
     discovery: DiscoveryCache,
     /// `true` while this replica holds the lease (always, without leader election).
     leader: watch::Receiver<bool>,
@@ -158,25 +160,35 @@ pub async fn run(
     // Helm keeps whole releases in Secrets; they never feed a Penpot.
     let secrets_cfg = watcher::Config::default().fields("type!=helm.sh/release.v1");
 
+    let controller = Controller::new(api::<Penpot>(&client, ns), watcher::Config::default().any_semantic());
+    let store = controller.store();
     let context = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(
             client.clone(),
             Reporter { controller: "penpot-operator".into(), instance: Some(opts.instance) },
         ),
-        metrics,
+        metrics: metrics.clone(),
+        store: store.clone(),
         discovery: DiscoveryCache::new()?,
         leader,
         resync: opts.resync,
         failures: Mutex::new(HashMap::new()),
     });
 
-    let controller = Controller::new(api::<Penpot>(&client, ns), watcher::Config::default().any_semantic());
-    let store = controller.store();
     let ready_store = store.clone();
     tokio::spawn(async move {
-        if ready_store.wait_until_ready().await.is_ok() {
-            let _ = ready.send(true);
+        // The store's init signal wakes a single waiter, and the controller itself waits on it;
+        // poll with a timeout so this task sees the cache sync too.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), ready_store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    let _ = ready.send(true);
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
         }
     });
     controller
@@ -191,10 +203,17 @@ pub async fn run(
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
+        .for_each(|result| {
+            if let Err(e) = &result {
+                if matches!(e, kube::runtime::controller::Error::QueueError(_)) {
+                    // The watch failed; kube-runtime restarts it with backoff.
+                    metrics.watch_restarted();
+                    tracing::warn!(error = %e, "watch failed; restarting");
+                } else {
+                    tracing::debug!(error = %e, "controller event");
+                }
             }
+            std::future::ready(())
         })
         .await;
     Ok(())

@@ -21,11 +21,12 @@ const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(penpot: Arc<Penpot>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = penpot.namespace().ok_or(Error::NotNamespaced)?;
-    let span = info_span!("reconcile", namespace = %ns, name = %penpot.name_any());
+    let span = info_span!("reconcile", namespace = %ns, penpot = %penpot.name_any());
     async move {
         let started = std::time::Instant::now();
         let result = reconcile_inner(&penpot, &ns, &ctx).await;
         ctx.metrics.observe(&result, started.elapsed());
+        ctx.metrics.set_phases(ctx.store.state().iter().map(|p| p.status.as_ref().and_then(|s| s.phase)));
         if result.is_ok() {
             ctx.reset_backoff(&penpot);
         }

@@ -94,6 +94,10 @@ pub struct PenpotSpec {
     #[serde(default, skip_serializing_if = "is_false")]
     pub air_gapped: bool,
 
+    /// Log forwarding of every Pebble service (Penpot's and nginx's logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<LoggingSpec>,
+
     /// Prefix of Penpot's Redis channels and queues; give instances sharing one Redis distinct values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"))]
@@ -238,6 +242,24 @@ pub struct ExporterSpec {
 
 fn default_true() -> bool {
     true
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoggingSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loki: Option<LokiSpec>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct LokiSpec {
+    /// Loki's push URL, e.g. `http://loki.monitoring.svc:3100/loki/api/v1/push`.
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"), length(max = 2048))]
+    pub url: String,
+    /// Extra stream labels. Names starting with `pebble_` are Pebble's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('pebble_') && k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$'))")
+        .message("logging.loki.labels names must be Loki label names and must not start with pebble_"))]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Resource requirements per container.

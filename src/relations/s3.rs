@@ -1,4 +1,5 @@
-//! S3 relation: Juju `s3` interface fields or an ObjectBucketClaim's Secret + ConfigMap keys.
+//! S3 relation: Juju `s3` interface fields, or an ObjectBucketClaim's keys (its Secret's
+//! credentials plus the bucket keys of its ConfigMap, merged into one Secret).
 
 use super::{RelationError, SecretData, check_host, parse_port};
 
@@ -10,8 +11,6 @@ pub struct S3 {
     /// Full endpoint URL; `None` means AWS itself.
     pub endpoint: Option<String>,
     pub region: String,
-    /// Host of a custom endpoint, so nginx and the SSRF allow-list can learn it.
-    pub endpoint_host: Option<String>,
 }
 
 pub fn parse(d: &SecretData) -> Result<S3, RelationError> {
@@ -61,15 +60,12 @@ pub fn parse(d: &SecretData) -> Result<S3, RelationError> {
         return Err(d.error("path", "is set, but Penpot stores objects at the bucket root and has no prefix setting"));
     }
 
-    let endpoint_host =
-        endpoint.as_deref().and_then(|e| url::Url::parse(e).ok()).and_then(|u| u.host_str().map(str::to_string));
     Ok(S3 {
         access_key: access_key.to_string(),
         secret_key: secret_key.to_string(),
         bucket: bucket.to_string(),
         endpoint,
         region,
-        endpoint_host,
     })
 }
 

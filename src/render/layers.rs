@@ -7,7 +7,9 @@ use crate::relations::{Relations, smtp::TransportSecurity};
 
 use super::flags::Flags;
 use super::paths;
-use super::pebble::{Action, Check, Layer, Level, Override, Service, Startup};
+use crate::crd::LokiSpec;
+
+use super::pebble::{Action, Check, Layer, Level, LogTarget, Override, Service, Startup};
 use super::validate::Settings;
 use super::version::Version;
 
@@ -17,6 +19,7 @@ pub struct LayerInputs<'a> {
     pub relations: &'a Relations,
     pub flags: &'a Flags,
     pub secret_key: &'a str,
+    pub logging: Option<&'a Logging<'a>>,
 }
 
 /// Environment of the backend service.
@@ -159,24 +162,35 @@ pub fn penpot_layer(i: &LayerInputs) -> Layer {
             Check::http(None, format!("http://localhost:{}/readyz", paths::EXPORTER_PORT), "30s", 3),
         );
     }
-    Layer { summary: "Penpot backend and exporter".into(), description: description(i.instance), services, checks }
+    Layer {
+        summary: "Penpot backend and exporter".into(),
+        description: description(i.instance),
+        log_targets: log_targets(i.logging, &services),
+        services,
+        checks,
+    }
 }
 
-pub fn nginx_layer(instance: &str) -> Layer {
-    let services = [(
-        "frontend".to_string(),
-        Service {
-            override_: Override::Replace,
-            summary: "Penpot frontend (nginx)".into(),
-            command: paths::NGINX_COMMAND.into(),
-            startup: Startup::Enabled,
-            after: vec![],
-            environment: BTreeMap::new(),
-            working_dir: None,
-            on_failure: Action::Shutdown,
-            on_check_failure: BTreeMap::new(),
-        },
-    )]
+pub fn nginx_layer(instance: &str, logging: Option<&Logging>) -> Layer {
+    let service = |summary: &str, command: &str| Service {
+        override_: Override::Replace,
+        summary: summary.into(),
+        command: command.into(),
+        startup: Startup::Enabled,
+        after: vec![],
+        environment: BTreeMap::new(),
+        working_dir: None,
+        on_failure: Action::Shutdown,
+        on_check_failure: BTreeMap::new(),
+    };
+    let mut exporter = service("nginx Prometheus exporter", paths::NGINX_EXPORTER_COMMAND);
+    exporter.after = vec!["frontend".into()];
+    // Metrics are not worth a pod restart: restart the exporter alone.
+    exporter.on_failure = Action::Restart;
+    let services: BTreeMap<String, Service> = [
+        ("frontend".to_string(), service("Penpot frontend (nginx)", paths::NGINX_COMMAND)),
+        ("nginx-exporter".to_string(), exporter),
+    ]
     .into();
     let checks = [
         ("frontend-alive".to_string(), Check::tcp(Some(Level::Alive), paths::NGINX_PORT, "10s", 3)),
@@ -191,5 +205,37 @@ pub fn nginx_layer(instance: &str) -> Layer {
         ),
     ]
     .into();
-    Layer { summary: "Penpot frontend".into(), description: description(instance), services, checks }
+    Layer {
+        summary: "Penpot frontend".into(),
+        description: description(instance),
+        log_targets: log_targets(logging, &services),
+        services,
+        checks,
+    }
+}
+
+/// Where a layer's service logs go, from `spec.logging`.
+pub struct Logging<'a> {
+    pub loki: &'a LokiSpec,
+    pub instance: &'a str,
+    pub namespace: &'a str,
+}
+
+fn log_targets(logging: Option<&Logging>, services: &BTreeMap<String, Service>) -> BTreeMap<String, LogTarget> {
+    let Some(l) = logging else { return BTreeMap::new() };
+    let mut labels = l.loki.labels.clone();
+    labels.insert("penpot_instance".into(), l.instance.into());
+    labels.insert("namespace".into(), l.namespace.into());
+    // Pebble fills in $POD_NAME from the service environment if a user adds it; keep ours static.
+    [(
+        "loki".to_string(),
+        LogTarget {
+            override_: Override::Replace,
+            type_: "loki".into(),
+            location: l.loki.url.clone(),
+            services: services.keys().cloned().collect(),
+            labels,
+        },
+    )]
+    .into()
 }

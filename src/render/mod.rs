@@ -88,12 +88,19 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         air_gapped: spec.air_gapped,
         extra: &spec.flags,
     });
+    let namespace = m.namespace.clone().unwrap_or_default();
+    let logging = spec.logging.as_ref().and_then(|l| l.loki.as_ref()).map(|loki| layers::Logging {
+        loki,
+        instance: m.name,
+        namespace: &namespace,
+    });
     let layer_inputs = layers::LayerInputs {
         instance: m.name,
         settings: &settings,
         relations: &inputs.relations,
         flags: &flags,
         secret_key: &inputs.secret_key,
+        logging: logging.as_ref(),
     };
     let nginx_inputs = nginx::NginxInputs {
         dns_resolver: &settings.dns_resolver,
@@ -103,7 +110,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
 
     let data: BTreeMap<String, String> = [
         (paths::PENPOT_LAYER_FILE.to_string(), layers::penpot_layer(&layer_inputs).to_yaml()?),
-        (paths::NGINX_LAYER_FILE.to_string(), layers::nginx_layer(m.name).to_yaml()?),
+        (paths::NGINX_LAYER_FILE.to_string(), layers::nginx_layer(m.name, logging.as_ref()).to_yaml()?),
         (paths::NGINX_CONF_FILE.to_string(), nginx::nginx_conf(&nginx_inputs)),
         (paths::CONFIG_JS_FILE.to_string(), nginx::config_js(&flags.frontend_str(), &settings.public_uri)),
     ]

@@ -103,7 +103,8 @@ pub fn ingress(m: &Meta, spec: &PenpotIngress) -> Option<Ingress> {
     })
 }
 
-/// Admits traffic to the pods on nginx's port only. Penpot 2.15 to 2.17 open an
+/// Admits traffic to the pods on nginx's port and the two metrics ports (the backend's
+/// /metrics on 6060, the nginx exporter on 9113) only. Penpot 2.15 to 2.17 open an
 /// unauthenticated nREPL on 6064 in the backend; nothing outside the pod may reach it.
 pub fn network_policy(m: &Meta) -> NetworkPolicy {
     let tcp = |port: u16| NetworkPolicyPort {
@@ -116,7 +117,10 @@ pub fn network_policy(m: &Meta) -> NetworkPolicy {
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector { match_labels: Some(labels::selector(m.name)), ..Default::default() }),
             policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule { ports: Some(vec![tcp(paths::NGINX_PORT)]), from: None }]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                ports: Some(vec![tcp(paths::NGINX_PORT), tcp(paths::BACKEND_PORT), tcp(paths::NGINX_EXPORTER_PORT)]),
+                from: None,
+            }]),
             ..Default::default()
         }),
     }

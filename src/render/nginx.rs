@@ -170,8 +170,21 @@ http {{
     root {root};
 
 {server}  }}
+
+  # Read by the Prometheus exporter in the same pod; not reachable from outside it.
+  server {{
+    listen 127.0.0.1:{status_port};
+    access_log off;
+    location = /stub_status {{
+      stub_status;
+    }}
+    location / {{
+      return 404;
+    }}
+  }}
 }}
 "#,
+        status_port = paths::NGINX_STATUS_PORT,
         mime = paths::NGINX_MIME_TYPES,
         resolver = i.dns_resolver,
         port = paths::NGINX_PORT,

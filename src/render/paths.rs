@@ -5,6 +5,11 @@
 pub const NGINX_PORT: u16 = 8080;
 pub const BACKEND_PORT: u16 = 6060;
 pub const EXPORTER_PORT: u16 = 6061;
+/// nginx's stub_status, loopback only: the exporter reads it.
+pub const NGINX_STATUS_PORT: u16 = 8081;
+/// The nginx Prometheus exporter.
+pub const NGINX_EXPORTER_PORT: u16 = 9113;
+pub const NGINX_EXPORTER_COMMAND: &str = "/usr/bin/prometheus-nginx-exporter --nginx.scrape-uri=http://127.0.0.1:8081/stub_status --web.listen-address=:9113";
 /// Pebble's health listener per container, in Juju's order (containers sorted by name).
 pub const PEBBLE_PORT_NGINX: u16 = 38813;
 pub const PEBBLE_PORT_PENPOT: u16 = 38814;

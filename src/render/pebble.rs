@@ -16,6 +16,21 @@ pub struct Layer {
     pub services: BTreeMap<String, Service>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, Check>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_targets: BTreeMap<String, LogTarget>,
+}
+
+/// Forwards service logs (Loki only: the rock's Pebble is recent enough for it).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct LogTarget {
+    #[serde(rename = "override")]
+    pub override_: Override,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub location: String,
+    pub services: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Debug, Clone, Copy, PartialEq)]
@@ -151,6 +166,7 @@ mod tests {
             )]
             .into(),
             checks: [("c".to_string(), Check::tcp(Some(Level::Alive), 80, "10s", 3))].into(),
+            log_targets: BTreeMap::new(),
         };
         let yaml = layer.to_yaml().unwrap();
         assert!(yaml.contains("override: replace"), "{yaml}");

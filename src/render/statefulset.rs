@@ -140,10 +140,16 @@ pub fn statefulset(i: &StatefulSetInputs) -> StatefulSet {
     let nginx = container(
         ContainerPlan {
             name: "nginx",
-            image: spec.images.nginx.clone().unwrap_or_else(|| DEFAULT_IMAGE.into()),
+            // One workload image serves both containers; keep their Penpot versions together.
+            image: spec
+                .images
+                .nginx
+                .clone()
+                .or_else(|| spec.images.penpot.clone())
+                .unwrap_or_else(|| DEFAULT_IMAGE.into()),
             pebble_port: paths::PEBBLE_PORT_NGINX,
             extra_mounts: vec![mount("nginx-config", paths::NGINX_CONFIG_DIR, true)],
-            ports: vec![port("http", paths::NGINX_PORT)],
+            ports: vec![port("http", paths::NGINX_PORT), port("metrics", paths::NGINX_EXPORTER_PORT)],
             resources: resources.nginx,
         },
         pull_policy.clone(),
@@ -174,6 +180,10 @@ pub fn statefulset(i: &StatefulSetInputs) -> StatefulSet {
     pod_labels.extend(labels::labels(i.name, "penpot", i.version));
     let mut annotations: BTreeMap<String, String> = spec.pod_annotations.clone();
     annotations.insert(CONFIG_HASH_ANNOTATION.into(), i.config_hash.into());
+    // For Prometheus without the Prometheus Operator (which gets a PodMonitor instead).
+    annotations.insert("prometheus.io/scrape".into(), "true".into());
+    annotations.insert("prometheus.io/port".into(), paths::BACKEND_PORT.to_string());
+    annotations.insert("prometheus.io/path".into(), "/metrics".into());
 
     StatefulSet {
         metadata: ObjectMeta {

@@ -184,8 +184,12 @@ impl Operator {
     pub fn start(c: &Cluster, ns: &str, kubeconfig: &Path, name: &str, extra: &[&str]) -> Operator {
         let log = c.dir.join(format!("logs/operator-{ns}-{name}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let mut args = vec!["run", "--namespace", ns, "--identity", name];
+        if !extra.contains(&"--http-addr") {
+            args.extend(["--http-addr", "127.0.0.1:0"]);
+        }
         let child = Command::new(env!("CARGO_BIN_EXE_penpot-operator"))
-            .args(["run", "--namespace", ns, "--http-addr", "127.0.0.1:0", "--identity", name])
+            .args(&args)
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,penpot_operator=debug")

@@ -14,8 +14,6 @@ cargo fmt --check
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
-log "building the control plane (cached after the first run)"
-"$here/build.sh"
 for tool in nginx lua5.4; do
   command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install nginx lua5.4)"
 done
