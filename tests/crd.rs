@@ -119,7 +119,7 @@ fn render_documents_on_the_example() {
     let out = render_documents(&[("docs/examples/penpot.yaml".into(), example())], key).expect("example renders");
     assert_eq!(
         kinds(&out),
-        ["Secret", "Secret", "Service", "Service", "NetworkPolicy", "Ingress", "StatefulSet", "Penpot"],
+        ["Secret", "Secret", "Service", "Service", "NetworkPolicy", "Ingress", "ConfigMap", "StatefulSet", "Penpot"],
         "{out}"
     );
     let docs = documents(&out);
@@ -128,7 +128,7 @@ fn render_documents_on_the_example() {
     let penpot = docs.last().expect("a Penpot");
     let hash = penpot.pointer("/status/configHash").and_then(Value::as_str).expect("status.configHash");
     assert_eq!(
-        docs[6].pointer("/spec/template/metadata/annotations/penpot-operator.dev~1config-hash"),
+        docs[7].pointer("/spec/template/metadata/annotations/penpot-operator.dev~1config-hash"),
         Some(&json!(hash))
     );
     assert_eq!(penpot.pointer("/status/publicUri"), Some(&json!("https://penpot.example.com/")));
@@ -202,5 +202,42 @@ fn render_documents_rejects_bad_input() {
             assert!(problem.starts_with("spec.replicas:"), "{problem}");
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn prometheus_objects_only_with_the_prometheus_operator() {
+    use penpot_operator::cli::render::render_with;
+    let inputs = [("example".to_string(), example())];
+    let without = render_with(&inputs, false, key).expect("renders");
+    assert!(!kinds(&without).iter().any(|k| k == "PodMonitor" || k == "PrometheusRule"), "{without}");
+    let with = render_with(&inputs, true, key).expect("renders");
+    let docs = documents(&with);
+    let monitor = docs.iter().find(|d| d["kind"] == "PodMonitor").expect("a PodMonitor");
+    let ports: Vec<&str> = monitor["spec"]["podMetricsEndpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["port"].as_str().unwrap())
+        .collect();
+    assert_eq!(ports, ["backend", "metrics"]);
+    let rule = docs.iter().find(|d| d["kind"] == "PrometheusRule").expect("a PrometheusRule");
+    let alerts: Vec<&str> =
+        rule["spec"]["groups"][0]["rules"].as_array().unwrap().iter().map(|r| r["alert"].as_str().unwrap()).collect();
+    assert_eq!(alerts, ["PenpotBackendDown", "PenpotNginxExporterDown", "PenpotRpcSlow", "PenpotTasksSlow"]);
+    // 2.17 names the RPC histogram penpot_rpc_main_timing (renamed in 2.15.2).
+    assert!(rule.to_string().contains("penpot_rpc_main_timing_bucket"));
+    let dashboard = docs.iter().find(|d| d["kind"] == "ConfigMap").expect("the dashboard");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json_text = dashboard["data"].as_object().unwrap().values().next().unwrap().as_str().unwrap();
+    let board: Value = serde_json::from_str(json_text).expect("the dashboard is JSON");
+    let exprs = board["panels"].to_string();
+    for metric in [
+        "penpot_rpc_main_timing_bucket",
+        "penpot_tasks_timing_bucket",
+        "nginx_http_requests_total",
+        "jvm_memory_bytes_used",
+    ] {
+        assert!(exprs.contains(metric), "the dashboard does not chart {metric}");
     }
 }

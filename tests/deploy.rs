@@ -238,36 +238,6 @@ fn rendered_chart_variants_and_manifests_are_accepted_by_the_api_server() {
     assert!(dry.ok, "kubectl apply -k deploy/manifests: {}", dry.stderr);
 }
 
-fn stub_crd(group: &str, kind: &str, plural: &str) -> String {
-    format!(
-        r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {{name: {plural}.{group}}}
-spec:
-  group: {group}
-  names: {{kind: {kind}, plural: {plural}, singular: {singular}}}
-  scope: Namespaced
-  versions:
-  - name: {version}
-    served: true
-    storage: true
-    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}
-"#,
-        singular = kind.to_lowercase(),
-        version = match group {
-            "argoproj.io" => "v1alpha1",
-            "helm.toolkit.fluxcd.io" => "v2",
-            "monitoring.coreos.com" => "v1",
-            _ => "v1",
-        }
-    )
-}
-
-fn wait_established(c: &Cluster, crd: &str) {
-    let out = c.kubectl(&["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=60s"]);
-    assert!(out.ok, "{crd}: {}", out.stderr);
-}
-
 #[test]
 fn gitops_examples_are_accepted_by_the_api_server() {
     let Some(c) = cluster() else { return };

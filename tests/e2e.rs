@@ -501,3 +501,26 @@ fn layers_with_loki_log_targets_load_in_pebble() {
         assert_eq!(target["labels"]["penpot_instance"], "penpot");
     }
 }
+
+#[test]
+fn prometheus_objects_and_dashboard_appear_when_the_prometheus_operator_is_installed() {
+    let Some(c) = cluster() else { return };
+    for (kind, plural) in [("PodMonitor", "podmonitors"), ("PrometheusRule", "prometheusrules")] {
+        c.kubectl_in(&["apply", "-f", "-"], Some(&stub_crd("monitoring.coreos.com", kind, plural)));
+        wait_established(c, &format!("{plural}.monitoring.coreos.com"));
+    }
+    let ns = Namespace::new(c, "prom");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    ready_penpot(c, n, "p", 1);
+    let uid = c.get(n, "penpot/p").unwrap()["metadata"]["uid"].clone();
+    for what in ["podmonitor/p", "prometheusrule/p", "configmap/p-dashboard"] {
+        let obj = c.get(n, what).unwrap_or_else(|| panic!("{what} missing"));
+        assert_eq!(obj["metadata"]["ownerReferences"][0]["uid"], uid, "{what} is not owned by the Penpot");
+    }
+    let rule = c.get(n, "prometheusrule/p").unwrap();
+    assert_eq!(rule["spec"]["groups"][0]["rules"][0]["alert"], "PenpotBackendDown");
+    let dashboard = c.get(n, "configmap/p-dashboard").unwrap();
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+}

@@ -95,7 +95,7 @@ fn penpot(spec: PenpotSpec) -> Penpot {
 }
 
 fn render_ok(p: &Penpot, relations: Relations) -> Desired {
-    match render(p, &Inputs { relations, secret_key: SECRET_KEY.into() }) {
+    match render(p, &Inputs { relations, secret_key: SECRET_KEY.into(), prometheus_operator: false }) {
         Ok(desired) => desired,
         Err(e) => panic!("render failed: {e}"),
     }
@@ -313,7 +313,11 @@ fn oidc_switches_login_flags() {
     let oidc = oidc::parse(&SecretData::new(Relation::Oidc, "oidc", &oidc_data())).expect("oidc parses");
     let err = render(
         &penpot(spec()),
-        &Inputs { relations: Relations { oidc: Some(oidc), smtp: None, ..relations() }, secret_key: SECRET_KEY.into() },
+        &Inputs {
+            relations: Relations { oidc: Some(oidc), smtp: None, ..relations() },
+            secret_key: SECRET_KEY.into(),
+            prometheus_operator: false,
+        },
     )
     .expect_err("oidc without smtp renders");
     assert!(matches!(err, RenderError::Spec(SpecError::SmtpRequiredBy(Relation::Oidc))), "{err}");
@@ -322,7 +326,10 @@ fn oidc_switches_login_flags() {
 #[test]
 fn http_public_uri_needs_opt_in() {
     let http = PenpotSpec { public_uri: Some("http://penpot.local/".into()), ..spec() };
-    let result = render(&penpot(http.clone()), &Inputs { relations: relations(), secret_key: SECRET_KEY.into() });
+    let result = render(
+        &penpot(http.clone()),
+        &Inputs { relations: relations(), secret_key: SECRET_KEY.into(), prometheus_operator: false },
+    );
     match result {
         Err(RenderError::Spec(SpecError::HttpsRequired(uri))) => assert_eq!(uri, "http://penpot.local/"),
         Err(e) => panic!("wrong error: {e}"),
@@ -408,8 +415,11 @@ fn pool_size_divides_connections() {
         postgresql: Some(PostgresqlRelation { secret_ref: SecretRef { name: "pg".into() }, max_connections: Some(5) }),
         ..spec()
     };
-    let err = render(&penpot(too_small), &Inputs { relations: relations(), secret_key: SECRET_KEY.into() })
-        .expect_err("1 connection per replica accepted");
+    let err = render(
+        &penpot(too_small),
+        &Inputs { relations: relations(), secret_key: SECRET_KEY.into(), prometheus_operator: false },
+    )
+    .expect_err("1 connection per replica accepted");
     assert!(matches!(err, RenderError::Spec(SpecError::PoolTooSmall { max: 5, replicas: 3 })), "{err}");
 }
 

@@ -65,4 +65,7 @@ pub struct RenderArgs {
     /// YAML file to read; `-` is standard input. Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    /// Also render the PodMonitor and PrometheusRule, as when the Prometheus Operator is installed.
+    #[arg(long)]
+    pub prometheus_operator: bool,
 }

@@ -45,7 +45,7 @@ pub fn main(args: &RenderArgs) -> ExitCode {
             }
         }
     }
-    match render_documents(&inputs, secrets::generate_secret_key) {
+    match render_with(&inputs, args.prometheus_operator, secrets::generate_secret_key) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
@@ -70,6 +70,15 @@ fn read(path: &Path) -> Result<String, InputError> {
 /// Renders (source name, YAML text) inputs into one multi-document YAML stream.
 /// `new_key` supplies the secret key when the input holds no `<name>-secret-key` Secret.
 pub fn render_documents(inputs: &[(String, String)], new_key: impl Fn() -> String) -> Result<String, InputError> {
+    render_with(inputs, false, new_key)
+}
+
+/// `render_documents`, optionally as if the Prometheus Operator were installed.
+pub fn render_with(
+    inputs: &[(String, String)],
+    prometheus_operator: bool,
+    new_key: impl Fn() -> String,
+) -> Result<String, InputError> {
     let mut penpot: Option<(String, Value)> = None;
     let mut secret_docs: BTreeMap<String, Secret> = BTreeMap::new();
     for (source, text) in inputs {
@@ -145,7 +154,10 @@ pub fn render_documents(inputs: &[(String, String)], new_key: impl Fn() -> Strin
             if relations.oidc.as_ref().is_some_and(|o| o.endpoints.is_none()) {
                 eprintln!("note: offline render does not discover OIDC endpoints; the operator fills them in");
             }
-            match render::render(&penpot, &render::Inputs { relations: *relations, secret_key: secret_key.clone() }) {
+            match render::render(
+                &penpot,
+                &render::Inputs { relations: *relations, secret_key: secret_key.clone(), prometheus_operator },
+            ) {
                 Ok(desired) => {
                     // Like the controller, the key Secret appears once the relations resolve.
                     let key_secret = secrets::secret_key_secret(&render::meta(&penpot, &version_str), &secret_key);
@@ -156,6 +168,10 @@ pub fn render_documents(inputs: &[(String, String)], new_key: impl Fn() -> Strin
                     out.push(to_value(&desired.network_policy)?);
                     if let Some(ingress) = &desired.ingress {
                         out.push(to_value(ingress)?);
+                    }
+                    out.push(to_value(&desired.dashboard)?);
+                    for obj in desired.monitoring.iter().flatten() {
+                        out.push(to_value(obj)?);
                     }
                     out.push(to_value(&desired.statefulset)?);
                     let fresh = StatefulSet { status: None, ..desired.statefulset.clone() };

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::crd::Penpot;
-use crate::render::{Desired, labels};
+use crate::render::{Desired, labels, monitoring};
 
 use super::{Context, Error};
 
@@ -33,6 +33,13 @@ pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Conte
     writes += apply(&Api::namespaced(client.clone(), ns), &desired.headless_service, ctx).await?.1;
     writes += apply(&Api::namespaced(client.clone(), ns), &desired.service, ctx).await?.1;
     writes += apply(&Api::namespaced(client.clone(), ns), &desired.network_policy, ctx).await?.1;
+    writes += apply(&Api::namespaced(client.clone(), ns), &desired.dashboard, ctx).await?.1;
+    if let Some([pod_monitor, rule]) = &desired.monitoring {
+        let monitors = Api::namespaced_with(client.clone(), ns, &monitoring::pod_monitor_resource());
+        writes += apply(&monitors, pod_monitor, ctx).await?.1;
+        let rules = Api::namespaced_with(client.clone(), ns, &monitoring::prometheus_rule_resource());
+        writes += apply(&rules, rule, ctx).await?.1;
+    }
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
     match &desired.ingress {
         Some(ingress) => writes += apply(&ingresses, ingress, ctx).await?.1,

@@ -67,6 +67,8 @@ pub struct Context {
     leader: watch::Receiver<bool>,
     /// Periodic resync of a settled Penpot; catches anything a watch missed.
     resync: Duration,
+    /// Whether the Prometheus Operator's CRDs exist, and when that was last asked.
+    prometheus: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     failures: Mutex<HashMap<ObjectRef<Penpot>, u32>>,
 }
 
@@ -74,6 +76,26 @@ impl Context {
     /// Every write checks this first, so a replica that lost its lease stops writing at once.
     pub fn ensure_leader(&self) -> Result<(), Error> {
         if *self.leader.borrow() { Ok(()) } else { Err(Error::NotLeader) }
+    }
+
+    /// Discovers the Prometheus Operator's PodMonitor and PrometheusRule kinds, at most every
+    /// five minutes: installing it later is picked up without restarting the operator.
+    pub async fn prometheus_operator(&self) -> bool {
+        const TTL: Duration = Duration::from_secs(300);
+        let mut cached = self.prometheus.lock().await;
+        if let Some((at, found)) = *cached
+            && at.elapsed() < TTL
+        {
+            return found;
+        }
+        let found = match self.client.list_api_group_resources("monitoring.coreos.com/v1").await {
+            Ok(list) => {
+                ["podmonitors", "prometheusrules"].iter().all(|plural| list.resources.iter().any(|r| r.name == *plural))
+            }
+            Err(_) => false,
+        };
+        *cached = Some((std::time::Instant::now(), found));
+        found
     }
 
     fn reset_backoff(&self, penpot: &Penpot) {
@@ -173,6 +195,7 @@ pub async fn run(
         discovery: DiscoveryCache::new()?,
         leader,
         resync: opts.resync,
+        prometheus: tokio::sync::Mutex::new(None),
         failures: Mutex::new(HashMap::new()),
     });
 

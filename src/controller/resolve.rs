@@ -60,7 +60,8 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         Ok(key) => key,
         Err(message) => return Ok(Resolved::Invalid { reason: reason::INVALID_SECRET_KEY, message }),
     };
-    Ok(Resolved::Ready(Box::new(render::Inputs { relations, secret_key })))
+    let prometheus_operator = ctx.prometheus_operator().await;
+    Ok(Resolved::Ready(Box::new(render::Inputs { relations, secret_key, prometheus_operator })))
 }
 
 /// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once. An existing Secret is

@@ -6,6 +6,7 @@ pub mod flags;
 pub mod hash;
 pub mod labels;
 pub mod layers;
+pub mod monitoring;
 pub mod network;
 pub mod nginx;
 pub mod paths;
@@ -18,8 +19,9 @@ pub mod version;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use kube::api::DynamicObject;
 use kube::{Resource, ResourceExt};
 
 use crate::crd::Penpot;
@@ -33,6 +35,8 @@ use version::Version;
 pub struct Inputs {
     pub relations: Relations,
     pub secret_key: String,
+    /// The Prometheus Operator's CRDs are installed (discovered, never assumed).
+    pub prometheus_operator: bool,
 }
 
 /// Every object one Penpot owns, in apply order: configuration before the workload, so pods
@@ -44,6 +48,10 @@ pub struct Desired {
     pub service: Service,
     pub network_policy: NetworkPolicy,
     pub ingress: Option<Ingress>,
+    /// Grafana dashboard for the sidecar.
+    pub dashboard: ConfigMap,
+    /// PodMonitor and PrometheusRule, when the Prometheus Operator is installed.
+    pub monitoring: Option<[DynamicObject; 2]>,
     pub statefulset: StatefulSet,
     pub config_hash: String,
     pub public_uri: String,
@@ -131,6 +139,10 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         service: network::service(&m),
         network_policy: network::network_policy(&m),
         ingress: spec.ingress.as_ref().and_then(|i| network::ingress(&m, i)),
+        dashboard: monitoring::dashboard(&m, version),
+        monitoring: inputs
+            .prometheus_operator
+            .then(|| [monitoring::pod_monitor(&m), monitoring::prometheus_rule(&m, version)]),
         statefulset,
         config_hash,
         public_uri: settings.public_uri,

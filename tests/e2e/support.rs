@@ -341,3 +341,33 @@ pub fn pods(c: &Cluster, ns: &str, instance: &str) -> Vec<(String, String)> {
     pods.sort();
     pods
 }
+
+/// A minimal CRD that accepts anything: stands in for Argo CD, Flux or the Prometheus Operator.
+pub fn stub_crd(group: &str, kind: &str, plural: &str) -> String {
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: {plural}.{group}}}
+spec:
+  group: {group}
+  names: {{kind: {kind}, plural: {plural}, singular: {singular}}}
+  scope: Namespaced
+  versions:
+  - name: {version}
+    served: true
+    storage: true
+    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}
+"#,
+        singular = kind.to_lowercase(),
+        version = match group {
+            "argoproj.io" => "v1alpha1",
+            "helm.toolkit.fluxcd.io" => "v2",
+            _ => "v1",
+        }
+    )
+}
+
+pub fn wait_established(c: &Cluster, crd: &str) {
+    let out = c.kubectl(&["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=60s"]);
+    assert!(out.ok, "{crd}: {}", out.stderr);
+}

@@ -56,6 +56,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch]
+# The Grafana dashboard ConfigMap.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, watch, create, patch]
+# PodMonitor and PrometheusRule, applied only when the Prometheus Operator is installed.
+- apiGroups: [monitoring.coreos.com]
+  resources: [podmonitors, prometheusrules]
+  verbs: [get, create, patch]
 # The workload.
 - apiGroups: [apps]
   resources: [statefulsets]

@@ -1,0 +1,191 @@
+//! What Prometheus and Grafana need: a PodMonitor and a PrometheusRule when the Prometheus
+//! Operator is installed, and a dashboard ConfigMap for Grafana's sidecar. Metric names follow
+//! the Penpot version (2.15.2 renamed `penpot_rpc_command_timing` to `penpot_rpc_main_timing`).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::{Value, json};
+
+use super::labels;
+use super::network::Meta;
+use super::version::Version;
+
+pub fn pod_monitor_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "PodMonitor"),
+        "podmonitors",
+    )
+}
+
+pub fn prometheus_rule_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "PrometheusRule"),
+        "prometheusrules",
+    )
+}
+
+fn dynamic(m: &Meta, resource: &ApiResource, name: String, spec: Value) -> DynamicObject {
+    let mut obj = DynamicObject::new(&name, resource).data(json!({ "spec": spec }));
+    obj.metadata = m.object(name, "monitoring");
+    obj
+}
+
+/// Scrapes the backend's /metrics (port `backend`) and the nginx exporter (port `metrics`).
+pub fn pod_monitor(m: &Meta) -> DynamicObject {
+    let spec = json!({
+        "selector": { "matchLabels": labels::selector(m.name) },
+        "podMetricsEndpoints": [
+            { "port": "backend", "path": "/metrics", "interval": "30s" },
+            { "port": "metrics", "path": "/metrics", "interval": "30s" },
+        ],
+    });
+    dynamic(m, &pod_monitor_resource(), m.name.to_string(), spec)
+}
+
+fn rpc_metric(version: Version) -> &'static str {
+    if version >= Version::new(2, 15, 2) { "penpot_rpc_main_timing_bucket" } else { "penpot_rpc_command_timing_bucket" }
+}
+
+pub fn prometheus_rule(m: &Meta, version: Version) -> DynamicObject {
+    let ns = m.namespace.as_deref().unwrap_or_default();
+    let pods = format!(r#"namespace="{ns}",pod=~"{}-[0-9]+""#, m.name);
+    let alert = |name: &str, expr: String, duration: &str, severity: &str, summary: String| {
+        json!({
+            "alert": name,
+            "expr": expr,
+            "for": duration,
+            "labels": { "severity": severity, "penpot_instance": m.name },
+            "annotations": { "summary": summary },
+        })
+    };
+    let rules = vec![
+        alert(
+            "PenpotBackendDown",
+            format!(r#"up{{{pods},endpoint="backend"}} == 0"#),
+            "5m",
+            "critical",
+            format!("Penpot {ns}/{} backend {{{{ $labels.pod }}}} is not answering /metrics", m.name),
+        ),
+        alert(
+            "PenpotNginxExporterDown",
+            format!(r#"up{{{pods},endpoint="metrics"}} == 0"#),
+            "10m",
+            "warning",
+            format!("Penpot {ns}/{} nginx exporter {{{{ $labels.pod }}}} is down", m.name),
+        ),
+        alert(
+            "PenpotRpcSlow",
+            format!(r#"histogram_quantile(0.99, sum by (le) (rate({}{{{pods}}}[5m]))) > 3000"#, rpc_metric(version)),
+            "10m",
+            "warning",
+            format!("Penpot {ns}/{} answers 1% of RPC calls slower than 3 s", m.name),
+        ),
+        alert(
+            "PenpotTasksSlow",
+            format!(
+                r#"histogram_quantile(0.99, sum by (le, name) (rate(penpot_tasks_timing_bucket{{{pods}}}[15m]))) > 60000"#
+            ),
+            "15m",
+            "warning",
+            format!("Penpot {ns}/{} background task {{{{ $labels.name }}}} takes over a minute", m.name),
+        ),
+    ];
+    let spec = json!({ "groups": [ { "name": format!("penpot-{}", m.name), "rules": rules } ] });
+    dynamic(m, &prometheus_rule_resource(), m.name.to_string(), spec)
+}
+
+/// A Grafana dashboard in a ConfigMap labelled for the Grafana sidecar (`grafana_dashboard`).
+pub fn dashboard(m: &Meta, version: Version) -> ConfigMap {
+    let ns = m.namespace.as_deref().unwrap_or_default();
+    let pods = format!(r#"namespace="{ns}",pod=~"{}-[0-9]+""#, m.name);
+    let mut id = 0;
+    let mut panel = |title: &str, unit: &str, exprs: Vec<(String, &str)>| {
+        id += 1;
+        let targets: Vec<Value> = exprs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (expr, legend))| json!({ "refId": char::from(b'A' + i as u8).to_string(), "expr": expr, "legendFormat": legend }))
+            .collect();
+        json!({
+            "id": id, "type": "timeseries", "title": title, "datasource": { "type": "prometheus", "uid": "${datasource}" },
+            "gridPos": { "h": 8, "w": 12, "x": ((id - 1) % 2) * 12, "y": ((id - 1) / 2) * 8 },
+            "fieldConfig": { "defaults": { "unit": unit }, "overrides": [] },
+            "targets": targets,
+        })
+    };
+    let panels = vec![
+        panel("Backends up", "none", vec![(format!(r#"up{{{pods},endpoint="backend"}}"#), "{{pod}}")]),
+        panel(
+            "RPC latency (p50 / p99)",
+            "ms",
+            vec![
+                (
+                    format!(r#"histogram_quantile(0.5, sum by (le) (rate({}{{{pods}}}[5m])))"#, rpc_metric(version)),
+                    "p50",
+                ),
+                (
+                    format!(r#"histogram_quantile(0.99, sum by (le) (rate({}{{{pods}}}[5m])))"#, rpc_metric(version)),
+                    "p99",
+                ),
+            ],
+        ),
+        panel(
+            "Background tasks (p99 by task)",
+            "ms",
+            vec![(
+                format!(
+                    r#"histogram_quantile(0.99, sum by (le, name) (rate(penpot_tasks_timing_bucket{{{pods}}}[15m])))"#
+                ),
+                "{{name}}",
+            )],
+        ),
+        panel(
+            "HTTP requests through nginx",
+            "reqps",
+            vec![(format!(r#"sum(rate(nginx_http_requests_total{{{pods}}}[5m]))"#), "requests/s")],
+        ),
+        panel(
+            "nginx connections",
+            "none",
+            vec![(format!(r#"sum by (pod) (nginx_connections_active{{{pods}}})"#), "{{pod}}")],
+        ),
+        panel(
+            "JVM heap used",
+            "bytes",
+            vec![(format!(r#"sum by (pod) (jvm_memory_bytes_used{{{pods},area="heap"}})"#), "{{pod}}")],
+        ),
+        panel(
+            "Websocket connections",
+            "none",
+            vec![(format!(r#"sum by (pod) (penpot_websocket_active_connections{{{pods}}})"#), "{{pod}}")],
+        ),
+        panel(
+            "Database pool",
+            "none",
+            vec![
+                (format!(r#"sum(hikaricp_connections_active{{{pods}}})"#), "active"),
+                (format!(r#"sum(hikaricp_connections_pending{{{pods}}})"#), "pending"),
+            ],
+        ),
+    ];
+    let dashboard = json!({
+        "title": format!("Penpot {ns}/{}", m.name),
+        "uid": format!("penpot-{}", &super::hash::config_hash(&[("uid".to_string(), format!("{ns}/{}", m.name))].into())[..12]),
+        "tags": ["penpot"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "refresh": "30s",
+        "time": { "from": "now-6h", "to": "now" },
+        "templating": { "list": [ { "name": "datasource", "type": "datasource", "query": "prometheus" } ] },
+        "panels": panels,
+    });
+    let mut metadata = m.object(format!("{}-dashboard", m.name), "monitoring");
+    metadata.labels.get_or_insert_with(BTreeMap::new).insert("grafana_dashboard".into(), "1".into());
+    ConfigMap {
+        metadata,
+        data: Some([(format!("penpot-{ns}-{}.json", m.name), dashboard.to_string())].into()),
+        ..Default::default()
+    }
+}
