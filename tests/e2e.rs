@@ -266,6 +266,17 @@ fn invalid_relation_keeps_running_pods_and_names_the_key() {
     assert_eq!(condition(&p, "Stalled").unwrap()["status"], "True");
     assert_eq!(condition(&p, "Stalled").unwrap()["reason"], "InvalidRelation");
     assert!(status_message(&p).contains("running pod(s) keep the last good configuration"), "{}", status_message(&p));
+    // What a person sees: the key named, the value not.
+    let summary = Command::new(env!("CARGO_BIN_EXE_penpot-operator"))
+        .args(["status", "p", "-n", n])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&summary.stdout);
+    assert!(summary.contains("Penpot") && summary.contains("Blocked (Ready=False)"), "{summary}");
+    assert!(summary.contains(r#"Secret p-redis: invalid: key "port" is not a port number"#), "{summary}");
+    assert!(summary.contains("Secret p-postgresql: present") && summary.contains("Warning"), "{summary}");
+    assert_no_secret_values(c, n, &[&summary]);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), hash, "bad data reached the pod template");
     assert_eq!(pods(c, n, "p"), running, "running pods were disturbed");

@@ -2,6 +2,7 @@
 
 pub mod render;
 pub mod run;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +32,20 @@ Services, NetworkPolicy, Ingress and StatefulSet the reconcile would apply, then
 the status the controller would write. Exit status 2 on invalid input; a Blocked instance is not\n\
 an error.\n\nExample:\n  penpot-operator render -f docs/examples/penpot.yaml\n  penpot-operator render -f penpot.yaml -f secrets.yaml\n  kubectl get penpot,secret -o yaml | penpot-operator render -f -")]
     Render(RenderArgs),
+    /// Summarise one Penpot for people: phase, relations, pods, recent events. Never prints
+    /// relation values. Also works as `kubectl penpot status` with the binary linked as
+    /// `kubectl-penpot` on PATH.
+    #[command(after_help = "Example:\n  penpot-operator status penpot -n design\n  kubectl penpot status penpot -n design")]
+    Status(StatusArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// The Penpot's name.
+    pub name: String,
+    /// Its namespace (default: the kubeconfig context's).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]

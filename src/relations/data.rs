@@ -17,6 +17,10 @@ impl<'a> SecretData<'a> {
         Self { relation, secret, data }
     }
 
+    pub fn relation(&self) -> Relation {
+        self.relation
+    }
+
     pub fn error(&self, key: &str, problem: impl Into<String>) -> RelationError {
         RelationError {
             relation: self.relation,

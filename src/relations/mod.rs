@@ -74,6 +74,17 @@ pub fn resolve(spec: &PenpotSpec, found: &Found) -> Resolution {
     }
 }
 
+/// Parses one relation's Secret on its own, for per-relation reports (`status`).
+pub fn check(spec: &PenpotSpec, d: &SecretData) -> Result<(), RelationError> {
+    match d.relation() {
+        Relation::Postgresql => postgresql::parse(d).map(drop),
+        Relation::Redis => redis::parse(d).map(drop),
+        Relation::S3 => s3::parse(d).map(drop),
+        Relation::Smtp => smtp::parse(d, spec.smtp.as_ref().and_then(|s| s.from_address.as_deref())).map(drop),
+        Relation::Oidc => oidc::parse(d).map(drop),
+    }
+}
+
 /// Required relations that are not there, plus referenced optional ones whose Secret is
 /// absent, plus SMTP when OIDC asks for it. `None` when nothing is missing.
 pub fn missing_relations(spec: &PenpotSpec, present: impl Fn(Relation) -> bool) -> Option<Vec<String>> {
