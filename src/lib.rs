@@ -9,6 +9,7 @@ pub mod crd;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod profiles;
 pub mod relations;
 pub mod render;
 pub mod schema;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use penpot_operator::cli::{Cli, Command, render, run, status};
+use penpot_operator::cli::{Cli, Command, profile, render, run, status};
 use penpot_operator::crd;
 
 fn main() -> ExitCode {
@@ -20,5 +20,6 @@ fn main() -> ExitCode {
         Command::Render(args) => render::main(&args),
         Command::Run(args) => run::main(args),
         Command::Status(args) => status::main(&args),
+        Command::Profile(args) => profile::main(&args),
     }
 }

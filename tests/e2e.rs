@@ -535,3 +535,115 @@ fn prometheus_objects_and_dashboard_appear_when_the_prometheus_operator_is_insta
     let dashboard = c.get(n, "configmap/p-dashboard").unwrap();
     assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
 }
+
+/// What the stand-in manage.py recorded for `email`: (arguments, stdin) per call.
+fn manage_calls(c: &Cluster, email: &str) -> Vec<(Vec<String>, String)> {
+    let text = std::fs::read_to_string(c.dir.join("exec/calls.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["argv"].as_array().is_some_and(|a| a.iter().any(|v| v == email)))
+        .map(|e| {
+            let argv = e["argv"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+            (argv, e["stdin"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+fn profile_cli(c: &Cluster, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_penpot-operator"))
+        .arg("profile")
+        .args(args)
+        .env("KUBECONFIG", &c.kubeconfig)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn profiles_through_the_cli_and_penpot_profile_resources() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "prof");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+
+    // Not ready: no pods yet.
+    let (ok, _, err) =
+        profile_cli(c, &["create", "--penpot", "p", "-n", n, "--email", "x@example.com", "--fullname", "X"]);
+    assert!(!ok && err.contains("penpot p is not ready"), "{err}");
+    ready_penpot(c, n, "p", 1);
+
+    // The CLI: arguments and the password on stdin reach manage.py exactly.
+    let ada = format!("ada.{n}@example.com");
+    let (ok, out, err) =
+        profile_cli(c, &["create", "--penpot", "p", "-n", n, "--email", &ada, "--fullname", "Ada Lovelace"]);
+    assert!(ok, "{err}");
+    let password = out.lines().find_map(|l| l.strip_prefix("password: ")).expect("a password line").to_string();
+    assert!(out.contains(&format!("email: {ada}")) && out.contains("fullname: Ada Lovelace"), "{out}");
+    assert!(password.len() >= 16);
+    let calls = manage_calls(c, &ada);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, ["create-profile", "--email", ada.as_str(), "--fullname", "Ada Lovelace"]);
+    assert_eq!(calls[0].1, format!("{password}\n"), "the password must arrive on stdin, not in the arguments");
+
+    let exists = format!("exists.{n}@example.com");
+    let (ok, _, err) = profile_cli(c, &["create", "--penpot", "p", "-n", n, "--email", &exists, "--fullname", "E"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let down = format!("down.{n}@example.com");
+    let (ok, _, err) = profile_cli(c, &["create", "--penpot", "p", "-n", n, "--email", &down, "--fullname", "D"]);
+    assert!(!ok && err.contains("EXC: [Errno 111] Connection refused") && err.contains("exit 254"), "{err}");
+    let (ok, out, err) = profile_cli(c, &["delete", "--penpot", "p", "-n", n, "--email", &ada]);
+    assert!(ok && out.contains("deleted"), "{err}");
+    assert_eq!(manage_calls(c, &ada).last().unwrap().0, ["delete-profile", "--email", ada.as_str()]);
+    let missing = format!("missing.{n}@example.com");
+    let (ok, _, err) = profile_cli(c, &["delete", "--penpot", "p", "-n", n, "--email", &missing]);
+    assert!(!ok && err.contains("No profile found"), "{err}");
+
+    // Declarative: a PenpotProfile creates the profile with a generated password it keeps.
+    let profile = |name: &str, penpot: &str, email: &str, policy: &str| {
+        format!(
+            "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: {name}}}\nspec: {{penpotRef: {{name: {penpot}}}, email: '{email}', fullname: Grace Hopper, deletionPolicy: {policy}}}\n"
+        )
+    };
+    let ready_reason = |name: &str| {
+        c.get(n, &format!("penpotprofile/{name}")).and_then(|p| {
+            let ready = condition(&p, "Ready")?.clone();
+            Some((
+                ready["status"].as_str()?.to_string(),
+                ready["reason"].as_str()?.to_string(),
+                ready["message"].as_str()?.to_string(),
+            ))
+        })
+    };
+    let grace = format!("grace.{n}@example.com");
+    c.apply_ok(n, &profile("grace", "p", &grace, "Delete"));
+    wait_until(LONG, "PenpotProfile grace to be created", || ready_reason("grace").filter(|r| r.1 == "Created"));
+    let secret = c.get(n, "secret/grace-password").expect("the generated password Secret");
+    let stored =
+        base64::engine::general_purpose::STANDARD.decode(secret["data"]["password"].as_str().unwrap()).unwrap();
+    let calls = manage_calls(c, &grace);
+    assert_eq!(calls.len(), 1, "created exactly once: {calls:?}");
+    assert_eq!(calls[0].1, format!("{}\n", String::from_utf8(stored).unwrap()));
+    let p = c.get(n, "penpotprofile/grace").unwrap();
+    assert_eq!(p["metadata"]["finalizers"][0], "penpot-operator.dev/profile");
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], p["metadata"]["uid"]);
+
+    // Failures show in status: an existing email is adopted, a failing command is reported.
+    c.apply_ok(n, &profile("dup", "p", &format!("exists.2.{n}@example.com"), "Retain"));
+    wait_until(LONG, "AlreadyExists", || ready_reason("dup").filter(|r| r.0 == "True" && r.1 == "AlreadyExists"));
+    c.apply_ok(n, &profile("broken", "p", &format!("down.2.{n}@example.com"), "Delete"));
+    let r = wait_until(LONG, "CreateFailed", || ready_reason("broken").filter(|r| r.1 == "CreateFailed"));
+    assert!(r.2.contains("EXC: [Errno 111] Connection refused"), "{r:?}");
+    c.apply_ok(n, &profile("orphan", "nothere", &format!("o.{n}@example.com"), "Delete"));
+    wait_until(LONG, "PenpotNotFound", || ready_reason("orphan").filter(|r| r.1 == "PenpotNotFound"));
+
+    // Deleting: Delete runs delete-profile before the finalizer goes; Retain does not.
+    c.kubectl_ok(&["-n", n, "delete", "penpotprofile", "grace", "dup", "orphan", "broken", "--timeout=90s"]);
+    assert_eq!(manage_calls(c, &grace).last().unwrap().0, ["delete-profile", "--email", grace.as_str()]);
+    assert!(manage_calls(c, &format!("exists.2.{n}@example.com")).iter().all(|(a, _)| a[0] != "delete-profile"));
+    assert_no_secret_values(c, n, &[&c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"])]);
+}

@@ -1,5 +1,6 @@
 //! Command line: `run`, `crd`, `render`.
 
+pub mod profile;
 pub mod render;
 pub mod run;
 pub mod status;
@@ -35,8 +36,44 @@ an error.\n\nExample:\n  penpot-operator render -f docs/examples/penpot.yaml\n  
     /// Summarise one Penpot for people: phase, relations, pods, recent events. Never prints
     /// relation values. Also works as `kubectl penpot status` with the binary linked as
     /// `kubectl-penpot` on PATH.
-    #[command(after_help = "Example:\n  penpot-operator status penpot -n design\n  kubectl penpot status penpot -n design")]
+    #[command(
+        after_help = "Example:\n  penpot-operator status penpot -n design\n  kubectl penpot status penpot -n design"
+    )]
     Status(StatusArgs),
+    /// Create or delete a Penpot user with the backend's admin command (manage.py) in a
+    /// Ready pod. Prints the generated password once. Also `kubectl penpot profile ...`.
+    #[command(
+        after_help = "Example:\n  penpot-operator profile create --penpot penpot -n design --email ada@example.com --fullname 'Ada L'\n  penpot-operator profile delete --penpot penpot -n design --email ada@example.com"
+    )]
+    Profile(ProfileArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ProfileArgs {
+    #[command(subcommand)]
+    pub command: ProfileCommand,
+    /// The Penpot instance.
+    #[arg(long, global = true, default_value = "penpot")]
+    pub penpot: String,
+    /// Its namespace (default: the kubeconfig context's).
+    #[arg(short, long, global = true)]
+    pub namespace: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ProfileCommand {
+    /// Create a profile; prints email, full name and the generated password.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        fullname: String,
+    },
+    /// Delete (soft-delete, as Penpot does) the profile with this email.
+    Delete {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]

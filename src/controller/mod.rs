@@ -174,6 +174,9 @@ pub async fn run(
         }
     }
     let ns = &opts.namespace;
+    // One shutdown signal for both controllers.
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let shutdown_profiles = shutdown.clone();
     let owned = watcher::Config::default().labels(&format!(
         "{}={}",
         crate::render::labels::MANAGED_BY_LABEL,
@@ -184,6 +187,15 @@ pub async fn run(
 
     let controller = Controller::new(api::<Penpot>(&client, ns), watcher::Config::default().any_semantic());
     let store = controller.store();
+    let profiles = Controller::new(api::<crate::crd::PenpotProfile>(&client, ns), watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
+        .graceful_shutdown_on(shutdown_profiles.clone())
+        .run(
+            crate::profiles::controller::reconcile,
+            crate::profiles::controller::error_policy,
+            Arc::new(crate::profiles::controller::Context { client: client.clone(), leader: leader.clone() }),
+        )
+        .for_each(|_| std::future::ready(()));
     let context = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(
@@ -214,7 +226,7 @@ pub async fn run(
             }
         }
     });
-    controller
+    let penpots = controller
         .owns(api::<StatefulSet>(&client, ns), owned.clone())
         .owns(api::<Service>(&client, ns), owned.clone())
         .owns(api::<NetworkPolicy>(&client, ns), owned.clone())
@@ -237,7 +249,7 @@ pub async fn run(
                 }
             }
             std::future::ready(())
-        })
-        .await;
+        });
+    futures::join!(penpots, profiles);
     Ok(())
 }

@@ -23,7 +23,7 @@ pub const GROUP: &str = "penpot-operator.dev";
     namespaced,
     status = "PenpotStatus",
     shortname = "pp",
-    category = "penpot",
+    category = "penpot-all",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.readyReplicas"}"#,

@@ -35,6 +35,7 @@ struct ContainerPlan {
     extra_mounts: Vec<VolumeMount>,
     ports: Vec<ContainerPort>,
     resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+    working_dir: Option<String>,
 }
 
 fn port(name: &str, number: u16) -> ContainerPort {
@@ -101,6 +102,7 @@ fn container(plan: ContainerPlan, pull_policy: Option<String>) -> Container {
         liveness_probe: Some(probe("alive", plan.pebble_port, 5, 3)),
         readiness_probe: Some(probe("ready", plan.pebble_port, 5, 1)),
         resources: plan.resources,
+        working_dir: plan.working_dir,
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -150,6 +152,7 @@ pub fn statefulset(i: &StatefulSetInputs) -> StatefulSet {
             pebble_port: paths::PEBBLE_PORT_NGINX,
             extra_mounts: vec![mount("nginx-config", paths::NGINX_CONFIG_DIR, true)],
             ports: vec![port("http", paths::NGINX_PORT), port("metrics", paths::NGINX_EXPORTER_PORT)],
+            working_dir: None,
             resources: resources.nginx,
         },
         pull_policy.clone(),
@@ -161,6 +164,8 @@ pub fn statefulset(i: &StatefulSetInputs) -> StatefulSet {
             pebble_port: paths::PEBBLE_PORT_PENPOT,
             extra_mounts: vec![],
             ports: vec![port("backend", paths::BACKEND_PORT)],
+            // `kubectl exec` (and the profile commands) land where manage.py lives.
+            working_dir: Some(paths::BACKEND_DIR.into()),
             resources: resources.penpot,
         },
         pull_policy,

@@ -52,7 +52,9 @@ fn repo() -> &'static Path {
 fn install_crd_and_rbac(c: &Cluster) {
     let crd = repo().join("crds/penpot.yaml");
     c.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
-    c.kubectl_ok(&["wait", "--for=condition=Established", "crd/penpots.penpot-operator.dev", "--timeout=60s"]);
+    for crd in ["crd/penpots.penpot-operator.dev", "crd/penpotprofiles.penpot-operator.dev"] {
+        c.kubectl_ok(&["wait", "--for=condition=Established", crd, "--timeout=60s"]);
+    }
     let role = repo().join("deploy/rbac/clusterrole.yaml");
     c.kubectl_ok(&["apply", "-f", role.to_str().unwrap()]);
 }

@@ -49,6 +49,11 @@ pki() {
   printf 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' >"$p/client.ext"
   openssl x509 -req -in "$p/admin.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial -days 30 \
     -extfile "$p/client.ext" -out "$p/admin.crt" 2>/dev/null
+  # kwok's HTTPS server stands in for the kubelet (exec, logs); the API server dials it.
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=kwok-kubelet" -keyout "$p/kubelet.key" -out "$p/kubelet.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$p/kubelet.ext"
+  openssl x509 -req -in "$p/kubelet.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial -days 30 \
+    -extfile "$p/kubelet.ext" -out "$p/kubelet.crt" 2>/dev/null
   openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
   openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
 }
@@ -66,12 +71,13 @@ up() {
   mkdir -p "$dir/logs" "$dir/pids"
   local started=$SECONDS
   pki
-  local etcd_port etcd_peer apiserver_port kcm_port sched_port
+  local etcd_port etcd_peer apiserver_port kcm_port sched_port kwok_port
   etcd_port=$(free_port)
   etcd_peer=$(free_port)
   apiserver_port=$(free_port)
   kcm_port=$(free_port)
   sched_port=$(free_port)
+  kwok_port=$(free_port)
 
   start etcd "$PENPOT_E2E_BIN/etcd" --name e2e --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -91,6 +97,8 @@ up() {
     --service-cluster-ip-range 10.96.0.0/16 \
     --audit-policy-file "$here/audit-policy.yaml" --audit-log-path "$dir/logs/audit.log" \
     --audit-log-format json --audit-log-mode blocking \
+    --kubelet-preferred-address-types InternalIP \
+    --kubelet-client-certificate "$dir/pki/admin.crt" --kubelet-client-key "$dir/pki/admin.key" \
     --enable-priority-and-fairness=false --v 1
   kubeconfig "$dir/admin.kubeconfig"
   wait_for kube-apiserver 60 "$PENPOT_E2E_BIN/kubectl" --kubeconfig "$dir/admin.kubeconfig" get --raw /readyz
@@ -103,8 +111,25 @@ up() {
   start kube-scheduler "$PENPOT_E2E_BIN/kube-scheduler" \
     --kubeconfig "$dir/admin.kubeconfig" --leader-elect=false \
     --bind-address 127.0.0.1 --secure-port "$sched_port" --v 1
+  # Exec into any pod's `penpot` container runs the stand-in manage.py on this host.
+  mkdir -p "$dir/exec"
+  cp "$here/fake-manage.py" "$dir/exec/manage.py"
+  cat >"$dir/kwok-exec.yaml" <<EOF
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterExec
+metadata:
+  name: penpot-manage
+spec:
+  execs:
+  - containers: [penpot]
+    local:
+      workDir: $dir/exec
+EOF
   start kwok "$PENPOT_E2E_BIN/kwok" --kubeconfig "$dir/admin.kubeconfig" \
-    --config "$here/kwok-stages.yaml" --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake
+    --config "$here/kwok-stages.yaml" --config "$dir/kwok-exec.yaml" \
+    --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --server-address "127.0.0.1:$kwok_port" --node-port "$kwok_port" \
+    --tls-cert-file "$dir/pki/kubelet.crt" --tls-private-key-file "$dir/pki/kubelet.key"
 
   "$PENPOT_E2E_BIN/kubectl" --kubeconfig "$dir/admin.kubeconfig" apply -f - >/dev/null <<'EOF'
 apiVersion: v1
@@ -130,6 +155,7 @@ export KUBECONFIG="$dir/admin.kubeconfig"
 export PATH="$PENPOT_E2E_BIN:\$PATH"
 export PENPOT_E2E_DIR="$dir"
 export PENPOT_E2E_AUDIT_LOG="$dir/logs/audit.log"
+export PENPOT_E2E_EXEC_LOG="$dir/exec/calls.jsonl"
 EOF
   log "control plane up in $((SECONDS - started)) s: source $dir/env"
 }

@@ -28,7 +28,7 @@ rm -rf "$dir"
 source "$dir/env"
 
 kubectl apply --server-side -f crds/penpot.yaml >/dev/null
-kubectl wait --for=condition=Established crd/penpots.penpot-operator.dev --timeout=60s >/dev/null
+kubectl wait --for=condition=Established -f crds/penpot.yaml --timeout=60s >/dev/null
 kubectl create namespace penpot-operator >/dev/null
 kubectl apply -f deploy/rbac/ >/dev/null
 # A kubeconfig holding only the ServiceAccount's token: the operator gets exactly its ClusterRole.

@@ -47,6 +47,23 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [penpot-operator.dev]
   resources: [penpots/finalizers]
   verbs: [update]
+# PenpotProfiles: watch, finalizer (patch), status.
+- apiGroups: [penpot-operator.dev]
+  resources: [penpotprofiles]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [penpot-operator.dev]
+  resources: [penpotprofiles/status]
+  verbs: [get, patch, update]
+- apiGroups: [penpot-operator.dev]
+  resources: [penpotprofiles/finalizers]
+  verbs: [update]
+# Profiles run manage.py in a Ready Penpot pod through the exec API.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list]
+- apiGroups: [""]
+  resources: [pods/exec]
+  verbs: [get, create]
 # Relation Secrets (read, metadata watch), the secret-key Secret (created once) and the
 # rendered configuration Secret (server-side apply).
 - apiGroups: [""]

@@ -1,0 +1,57 @@
+//! `penpot-operator profile create|delete`: the charm's create-profile and delete-profile
+//! actions, also reachable as `kubectl penpot profile ...`.
+
+use std::process::ExitCode;
+
+use kube::Client;
+
+use crate::cli::{ProfileArgs, ProfileCommand};
+use crate::profiles::{self, Outcome};
+
+pub fn main(args: &ProfileArgs) -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &ProfileArgs) -> Result<String, profiles::ManageError> {
+    let client = Client::try_default().await?;
+    let ns = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    let pod = profiles::ready_pod(&client, &ns, &args.penpot).await?;
+    match &args.command {
+        ProfileCommand::Create { email, fullname } => {
+            let password = profiles::generate_password();
+            match profiles::create_profile(&client, &ns, &pod, email, fullname, &password).await? {
+                Outcome::Created => Ok(format!("email: {email}\nfullname: {fullname}\npassword: {password}\n")),
+                _ => Err(profiles::ManageError::Failed {
+                    command: "create-profile",
+                    code: 255,
+                    output: format!("a profile with email {email} already exists"),
+                }),
+            }
+        }
+        ProfileCommand::Delete { email } => match profiles::delete_profile(&client, &ns, &pod, email).await? {
+            Outcome::NotFound => Err(profiles::ManageError::Failed {
+                command: "delete-profile",
+                code: 0,
+                output: format!("No profile found with email {email}"),
+            }),
+            _ => Ok(format!("deleted: {email}\n")),
+        },
+    }
+}

@@ -1,0 +1,75 @@
+//! `PenpotProfile` v1alpha1: a Penpot user declared as a resource, for GitOps.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// A Penpot user profile, created with the backend's admin command and deleted again with the
+/// resource (unless `deletionPolicy: Retain`).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "penpot-operator.dev",
+    version = "v1alpha1",
+    kind = "PenpotProfile",
+    namespaced,
+    status = "PenpotProfileStatus",
+    shortname = "ppp",
+    category = "penpot-all",
+    printcolumn = r#"{"name":"Penpot","type":"string","jsonPath":".spec.penpotRef.name"}"#,
+    printcolumn = r#"{"name":"Email","type":"string","jsonPath":".spec.email"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PenpotProfileSpec {
+    /// The Penpot (same namespace) the profile belongs to.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("penpotRef is immutable"))]
+    pub penpot_ref: PenpotRef,
+    #[schemars(regex(pattern = r"^[^@\s]+@[^@\s]+$"), length(max = 254))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("email is immutable: create another PenpotProfile"))]
+    pub email: String,
+    #[schemars(length(min = 1, max = 250))]
+    pub fullname: String,
+    /// Secret holding the initial password (key `password` unless `key` says otherwise).
+    /// Without it the operator generates one into `<name>-password`, a Secret it owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<PasswordSecretRef>,
+    /// `Delete` (default) deletes the Penpot profile with this resource; `Retain` keeps it.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PenpotRef {
+    #[schemars(length(min = 1, max = 45))]
+    pub name: String,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PasswordSecretRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    #[default]
+    Delete,
+    Retain,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PenpotProfileStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The Secret holding the password the profile was created with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<String>,
+}

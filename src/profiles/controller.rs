@@ -1,0 +1,239 @@
+//! The `PenpotProfile` controller: one profile per resource, created once, deleted with the
+//! resource through a finalizer unless `deletionPolicy: Retain`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::crd::profile::DeletionPolicy;
+use crate::crd::{Penpot, PenpotProfile, PenpotProfileStatus};
+use crate::render::labels;
+
+use super::exec::{self, ManageError, Outcome};
+
+pub const FINALIZER: &str = "penpot-operator.dev/profile";
+const PASSWORD_KEY: &str = "password";
+const RETRY: Duration = Duration::from_secs(15);
+
+#[derive(thiserror::Error, Debug)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("{0}")]
+    Manage(#[from] ManageError),
+    #[error("PenpotProfile is not namespaced")]
+    NotNamespaced,
+    #[error("not the leader: refusing to write")]
+    NotLeader,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub leader: watch::Receiver<bool>,
+}
+
+impl Context {
+    fn ensure_leader(&self) -> Result<(), Error> {
+        if *self.leader.borrow() { Ok(()) } else { Err(Error::NotLeader) }
+    }
+}
+
+pub async fn reconcile(profile: Arc<PenpotProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = profile.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<PenpotProfile> = Api::namespaced(ctx.client.clone(), &ns);
+    ctx.ensure_leader()?;
+    finalizer(&api, FINALIZER, profile, |event| async {
+        match event {
+            Event::Apply(p) => apply(&p, &ns, &ctx).await,
+            Event::Cleanup(p) => cleanup(&p, &ns, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+pub fn error_policy(profile: Arc<PenpotProfile>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(namespace = profile.namespace().unwrap_or_default(), profile = %profile.name_any(), %error, "profile reconcile failed");
+    Action::requeue(RETRY)
+}
+
+fn is_done(profile: &PenpotProfile) -> bool {
+    profile.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    // Created once; later spec edits (fullname) are not pushed into Penpot.
+    if is_done(profile) {
+        return Ok(Action::await_change());
+    }
+    let penpot_name = &profile.spec.penpot_ref.name;
+    if Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await?.is_none() {
+        let message = format!("waiting for Penpot {penpot_name}");
+        report(profile, ns, ctx, false, "PenpotNotFound", &message, None).await?;
+        return Ok(Action::requeue(RETRY));
+    }
+    let pod = match exec::ready_pod(&ctx.client, ns, penpot_name).await {
+        Ok(pod) => pod,
+        Err(ManageError::NotReady(_)) => {
+            let message = format!("waiting for Penpot {penpot_name} to be ready");
+            report(profile, ns, ctx, false, "PenpotNotReady", &message, None).await?;
+            return Ok(Action::requeue(RETRY));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (password, secret_name) = match password(profile, ns, ctx).await? {
+        Ok(found) => found,
+        Err(message) => {
+            report(profile, ns, ctx, false, "InvalidPasswordSecret", &message, None).await?;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+    };
+    ctx.ensure_leader()?;
+    let result =
+        exec::create_profile(&ctx.client, ns, &pod, &profile.spec.email, &profile.spec.fullname, &password).await;
+    match result {
+        Ok(Outcome::Created) => {
+            report(profile, ns, ctx, true, "Created", "profile created", Some(secret_name)).await?;
+            Ok(Action::await_change())
+        }
+        Ok(_) => {
+            let message = "a profile with this email already existed; its password was not changed";
+            report(profile, ns, ctx, true, "AlreadyExists", message, Some(secret_name)).await?;
+            Ok(Action::await_change())
+        }
+        Err(ManageError::Failed { command, code, output }) => {
+            let message = format!("manage.py {command} failed (exit {code}): {output}");
+            report(profile, ns, ctx, false, "CreateFailed", &message, Some(secret_name)).await?;
+            Ok(Action::requeue(RETRY))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn cleanup(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    if profile.spec.deletion_policy == DeletionPolicy::Retain || !is_done(profile) {
+        return Ok(Action::await_change());
+    }
+    let penpot_name = &profile.spec.penpot_ref.name;
+    // The whole instance is gone: nothing to delete the profile from.
+    if Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await?.is_none() {
+        return Ok(Action::await_change());
+    }
+    let pod = exec::ready_pod(&ctx.client, ns, penpot_name).await?;
+    ctx.ensure_leader()?;
+    exec::delete_profile(&ctx.client, ns, &pod, &profile.spec.email).await?;
+    Ok(Action::await_change())
+}
+
+/// The password to create the profile with, and the Secret it lives in. The generated one is
+/// written once into `<name>-password`, owned by the PenpotProfile.
+async fn password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Result<(String, String), String>, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    if let Some(r) = &profile.spec.password_secret_ref {
+        let key = r.key.as_deref().unwrap_or(PASSWORD_KEY);
+        let value = secrets.get_opt(&r.name).await?.and_then(|s| s.data?.get(key).map(|v| v.0.clone()));
+        return Ok(match value.and_then(|v| String::from_utf8(v).ok()).map(|v| v.trim().to_string()) {
+            Some(p) if !p.is_empty() && !p.contains('\n') => Ok((p, r.name.clone())),
+            _ => Err(format!("Secret {:?} key {key:?} is missing, empty or not one line of UTF-8", r.name)),
+        });
+    }
+    let name = format!("{}-password", profile.name_any());
+    if let Some(existing) = secrets.get_opt(&name).await?
+        && let Some(p) =
+            existing.data.and_then(|d| d.get(PASSWORD_KEY).and_then(|v| String::from_utf8(v.0.clone()).ok()))
+    {
+        return Ok(Ok((p, name)));
+    }
+    ctx.ensure_leader()?;
+    let generated = exec::generate_password();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.to_string()),
+            labels: Some([(labels::MANAGED_BY_LABEL.to_string(), labels::MANAGER.to_string())].into()),
+            owner_references: profile.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        data: Some([(PASSWORD_KEY.to_string(), ByteString(generated.clone().into_bytes()))].into()),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    match secrets
+        .create(&PostParams { field_manager: Some(labels::MANAGER.into()), ..Default::default() }, &secret)
+        .await
+    {
+        Ok(_) => Ok(Ok((generated, name))),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Err(format!("Secret {name:?} appeared meanwhile; retrying"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn report(
+    profile: &PenpotProfile,
+    ns: &str,
+    ctx: &Context,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    password_secret: Option<String>,
+) -> Result<(), Error> {
+    let previous = profile.status.clone().unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let condition = |type_: &str, status: bool, reason: &str, message: &str| {
+        let status = if status { "True" } else { "False" }.to_string();
+        let since = previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+        Condition {
+            type_: type_.into(),
+            status,
+            reason: reason.into(),
+            message: message.into(),
+            observed_generation: profile.meta().generation,
+            last_transition_time: since,
+        }
+    };
+    let stalled = reason == "InvalidPasswordSecret";
+    let status = PenpotProfileStatus {
+        observed_generation: profile.meta().generation,
+        conditions: vec![
+            condition("Ready", ready, reason, message),
+            condition(
+                "Reconciling",
+                !ready && !stalled,
+                if ready { "AsExpected" } else { reason },
+                if ready { "" } else { message },
+            ),
+            condition(
+                "Stalled",
+                stalled,
+                if stalled { reason } else { "AsExpected" },
+                if stalled { message } else { "" },
+            ),
+        ],
+        password_secret: password_secret.or(previous.password_secret.clone()),
+    };
+    if profile.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    ctx.ensure_leader()?;
+    let api: Api<PenpotProfile> = Api::namespaced(ctx.client.clone(), ns);
+    let patch =
+        json!({ "apiVersion": PenpotProfile::api_version(&()), "kind": PenpotProfile::kind(&()), "status": status });
+    api.patch_status(&profile.name_any(), &PatchParams::apply(labels::MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
+}
