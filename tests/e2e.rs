@@ -186,7 +186,7 @@ fn assert_no_secret_values(c: &Cluster, ns: &str, texts: &[&str]) {
         .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("operator-{ns}")))
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
         .collect::<Vec<_>>();
-    for secret in [PG_PASSWORD, S3_SECRET, REDIS_PASSWORD, "rotated-Pw-42"] {
+    for secret in SECRET_VALUES.lines() {
         for t in texts.iter().copied().chain(logs.iter().map(String::as_str)) {
             assert!(!t.contains(secret), "a secret value leaked into status, events or logs");
         }
@@ -195,6 +195,7 @@ fn assert_no_secret_values(c: &Cluster, ns: &str, texts: &[&str]) {
 
 #[test]
 fn password_rotation_rolls_pods_and_idle_operator_writes_nothing() {
+    assert!(SECRET_VALUES.lines().any(|l| l == PG_PASSWORD) && SECRET_VALUES.contains("rotated-Pw-42"));
     let Some(c) = cluster() else { return };
     let ns = Namespace::new(c, "rot");
     let n = ns.name.as_str();

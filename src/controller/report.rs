@@ -44,7 +44,9 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
         .find(|c| c.type_ == "Ready")
         .map(|c| c.reason.clone())
         .unwrap_or_else(|| "Reconciled".into());
-    if previous.and_then(|p| p.phase) != next.phase {
+    let blocked_again = previous.is_some_and(|p| p.phase == Some(Phase::Blocked) && p.message != next.message)
+        && next.phase == Some(Phase::Blocked);
+    if previous.and_then(|p| p.phase) != next.phase || blocked_again {
         let phase = next.phase.map(|p| format!("{p:?}")).unwrap_or_default();
         events.push(Event {
             type_: if next.phase == Some(Phase::Blocked) { EventType::Warning } else { EventType::Normal },

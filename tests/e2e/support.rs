@@ -247,6 +247,9 @@ pub fn secret_yaml(name: &str, pairs: &[(&str, &str)]) -> String {
     s
 }
 
+/// Every secret value the suite puts into relation Secrets; tests/harness/leak-check.sh
+/// greps the whole run's events, statuses and logs for each line of this file.
+pub const SECRET_VALUES: &str = include_str!("secret-values.txt");
 pub const PG_PASSWORD: &str = "pg-secret-Xq9v";
 pub const S3_SECRET: &str = "s3-secret-Zr7k";
 pub const REDIS_PASSWORD: &str = "redis-secret-Lm3p";

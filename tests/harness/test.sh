@@ -29,4 +29,6 @@ trap cleanup EXIT
 source "$run_dir/env"
 
 log "cargo test (unit and e2e; e2e logs under $run_dir/logs)"
-PENPOT_E2E_REQUIRED=1 cargo test --all-targets -- "$@"
+# Namespaces stay until the control plane goes, so the leak check sees every event.
+PENPOT_E2E_REQUIRED=1 PENPOT_E2E_KEEP=1 cargo test --all-targets -- "$@"
+"$here/leak-check.sh" "$run_dir"
