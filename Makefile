@@ -14,5 +14,6 @@ test: ## fmt, clippy, unit tests and the e2e suite
 unit: ## unit tests only; e2e tests report that they were skipped
 	cargo test
 
-crd: ## regenerate crds/penpot.yaml
+crd: ## regenerate crds/penpot.yaml, the chart's copy and deploy/manifests
 	cargo run --quiet -- crd > crds/penpot.yaml
+	tests/harness/gen-manifests.sh

@@ -32,7 +32,8 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
-/// Ready once the Penpot cache has synced (a follower waiting for the lease is not ready).
+/// Ready once the Penpot cache has synced, or while following in leader election (a follower
+/// that is never ready would block a rolling update of the operator's Deployment).
 async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
     if *s.ready.borrow() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
 }

@@ -648,3 +648,115 @@ fn profiles_through_the_cli_and_penpot_profile_resources() {
     assert!(manage_calls(c, &format!("exists.2.{n}@example.com")).iter().all(|(a, _)| a[0] != "delete-profile"));
     assert_no_secret_values(c, n, &[&c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"])]);
 }
+
+/// The bad-input table: every row either is refused by the API server with the field named,
+/// or leaves the running pods alone while the status names the Secret and the key.
+#[test]
+fn bad_input_table() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "badin");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+
+    // Refused by the API server, field named.
+    let penpot_rows = [
+        ("empty publicUri", "  publicUri: ''\n", "spec.publicUri"),
+        ("wrong type", "  publicUri: https://a.example/\n  replicas: two\n", "spec.replicas"),
+        (
+            "secret in another namespace",
+            "  publicUri: https://a.example/\n  redis: {secretRef: {name: other/redis}}\n",
+            "spec.redis.secretRef.name",
+        ),
+        ("newline in publicUri", "  publicUri: \"https://a.example/\\nX: y\"\n", "spec.publicUri"),
+        ("space in host", "  publicUri: https://a b.example/\n", "spec.publicUri"),
+        ("too many replicas", "  publicUri: https://a.example/\n  replicas: 1000\n", "spec.replicas"),
+    ];
+    for (row, spec, field) in penpot_rows {
+        let out = c.apply(
+            n,
+            &format!("apiVersion: penpot-operator.dev/v1alpha1\nkind: Penpot\nmetadata: {{name: bad}}\nspec:\n{spec}"),
+        );
+        assert!(!out.ok && out.stderr.contains(field), "{row}: expected a rejection naming {field}: {}", out.stderr);
+    }
+
+    ready_penpot(c, n, "p", 1);
+    let running = pods(c, n, "p");
+    let hash = config_hash(&c.get(n, "statefulset/p").unwrap());
+    let big = "x".repeat(1000 * 1024);
+    let redis_rows: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+        ("empty host", vec![("hostname", String::new())], r#"key "hostname" is missing or empty"#),
+        (
+            "port out of range",
+            vec![("hostname", "valkey".into()), ("port", "70000".into())],
+            r#"key "port" is not a port number"#,
+        ),
+        (
+            "negative port",
+            vec![("hostname", "valkey".into()), ("port", "-1".into())],
+            r#"key "port" is not a port number"#,
+        ),
+        (
+            "1 MiB value",
+            vec![("hostname", "valkey".into()), ("password", big)],
+            r#"key "password" is longer than 4096 bytes"#,
+        ),
+        (
+            "newline injection",
+            vec![("uri", "redis://valkey:6379\nPENPOT_FLAGS=enable-x".into())],
+            r#"key "uri" contains control characters"#,
+        ),
+        ("space in uri", vec![("uri", "redis://val key:6379".into())], r#"key "uri" is not a valid URI"#),
+        ("userinfo injection", vec![("hostname", "evil@valkey".into())], r#"key "hostname" is not a valid host name"#),
+        ("fragment injection", vec![("hostname", "valkey#x".into())], r#"key "hostname" is not a valid host name"#),
+        (
+            "wrong scheme",
+            vec![("uri", "http://valkey:6379".into())],
+            r#"key "uri" must start with redis:// or rediss://"#,
+        ),
+    ];
+    for (row, pairs, expect) in &redis_rows {
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // Keys from the previous row must not linger: replace the Secret wholesale.
+        let yaml = secret_yaml("p-redis", &pairs);
+        let out = c.kubectl_in(&["-n", n, "replace", "-f", "-"], Some(&yaml));
+        assert!(out.ok, "{row}: {}", out.stderr);
+        let p = wait_until(LONG, row, || {
+            let p = c.get(n, "penpot/p")?;
+            status_message(&p).contains(expect).then_some(p)
+        });
+        assert!(status_message(&p).contains(r#"Secret "p-redis""#), "{row}: {}", status_message(&p));
+        assert_eq!(p["status"]["phase"], "Blocked", "{row}");
+        assert_eq!(pods(c, n, "p"), running, "{row}: running pods were disturbed");
+        assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), hash, "{row}: bad data reached the pods");
+    }
+
+    // Non-UTF-8 bytes can only come through `data`.
+    let out = c.kubectl_in(
+        &["-n", n, "replace", "-f", "-"],
+        Some("apiVersion: v1\nkind: Secret\nmetadata: {name: p-redis}\ndata: {hostname: dmFsa2V5, password: //79}\n"),
+    );
+    assert!(out.ok, "{}", out.stderr);
+    wait_until(LONG, "non-UTF-8", || {
+        status_message(&c.get(n, "penpot/p")?).contains(r#"key "password" is not valid UTF-8"#).then_some(())
+    });
+    assert_eq!(pods(c, n, "p"), running);
+
+    // YAML-looking values are data, not structure: accepted, and they arrive byte for byte.
+    let tricky = "a: b # {c: [d]} --- !!binary";
+    let out = c.kubectl_in(
+        &["-n", n, "replace", "-f", "-"],
+        Some(&redis_secret("p-redis", "6379").replace(REDIS_PASSWORD, tricky)),
+    );
+    assert!(out.ok, "{}", out.stderr);
+    wait_ready(c, n, "p");
+    let config = c.get(n, "secret/p-config").unwrap();
+    let layer =
+        base64::engine::general_purpose::STANDARD.decode(config["data"]["001-penpot.yaml"].as_str().unwrap()).unwrap();
+    let layer: Value = serde_saphyr::from_str(&String::from_utf8(layer).unwrap()).unwrap();
+    let uri = layer["services"]["backend"]["environment"]["PENPOT_REDIS_URI"].as_str().unwrap();
+    let decoded = percent_encoding::percent_decode_str(uri.split('@').next().unwrap().trim_start_matches("redis://:"))
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(decoded, tricky);
+}
