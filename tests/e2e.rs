@@ -684,7 +684,9 @@ fn bad_input_table() {
     let running = pods(c, n, "p");
     let hash = config_hash(&c.get(n, "statefulset/p").unwrap());
     let big = "x".repeat(1000 * 1024);
-    let redis_rows: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+    // (row, Secret keys, what the status must say)
+    type Row<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+    let redis_rows: Vec<Row> = vec![
         ("empty host", vec![("hostname", String::new())], r#"key "hostname" is missing or empty"#),
         (
             "port out of range",
