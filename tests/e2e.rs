@@ -762,3 +762,88 @@ fn bad_input_table() {
         .unwrap();
     assert_eq!(decoded, tricky);
 }
+
+/// Fault: the operator is SIGKILLed at pseudo-random points while a rollout is under way,
+/// six times over. The final state equals an undisturbed render of the same inputs, the
+/// secret key was created once, and nothing exists twice.
+#[test]
+fn sigkilled_during_a_rollout_converges_to_the_undisturbed_state() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "kill");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    ready_penpot_with(c, n, &kubeconfig);
+
+    let key = c.get(n, "secret/p-secret-key").unwrap()["data"].clone();
+    // A small deterministic generator: reproducible kill points per run, different per process.
+    let mut state = u64::from(std::process::id()) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..6 {
+        if round == 2 {
+            // Start a rollout between kills: new password, three replicas.
+            c.apply_ok(n, &postgresql_secret("p-postgresql", "rotated-Pw-42"));
+            c.kubectl_ok(&["-n", n, "patch", "penpot/p", "--type=merge", "-p", r#"{"spec":{"replicas":3}}"#]);
+        }
+        let mut op = Operator::start(c, n, &kubeconfig, &format!("k{round}"), &[]);
+        std::thread::sleep(Duration::from_millis(50 + next() % 1500));
+        op.kill(); // SIGKILL: no graceful shutdown, no lease release
+    }
+    let _op = Operator::start(c, n, &kubeconfig, "final", &[]);
+    wait_until(LONG, "the rollout to finish", || {
+        let p = c.get(n, "penpot/p")?;
+        let sts = c.get(n, "statefulset/p")?;
+        let st = &sts["status"];
+        (condition(&p, "Ready")?["status"] == "True"
+            && p["status"]["observedGeneration"] == p["metadata"]["generation"]
+            && st["readyReplicas"] == 3
+            && st["updateRevision"] == st["currentRevision"])
+            .then_some(())
+    });
+
+    assert_eq!(c.get(n, "secret/p-secret-key").unwrap()["data"], key, "the secret key changed");
+    let inputs: Vec<(String, String)> =
+        ["penpot/p", "secret/p-postgresql", "secret/p-redis", "secret/p-s3", "secret/p-secret-key"]
+            .iter()
+            .map(|w| (w.to_string(), c.kubectl_ok(&["-n", n, "get", w, "-o", "yaml"])))
+            .collect();
+    let undisturbed = penpot_operator::cli::render::render_documents(&inputs, || unreachable!("key given")).unwrap();
+    let sts = c.get(n, "statefulset/p").unwrap();
+    assert!(undisturbed.contains(&config_hash(&sts)), "the converged config differs from an undisturbed render");
+    let managed = c.kubectl_ok(&[
+        "-n",
+        n,
+        "get",
+        "secrets,services,statefulsets,networkpolicies,configmaps",
+        "-l",
+        "app.kubernetes.io/managed-by=penpot-operator",
+        "-o",
+        "jsonpath={range .items[*]}{.kind}/{.metadata.name} {end}",
+    ]);
+    let mut objects: Vec<&str> = managed.split_whitespace().collect();
+    objects.sort();
+    assert_eq!(
+        objects,
+        [
+            "ConfigMap/p-dashboard",
+            "NetworkPolicy/p",
+            "Secret/p-config",
+            "Secret/p-secret-key",
+            "Service/p",
+            "Service/p-endpoints",
+            "StatefulSet/p"
+        ],
+        "duplicate or missing objects after the kills"
+    );
+    assert_eq!(pods(c, n, "p").len(), 3);
+}
+
+/// Relation Secrets and a Penpot, converged by a short-lived operator.
+fn ready_penpot_with(c: &Cluster, n: &str, kubeconfig: &std::path::Path) {
+    let _op = Operator::start(c, n, kubeconfig, "setup", &[]);
+    ready_penpot(c, n, "p", 1);
+}
