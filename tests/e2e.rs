@@ -847,3 +847,45 @@ fn ready_penpot_with(c: &Cluster, n: &str, kubeconfig: &std::path::Path) {
     let _op = Operator::start(c, n, kubeconfig, "setup", &[]);
     ready_penpot(c, n, "p", 1);
 }
+
+/// Fault: the leader is paused (SIGSTOP) past its lease. Once the follower has taken over,
+/// the resumed old leader must not write a single object: its write gate closed on its own
+/// clock, before the lease could be taken. It exits non-zero to restart as a follower.
+#[test]
+fn a_paused_leader_stops_writing_before_the_new_leader_starts() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "pause");
+    let n = ns.name.as_str();
+    let (kube_a, user_a) = operator_identity(c, n, "operator-a");
+    let (kube_b, user_b) = operator_identity(c, n, "operator-b");
+    let holder = || {
+        c.get(n, "lease/penpot-operator-leader").and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    };
+    let mut a = Operator::start(c, n, &kube_a, "replica-a", &["--leader-elect"]);
+    wait_until(LONG, "replica-a to lead", || (holder()? == "replica-a").then_some(()));
+    let _b = Operator::start(c, n, &kube_b, "replica-b", &["--leader-elect"]);
+    ready_penpot(c, n, "p", 1);
+
+    a.signal("STOP");
+    let lease = wait_until(Duration::from_secs(90), "replica-b to take over", || {
+        let lease = c.get(n, "lease/penpot-operator-leader")?;
+        (lease["spec"]["holderIdentity"] == "replica-b").then_some(lease)
+    });
+    let takeover = lease["spec"]["acquireTime"].as_str().unwrap().to_string();
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+    c.kubectl_ok(&["-n", n, "patch", "penpot/p", "--type=merge", "-p", r#"{"spec":{"replicas":2}}"#]);
+    a.signal("CONT");
+
+    let status = wait_until(LONG, "the old leader to step down", || a.exited());
+    assert!(!status.success(), "a leader that lost its lease must exit non-zero: {status:?}");
+    wait_until(LONG, "the new leader to apply the change", || {
+        (c.get(n, "statefulset/p")?["spec"]["replicas"] == 2).then_some(())
+    });
+    let late: Vec<Value> = c
+        .writes_by(&user_a)
+        .into_iter()
+        .filter(|e| e["stageTimestamp"].as_str().is_some_and(|t| t > takeover.as_str()))
+        .collect();
+    assert!(late.is_empty(), "the paused leader wrote after the takeover at {takeover}: {late:?}");
+    assert!(c.writes_by(&user_b).iter().any(|e| e["objectRef"]["resource"] == "statefulsets"));
+}

@@ -52,29 +52,25 @@ async fn run(args: RunArgs) -> ExitCode {
 
     let server = tokio::spawn(http::serve(args.http_addr, metrics.clone(), ready_rx, stopped(stop_rx.clone())));
 
-    // Without election this replica always leads; the sender lives as long as `run`.
-    let (_always_leader, always_leader_rx) = watch::channel(true);
-    let (leader_rx, lost) = if args.leader_elect {
+    let (gate, lost) = if args.leader_elect {
         let ns = args.lease_namespace.clone().or_else(|| args.namespace.clone()).unwrap_or_else(|| "default".into());
-        let mut rx = match leader::campaign(client.clone(), &ns, &identity).await {
-            Ok(rx) => rx,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot take part in leader election");
-                return ExitCode::FAILURE;
-            }
-        };
+        let (elector, gate) = leader::Elector::new(client.clone(), &ns, &identity);
+        tokio::spawn(elector.run(gate.clone(), stopped(stop_rx.clone())));
         tracing::info!(lease = leader::LEASE_NAME, namespace = %ns, %identity, "waiting for leadership");
         // A healthy follower is ready: otherwise a rolling update of the Deployment would
         // wait forever for a replica that cannot lead until the old one is gone.
         let _ = ready_tx.send(true);
+        let mut leading = gate.subscribe();
         tokio::select! {
-            _ = leader::acquired(&mut rx) => tracing::info!(%identity, "acquired leadership"),
+            _ = leading.wait_for(|l| *l) => tracing::info!(%identity, "acquired leadership"),
             _ = stopped(stop_rx.clone()) => return ExitCode::SUCCESS,
         }
-        let lost = leader::lost(rx.clone());
-        (rx, Some(lost))
+        let lost = async move {
+            let _ = leading.wait_for(|l| !*l).await;
+        };
+        (gate, Some(lost))
     } else {
-        (always_leader_rx, None)
+        (Arc::new(leader::Gate::always_open()), None)
     };
 
     let lost_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -101,7 +97,7 @@ async fn run(args: RunArgs) -> ExitCode {
         instance: identity,
         resync: std::time::Duration::from_secs(args.resync_seconds),
     };
-    if let Err(e) = controller::run(client, opts, metrics, leader_rx, ready_tx, shutdown).await {
+    if let Err(e) = controller::run(client, opts, metrics, gate, ready_tx, shutdown).await {
         tracing::error!(error = %e, "cannot start the controller");
         return ExitCode::FAILURE;
     }

@@ -63,8 +63,8 @@ pub struct Context {
     /// The controller's cache of Penpots, for metrics over all instances.
     pub store: Store<Penpot>,
     discovery: DiscoveryCache,
-    /// `true` while this replica holds the lease (always, without leader election).
-    leader: watch::Receiver<bool>,
+    /// Open while this replica may write (always, without leader election).
+    leader: Arc<crate::leader::Gate>,
     /// Periodic resync of a settled Penpot; catches anything a watch missed.
     resync: Duration,
     /// Whether the Prometheus Operator's CRDs exist, and when that was last asked.
@@ -75,7 +75,7 @@ pub struct Context {
 impl Context {
     /// Every write checks this first, so a replica that lost its lease stops writing at once.
     pub fn ensure_leader(&self) -> Result<(), Error> {
-        if *self.leader.borrow() { Ok(()) } else { Err(Error::NotLeader) }
+        if self.leader.may_write() { Ok(()) } else { Err(Error::NotLeader) }
     }
 
     /// Discovers the Prometheus Operator's PodMonitor and PrometheusRule kinds, at most every
@@ -159,7 +159,7 @@ pub async fn run(
     client: Client,
     opts: RunOptions,
     metrics: Arc<Metrics>,
-    leader: watch::Receiver<bool>,
+    leader: Arc<crate::leader::Gate>,
     ready: watch::Sender<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), reqwest::Error> {

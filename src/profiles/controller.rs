@@ -12,7 +12,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
-use tokio::sync::watch;
 
 use crate::crd::profile::DeletionPolicy;
 use crate::crd::{Penpot, PenpotProfile, PenpotProfileStatus};
@@ -40,12 +39,12 @@ pub enum Error {
 
 pub struct Context {
     pub client: Client,
-    pub leader: watch::Receiver<bool>,
+    pub leader: Arc<crate::leader::Gate>,
 }
 
 impl Context {
     fn ensure_leader(&self) -> Result<(), Error> {
-        if *self.leader.borrow() { Ok(()) } else { Err(Error::NotLeader) }
+        if self.leader.may_write() { Ok(()) } else { Err(Error::NotLeader) }
     }
 }
 
