@@ -5,6 +5,34 @@ pub mod render;
 pub mod run;
 pub mod status;
 
+use std::fmt::Display;
+use std::future::Future;
+use std::process::ExitCode;
+
+/// Runs a one-shot client command (`status`, `profile`): prints its text, or the error on
+/// stderr with a non-zero exit.
+fn one_shot<E: Display>(work: impl Future<Output = Result<String, E>>) -> ExitCode {
+    // kube and reqwest both use rustls; pick one crypto provider for the whole process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -9,24 +9,7 @@ use crate::cli::{ProfileArgs, ProfileCommand};
 use crate::profiles::{self, Outcome};
 
 pub fn main(args: &ProfileArgs) -> ExitCode {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::one_shot(run(args))
 }
 
 async fn run(args: &ProfileArgs) -> Result<String, profiles::ManageError> {

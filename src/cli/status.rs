@@ -15,26 +15,7 @@ use crate::relations::{self, SecretData};
 use crate::render::labels;
 
 pub fn main(args: &StatusArgs) -> ExitCode {
-    if rustls::crypto::ring::default_provider().install_default().is_err() {
-        // Already installed: nothing to do.
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(report(args)) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::one_shot(report(args))
 }
 
 async fn report(args: &StatusArgs) -> Result<String, kube::Error> {

@@ -83,7 +83,8 @@ fn container(plan: ContainerPlan, pull_policy: Option<String>) -> Container {
     ];
     mounts.extend(plan.extra_mounts);
     let mut ports = plan.ports;
-    ports.push(port("pebble", plan.pebble_port));
+    // Port names are unique per pod, not per container.
+    ports.push(port(&format!("pebble-{}", plan.name), plan.pebble_port));
     Container {
         name: plan.name.into(),
         image: Some(plan.image),

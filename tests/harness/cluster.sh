@@ -96,7 +96,7 @@ up() {
     --service-account-signing-key-file "$dir/pki/sa.key" --service-account-key-file "$dir/pki/sa.pub" \
     --service-cluster-ip-range 10.96.0.0/16 \
     --audit-policy-file "$here/audit-policy.yaml" --audit-log-path "$dir/logs/audit.log" \
-    --audit-log-format json --audit-log-mode blocking \
+    --audit-log-format json --audit-log-mode blocking --audit-log-maxsize 100000 \
     --kubelet-preferred-address-types InternalIP \
     --kubelet-client-certificate "$dir/pki/admin.crt" --kubelet-client-key "$dir/pki/admin.key" \
     --enable-priority-and-fairness=false --v 1

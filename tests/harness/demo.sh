@@ -31,11 +31,7 @@ kubectl apply --server-side -f crds/penpot.yaml >/dev/null
 kubectl wait --for=condition=Established -f crds/penpot.yaml --timeout=60s >/dev/null
 kubectl create namespace penpot-operator >/dev/null
 kubectl apply -f deploy/rbac/ >/dev/null
-# A kubeconfig holding only the ServiceAccount's token: the operator gets exactly its ClusterRole.
-token="$(kubectl -n penpot-operator create token penpot-operator --duration=24h)"
-cp "$KUBECONFIG" "$dir/operator.kubeconfig"
-kubectl --kubeconfig "$dir/operator.kubeconfig" config set-credentials operator --token="$token" >/dev/null
-kubectl --kubeconfig "$dir/operator.kubeconfig" config set-context e2e --user=operator >/dev/null
+operator_kubeconfig penpot-operator penpot-operator "$dir/operator.kubeconfig"
 
 KUBECONFIG="$dir/operator.kubeconfig" POD_NAMESPACE=penpot-operator \
   target/debug/penpot-operator run --leader-elect --http-addr 127.0.0.1:0 >"$dir/logs/operator.log" 2>&1 &

@@ -4,5 +4,15 @@ PENPOT_E2E_CACHE="${PENPOT_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/penpot-ope
 PENPOT_E2E_BIN="$PENPOT_E2E_CACHE/bin"
 export PENPOT_E2E_CACHE PENPOT_E2E_BIN
 
+# operator_kubeconfig NAMESPACE SERVICEACCOUNT OUT: a copy of $KUBECONFIG that authenticates
+# with only that ServiceAccount's token, so the operator gets exactly its RBAC.
+operator_kubeconfig() {
+  local token
+  token="$(kubectl -n "$1" create token "$2" --duration=24h)"
+  cp "$KUBECONFIG" "$3"
+  kubectl --kubeconfig "$3" config set-credentials "$2" --token="$token" >/dev/null
+  kubectl --kubeconfig "$3" config set-context e2e --user="$2" >/dev/null
+}
+
 log() { printf '[harness %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
