@@ -80,6 +80,7 @@ results="$dir/results.txt"
 printf '| N | operator to all Ready (s) | kubectl floor (s) | ratio | peak RSS (MiB) | CPU (s, cumulative) | operator API requests |\n|---|---|---|---|---|---|---|\n' >"$results"
 for n in "${sizes[@]}"; do
   ns="bench-$n"; floor_ns="floor-$n"
+  # Every row measures from a clean slate: the previous row's pods would crowd the fake node.
   kubectl create namespace "$ns" >/dev/null
   kubectl create namespace "$floor_ns" >/dev/null
   python3 "$root/benches/gen.py" instances "$n" >"$dir/inputs-$n.yaml"
@@ -104,6 +105,9 @@ last="${sizes[-1]}"
 log "reaction latency: $updates updates of a relation Secret in bench-$last"
 python3 "$root/benches/gen.py" latency "bench-$last" "$updates" >"$dir/latency.txt"
 
+# Let the last latency rollout finish before the idle window opens.
+wait_all_ready "bench-$last" "$last"
+sleep 10
 log "idle for $idle_seconds s with every instance settled"
 scrape() { curl -s "http://127.0.0.1:$http_port/metrics" | awk '/^penpot_operator_reconciles_total/ {print $2}'; }
 line=$(audit_lines); before=$(scrape)
