@@ -28,10 +28,7 @@ kubectl apply --server-side -f crds/penpot.yaml >/dev/null
 kubectl wait --for=condition=Established -f crds/penpot.yaml --timeout=60s >/dev/null
 kubectl create namespace penpot-operator >/dev/null
 kubectl apply -f deploy/rbac/ >/dev/null
-token="$(kubectl -n penpot-operator create token penpot-operator --duration=24h)"
-cp "$KUBECONFIG" "$dir/operator.kubeconfig"
-kubectl --kubeconfig "$dir/operator.kubeconfig" config set-credentials op --token="$token" >/dev/null
-kubectl --kubeconfig "$dir/operator.kubeconfig" config set-context e2e --user=op >/dev/null
+operator_kubeconfig penpot-operator penpot-operator "$dir/operator.kubeconfig"
 
 log "creating 10,000 unrelated Secrets and ConfigMaps"
 python3 "$root/benches/gen.py" noise >"$dir/noise.yaml"
