@@ -82,6 +82,12 @@ fn restart_api_server(c: &Cluster) {
         let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
         matches!(state, None | Some("Z")).then_some(())
     });
+    // A zombie leader thread can outlive the threads that still hold the listening socket:
+    // wait until the port can really be bound again.
+    let port = args.iter().position(|a| a == "--secure-port").map(|i| args[i + 1].clone()).unwrap();
+    wait_until(Duration::from_secs(30), "the API server port to be released", || {
+        std::net::TcpListener::bind(format!("127.0.0.1:{port}")).ok().map(drop)
+    });
     let log = std::fs::OpenOptions::new().append(true).open(c.dir.join("logs/kube-apiserver.log")).unwrap();
     let child = Command::new(&args[0])
         .args(&args[1..])
