@@ -30,5 +30,7 @@ source "$run_dir/env"
 
 log "cargo test (unit and e2e; e2e logs under $run_dir/logs)"
 # Namespaces stay until the control plane goes, so the leak check sees every event.
-PENPOT_E2E_REQUIRED=1 PENPOT_E2E_KEEP=1 cargo test --all-targets -- "$@"
+PENPOT_E2E_REQUIRED=1 PENPOT_E2E_KEEP=1 cargo test --all-targets -- "$@" 2>&1 | tee "$run_dir/cargo-test.log"
 "$here/leak-check.sh" "$run_dir"
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "all suites: %d passed, %d failed\n", p, f }' "$run_dir/cargo-test.log"
