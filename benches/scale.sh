@@ -24,11 +24,7 @@ trap cleanup EXIT
 "$root/tests/harness/cluster.sh" up "$dir"
 # shellcheck disable=SC1091
 source "$dir/env"
-kubectl apply --server-side -f crds/penpot.yaml >/dev/null
-kubectl wait --for=condition=Established -f crds/penpot.yaml --timeout=60s >/dev/null
-kubectl create namespace penpot-operator >/dev/null
-kubectl apply -f deploy/rbac/ >/dev/null
-operator_kubeconfig penpot-operator penpot-operator "$dir/operator.kubeconfig"
+install_operator "$dir"
 
 log "creating 10,000 unrelated Secrets and ConfigMaps"
 python3 "$root/benches/gen.py" noise >"$dir/noise.yaml"

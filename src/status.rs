@@ -158,21 +158,34 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
     }
 }
 
-/// A condition that keeps its `lastTransitionTime` while its status does not change.
 fn condition(ctx: &Context, type_: &str, status: bool, reason: &str, message: &str) -> Condition {
+    let previous = ctx.previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    make_condition(previous, &ctx.now, ctx.generation, type_, status, reason, message)
+}
+
+/// A condition that keeps its `lastTransitionTime` while its status does not change (the rule
+/// of apimachinery's `meta.SetStatusCondition`), so an unchanged status writes nothing.
+pub fn make_condition(
+    previous: &[Condition],
+    now: &Time,
+    generation: Option<i64>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+) -> Condition {
     let status = if status { "True" } else { "False" }.to_string();
-    let since = ctx
-        .previous
-        .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
-        .filter(|c| c.status == status)
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
         .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| ctx.now.clone());
+        .unwrap_or_else(|| now.clone());
     Condition {
         type_: type_.into(),
         status,
         reason: reason.into(),
         message: message.into(),
-        observed_generation: ctx.generation,
+        observed_generation: generation,
         last_transition_time: since,
     }
 }

@@ -350,17 +350,10 @@ fn restart_converges_and_hand_edits_are_reverted() {
 
     // The converged state is exactly what `render` computes offline for the same inputs.
     let sts = c.get(n, "statefulset/p").unwrap();
-    let inputs: Vec<String> =
-        ["penpot/p", "secret/p-postgresql", "secret/p-redis", "secret/p-s3", "secret/p-secret-key"]
-            .iter()
-            .map(|w| c.kubectl_ok(&["-n", n, "get", w, "-o", "yaml"]))
-            .collect();
-    let rendered = penpot_operator::cli::render::render_documents(
-        &inputs.iter().enumerate().map(|(i, t)| (format!("cluster-{i}"), t.clone())).collect::<Vec<_>>(),
-        || unreachable!("the key Secret is in the input"),
-    )
-    .unwrap();
-    assert!(rendered.contains(&config_hash(&sts)), "the cluster's config hash differs from an undisturbed render");
+    assert!(
+        render_from_cluster(c, n).contains(&config_hash(&sts)),
+        "the cluster's config hash differs from an undisturbed render"
+    );
 
     // Hand edit while the operator is down: scale the StatefulSet. The restarted operator's
     // first reconcile puts it back.
@@ -806,14 +799,11 @@ fn sigkilled_during_a_rollout_converges_to_the_undisturbed_state() {
     });
 
     assert_eq!(c.get(n, "secret/p-secret-key").unwrap()["data"], key, "the secret key changed");
-    let inputs: Vec<(String, String)> =
-        ["penpot/p", "secret/p-postgresql", "secret/p-redis", "secret/p-s3", "secret/p-secret-key"]
-            .iter()
-            .map(|w| (w.to_string(), c.kubectl_ok(&["-n", n, "get", w, "-o", "yaml"])))
-            .collect();
-    let undisturbed = penpot_operator::cli::render::render_documents(&inputs, || unreachable!("key given")).unwrap();
     let sts = c.get(n, "statefulset/p").unwrap();
-    assert!(undisturbed.contains(&config_hash(&sts)), "the converged config differs from an undisturbed render");
+    assert!(
+        render_from_cluster(c, n).contains(&config_hash(&sts)),
+        "the converged config differs from an undisturbed render"
+    );
     let managed = c.kubectl_ok(&[
         "-n",
         n,
@@ -888,4 +878,15 @@ fn a_paused_leader_stops_writing_before_the_new_leader_starts() {
         .collect();
     assert!(late.is_empty(), "the paused leader wrote after the takeover at {takeover}: {late:?}");
     assert!(c.writes_by(&user_b).iter().any(|e| e["objectRef"]["resource"] == "statefulsets"));
+}
+
+/// What `render` computes offline from the inputs the cluster holds for Penpot `p`, the secret
+/// key included: the state an undisturbed operator converges to.
+fn render_from_cluster(c: &Cluster, n: &str) -> String {
+    let inputs: Vec<(String, String)> =
+        ["penpot/p", "secret/p-postgresql", "secret/p-redis", "secret/p-s3", "secret/p-secret-key"]
+            .iter()
+            .map(|w| (w.to_string(), c.kubectl_ok(&["-n", n, "get", w, "-o", "yaml"])))
+            .collect();
+    penpot_operator::cli::render::render_documents(&inputs, || unreachable!("the key Secret is in the input")).unwrap()
 }

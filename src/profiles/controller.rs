@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::crd::profile::DeletionPolicy;
 use crate::crd::{Penpot, PenpotProfile, PenpotProfileStatus};
 use crate::render::labels;
+use crate::status::make_condition;
 
 use super::exec::{self, ManageError, Outcome};
 
@@ -190,21 +191,7 @@ async fn report(
     let previous = profile.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let condition = |type_: &str, status: bool, reason: &str, message: &str| {
-        let status = if status { "True" } else { "False" }.to_string();
-        let since = previous
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| now.clone());
-        Condition {
-            type_: type_.into(),
-            status,
-            reason: reason.into(),
-            message: message.into(),
-            observed_generation: profile.meta().generation,
-            last_transition_time: since,
-        }
+        make_condition(&previous.conditions, &now, profile.meta().generation, type_, status, reason, message)
     };
     let stalled = reason == "InvalidPasswordSecret";
     let status = PenpotProfileStatus {

@@ -27,11 +27,7 @@ rm -rf "$dir"
 # shellcheck disable=SC1091
 source "$dir/env"
 
-kubectl apply --server-side -f crds/penpot.yaml >/dev/null
-kubectl wait --for=condition=Established -f crds/penpot.yaml --timeout=60s >/dev/null
-kubectl create namespace penpot-operator >/dev/null
-kubectl apply -f deploy/rbac/ >/dev/null
-operator_kubeconfig penpot-operator penpot-operator "$dir/operator.kubeconfig"
+install_operator "$dir"
 
 KUBECONFIG="$dir/operator.kubeconfig" POD_NAMESPACE=penpot-operator \
   target/debug/penpot-operator run --leader-elect --http-addr 127.0.0.1:0 >"$dir/logs/operator.log" 2>&1 &

@@ -2,6 +2,7 @@
 # The cache lives outside the checkout so fresh clones on one machine share it.
 PENPOT_E2E_CACHE="${PENPOT_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/penpot-operator-e2e}"
 PENPOT_E2E_BIN="$PENPOT_E2E_CACHE/bin"
+PENPOT_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export PENPOT_E2E_CACHE PENPOT_E2E_BIN
 
 # operator_kubeconfig NAMESPACE SERVICEACCOUNT OUT: a copy of $KUBECONFIG that authenticates
@@ -12,6 +13,16 @@ operator_kubeconfig() {
   cp "$KUBECONFIG" "$3"
   kubectl --kubeconfig "$3" config set-credentials "$2" --token="$token" >/dev/null
   kubectl --kubeconfig "$3" config set-context e2e --user="$2" >/dev/null
+}
+
+# install_operator DIR: the CRDs, the operator's namespace and RBAC, and DIR/operator.kubeconfig
+# holding only its ServiceAccount token (for the demo and the benchmark).
+install_operator() {
+  kubectl apply --server-side -f "$PENPOT_REPO/crds/penpot.yaml" >/dev/null
+  kubectl wait --for=condition=Established -f "$PENPOT_REPO/crds/penpot.yaml" --timeout=60s >/dev/null
+  kubectl create namespace penpot-operator >/dev/null
+  kubectl apply -f "$PENPOT_REPO/deploy/rbac/" >/dev/null
+  operator_kubeconfig penpot-operator penpot-operator "$1/operator.kubeconfig"
 }
 
 log() { printf '[harness %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
