@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Everything CI runs: formatting, clippy, unit tests and the e2e suite on a real control
-# plane. The control plane is stopped on exit, pass or fail.
+# Everything CI runs: formatting, clippy, a fuzz smoke run, unit tests and the e2e suite on a
+# real control plane. The control plane is stopped on exit, pass or fail.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,12 +11,16 @@ cd "$root"
 
 log "cargo fmt --check"
 cargo fmt --check
+cargo fmt --check --manifest-path fuzz/Cargo.toml
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
 for tool in nginx lua5.4; do
   command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install nginx lua5.4)"
 done
+
+# Smoke run: every fuzz target for FUZZ_SECONDS (30) seconds; longer runs: docs/development.md.
+"$here/fuzz.sh" "${FUZZ_SECONDS:-30}"
 
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/penpot-e2e.XXXXXX")"
 cleanup() {
