@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,6 +17,20 @@ pub struct ErrorLabels {
     pub category: String,
 }
 
+/// Why a watch stream was restarted (CamelCase, like the error categories).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum WatchRestart {
+    /// 410 Gone: the stream fell out of the API server's history and is listed again.
+    Expired,
+    /// Any other failure: connection lost, refused, forbidden.
+    Failed,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    pub reason: WatchRestart,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
     pub phase: String,
@@ -28,7 +42,7 @@ pub struct Metrics {
     failures: Family<ErrorLabels, Counter>,
     duration: Histogram,
     instances: Family<PhaseLabels, Gauge>,
-    watch_restarts: Counter,
+    watch_restarts: Family<WatchLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -42,8 +56,12 @@ impl Default for Metrics {
         registry.register("reconcile_duration_seconds", "Time one reconcile took", duration.clone());
         let instances = Family::<PhaseLabels, Gauge>::default();
         registry.register("instances", "Penpot instances by phase", instances.clone());
-        let watch_restarts = Counter::default();
-        registry.register("watch_restarts", "Watch streams that failed and were restarted", watch_restarts.clone());
+        let watch_restarts = Family::<WatchLabels, Counter>::default();
+        // Both series exist from the start, so `rate()` and alerts see a zero, not nothing.
+        for reason in [WatchRestart::Expired, WatchRestart::Failed] {
+            drop(watch_restarts.get_or_create(&WatchLabels { reason }));
+        }
+        registry.register("watch_restarts", "Watch streams restarted, by reason", watch_restarts.clone());
         Metrics { registry, reconciles, failures, duration, instances, watch_restarts }
     }
 }
@@ -70,8 +88,8 @@ impl Metrics {
         }
     }
 
-    pub fn watch_restarted(&self) {
-        self.watch_restarts.inc();
+    pub fn watch_restarted(&self, reason: WatchRestart) {
+        self.watch_restarts.get_or_create(&WatchLabels { reason }).inc();
     }
 
     pub fn encode(&self) -> String {

@@ -15,6 +15,7 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const INVALID_SECRET_KEY: &str = "InvalidSecretKey";
     pub const OIDC_DISCOVERY_FAILED: &str = "OidcDiscoveryFailed";
+    pub const APPLY_FAILED: &str = "ApplyFailed";
     pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
     pub const PODS_STARTING: &str = "PodsStarting";
     pub const SCALED_TO_ZERO: &str = "ScaledToZero";
@@ -27,6 +28,9 @@ pub enum Observation<'a> {
     WaitingForRelations { missing: Vec<String>, workload: Option<&'a StatefulSet> },
     /// Relation data or spec cannot be served; nothing was applied, the running pods stay.
     Blocked { reason: &'static str, message: String, workload: Option<&'a StatefulSet> },
+    /// The API server refused a rendered object; the operator retries with backoff. Not
+    /// Stalled: a webhook, quota or conflict usually clears without a change to the Penpot.
+    ApplyFailed { message: String, workload: Option<&'a StatefulSet> },
     /// The desired state was applied; the StatefulSet is as the API server returned it.
     Applied { workload: &'a StatefulSet, config_hash: String },
 }
@@ -118,6 +122,17 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
                 ready: (false, reason),
                 reconciling: None,
                 stalled: Some(reason),
+            },
+            *workload,
+            None,
+        ),
+        Observation::ApplyFailed { message, workload } => (
+            Summary {
+                phase: Phase::Waiting,
+                message: format!("{message}; retrying{}", running_note(*workload)),
+                ready: (false, reason::APPLY_FAILED),
+                reconciling: Some(reason::APPLY_FAILED),
+                stalled: None,
             },
             *workload,
             None,
@@ -262,5 +277,25 @@ mod tests {
         assert_eq!(cond(&b, "Stalled").status, "True");
         assert!(b.message.unwrap().contains("2 running pod(s) keep the last good configuration"));
         assert_eq!(b.config_hash.as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn refused_apply_is_reconciling_not_stalled_and_keeps_the_rollout_hash() {
+        let w = sts(2, 2, "r1", "r1");
+        let active = compute(&ctx(None, 10), &Observation::Applied { workload: &w, config_hash: "h".into() });
+        let obs =
+            Observation::ApplyFailed { message: "the API server refused StatefulSet p".into(), workload: Some(&w) };
+        let s = compute(&ctx(Some(&active), 20), &obs);
+        assert_eq!(s.phase, Some(Phase::Waiting));
+        assert_eq!((cond(&s, "Ready").status.as_str(), cond(&s, "Ready").reason.as_str()), ("False", "ApplyFailed"));
+        assert_eq!(cond(&s, "Reconciling").status, "True");
+        assert_eq!(cond(&s, "Stalled").status, "False", "GitOps tools must keep waiting, not fail");
+        assert_eq!(
+            s.message.as_deref(),
+            Some("the API server refused StatefulSet p; retrying; 2 running pod(s) keep the last good configuration")
+        );
+        assert_eq!(s.config_hash.as_deref(), Some("h"), "nothing new was rolled out");
+        // The same refusal again writes nothing: no watch event, so the backoff holds.
+        assert_eq!(compute(&ctx(Some(&s), 30), &obs), s);
     }
 }

@@ -195,7 +195,7 @@ fn assert_no_secret_values(c: &Cluster, ns: &str, texts: &[&str]) {
 
 #[test]
 fn password_rotation_rolls_pods_and_idle_operator_writes_nothing() {
-    assert!(SECRET_VALUES.lines().any(|l| l == PG_PASSWORD) && SECRET_VALUES.contains("rotated-Pw-42"));
+    assert!(SECRET_VALUES.lines().any(|l| l == PG_PASSWORD) && SECRET_VALUES.lines().any(|l| l == PG_PASSWORD_ROTATED));
     let Some(c) = cluster() else { return };
     let ns = Namespace::new(c, "rot");
     let n = ns.name.as_str();
@@ -208,7 +208,7 @@ fn password_rotation_rolls_pods_and_idle_operator_writes_nothing() {
     let old_pods = pods(c, n, "p");
 
     // Rotate the PostgreSQL password: new layer, new hash, pods replaced.
-    c.apply_ok(n, &postgresql_secret("p-postgresql", "rotated-Pw-42"));
+    c.apply_ok(n, &postgresql_secret("p-postgresql", PG_PASSWORD_ROTATED));
     let sts = wait_until(LONG, "a new config hash on the pod template", || {
         let sts = c.get(n, "statefulset/p")?;
         (config_hash(&sts) != old_hash).then_some(sts)
@@ -226,7 +226,7 @@ fn password_rotation_rolls_pods_and_idle_operator_writes_nothing() {
     let config = c.get(n, "secret/p-config").unwrap();
     let layer =
         base64::engine::general_purpose::STANDARD.decode(config["data"]["001-penpot.yaml"].as_str().unwrap()).unwrap();
-    assert!(String::from_utf8(layer).unwrap().contains("rotated-Pw-42"));
+    assert!(String::from_utf8(layer).unwrap().contains(PG_PASSWORD_ROTATED));
     assert_eq!(config_hash(&sts).len(), 32);
     wait_ready(c, n, "p");
 
@@ -421,24 +421,6 @@ fn leader_election_lets_one_replica_write_and_fails_over() {
     wait_ready(c, n, "p");
     assert!(writes_to(&user_b, "statefulsets") > 0);
     assert!(b.is_running());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
-}
-
-fn metric(body: &str, name: &str) -> f64 {
-    body.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
 }
 
 #[test]
@@ -779,7 +761,7 @@ fn sigkilled_during_a_rollout_converges_to_the_undisturbed_state() {
     for round in 0..6 {
         if round == 2 {
             // Start a rollout between kills: new password, three replicas.
-            c.apply_ok(n, &postgresql_secret("p-postgresql", "rotated-Pw-42"));
+            c.apply_ok(n, &postgresql_secret("p-postgresql", PG_PASSWORD_ROTATED));
             c.kubectl_ok(&["-n", n, "patch", "penpot/p", "--type=merge", "-p", r#"{"spec":{"replicas":3}}"#]);
         }
         let mut op = Operator::start(c, n, &kubeconfig, &format!("k{round}"), &[]);

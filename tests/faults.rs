@@ -1,26 +1,36 @@
 //! Faults that touch the whole control plane. Cargo runs test binaries one at a time, so
-//! restarting the shared API server here cannot disturb the other suites.
+//! restarting the shared API server here cannot disturb the other suites; within this file a
+//! lock runs the tests one after another.
 
 #[path = "e2e/support.rs"]
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use serde_json::Value;
 use support::*;
+
+/// One test at a time: they restart the API server and register admission webhooks.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The API server is restarted in the middle of a reconcile storm (twelve Penpots arriving at
 /// once). The operator must ride it out: no crash, watches restarted, every Penpot Ready, and
 /// no object created twice or lost.
 #[test]
 fn api_server_restart_during_a_reconcile_storm() {
+    let _serial = serial();
     let Some(c) = cluster() else { return };
     let ns = Namespace::new(c, "storm");
     let n = ns.name.as_str();
     let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut op = Operator::start(c, n, &kubeconfig, "op", &["--http-addr", &addr]);
+    let port = free_port();
+    let mut op = Operator::start(c, n, &kubeconfig, "op", &["--http-addr", &format!("127.0.0.1:{port}")]);
 
     const N: usize = 12;
     let mut storm = String::new();
@@ -51,29 +61,231 @@ fn api_server_restart_during_a_reconcile_storm() {
     assert_eq!(count("statefulsets"), N);
     assert_eq!(count("secrets"), 2 * N, "config and secret-key Secret per Penpot, no duplicates");
     assert_eq!(count("services"), 2 * N);
-    let metrics = wait_until(Duration::from_secs(30), "/metrics", || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        use std::io::{Read, Write};
-        write!(s, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).ok()?;
-        Some(body)
-    });
-    let restarts: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("penpot_operator_watch_restarts_total"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0);
+    let metrics = scrape(port);
+    let restarts = metric(&metrics, "penpot_operator_watch_restarts_total{reason=\"Failed\"}")
+        + metric(&metrics, "penpot_operator_watch_restarts_total{reason=\"Expired\"}");
     assert!(restarts >= 1.0, "the operator did not notice its watches failing:\n{metrics}");
+}
+
+/// The operator sleeps (SIGSTOP) while a relation Secret is rotated and a second Penpot is
+/// created; etcd's history is compacted and the API server restarted, so the resourceVersions
+/// the operator's watches resume from are gone. The API server answers 410 Gone; the operator
+/// must count it, list again, and act on both changes it never saw as watch events.
+#[test]
+fn watch_expiry_lists_again_and_catches_up() {
+    let _serial = serial();
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "expiry");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let port = free_port();
+    let mut op = Operator::start(c, n, &kubeconfig, "op", &["--http-addr", &format!("127.0.0.1:{port}")]);
+    ready_penpot(c, n, "a", 1);
+    let before = config_hash(&c.get(n, "statefulset/a").unwrap());
+
+    op.signal("STOP");
+    c.apply_ok(n, &postgresql_secret("a-postgresql", PG_PASSWORD_ROTATED));
+    c.apply_ok(n, &postgresql_secret("b-postgresql", PG_PASSWORD));
+    c.apply_ok(n, &redis_secret("b-redis", "6379"));
+    c.apply_ok(n, &s3_secret("b-s3"));
+    c.apply_ok(n, &penpot_yaml("b", 1));
+    compact_etcd(c);
+    restart_api_server(c);
+    op.signal("CONT");
+
+    wait_ready(c, n, "b");
+    wait_until(Duration::from_secs(60), "the rotated password to roll penpot/a", || {
+        let hash = config_hash(&c.get(n, "statefulset/a")?);
+        (hash != before).then_some(())
+    });
+    wait_ready(c, n, "a");
+    assert!(op.is_running(), "the operator died after its watches expired");
+    let metrics = scrape(port);
+    let expired = metric(&metrics, "penpot_operator_watch_restarts_total{reason=\"Expired\"}");
+    assert!(expired >= 1.0, "no watch saw 410 Gone, so the relist path was not exercised:\n{metrics}");
+    let log = std::fs::read_to_string(&op.log).unwrap();
+    assert!(log.contains("watch expired; listing again"), "the expiry is not in the operator log");
+}
+
+/// An admission webhook refuses the operator's StatefulSet with 409 Conflict while a flag file
+/// exists. The operator must say so in status (Ready=False, ApplyFailed, naming the object),
+/// retry with growing delays instead of hot-looping, and converge once the webhook relents.
+#[test]
+fn refused_apply_is_reported_and_retried_with_backoff() {
+    let _serial = serial();
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "conflict");
+    let n = ns.name.as_str();
+    let (kubeconfig, user) = operator_identity(c, n, "penpot-operator");
+    let port = free_port();
+    let _op = Operator::start(c, n, &kubeconfig, "op", &["--http-addr", &format!("127.0.0.1:{port}")]);
+
+    let deny = c.dir.join(format!("{n}-deny"));
+    let calls = c.dir.join(format!("logs/{n}-webhook.jsonl"));
+    std::fs::write(&deny, "").unwrap();
+    let webhook = Webhook::start(c, &deny, &calls);
+    let config = format!("penpot-e2e-{n}");
+    c.apply_ok(n, &webhook.configuration(&config, n, &user));
+    let _unregister = Defer(|| drop(c.kubectl(&["delete", "validatingwebhookconfiguration", &config])));
+
+    c.apply_ok(n, &postgresql_secret("w-postgresql", PG_PASSWORD));
+    c.apply_ok(n, &redis_secret("w-redis", "6379"));
+    c.apply_ok(n, &s3_secret("w-s3"));
+    c.apply_ok(n, &penpot_yaml("w", 1));
+
+    let ready = wait_until(Duration::from_secs(60), "status to report the refused apply", || {
+        let p = c.get(n, "penpot/w")?;
+        let ready = condition(&p, "Ready")?.clone();
+        (ready["reason"] == "ApplyFailed").then_some(ready)
+    });
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert!(message.contains("StatefulSet w") && message.contains("HTTP 409"), "{message}");
+    assert!(message.contains("fault injection"), "the webhook's own words are kept: {message}");
+
+    // Four refusals, then let the next attempt through.
+    let attempts = wait_until(Duration::from_secs(60), "four refused attempts", || {
+        let times = refused_statefulset_writes(&calls);
+        (times.len() >= 4).then_some(times)
+    });
+    std::fs::remove_file(&deny).unwrap();
+    wait_ready(c, n, "w");
+
+    // Watch events from the objects the first attempt created may trigger one quick retry;
+    // after that every delay must grow (the policy doubles it from 2 s).
+    let gaps: Vec<f64> = attempts.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 0.5).collect();
+    assert!(gaps.len() >= 2, "retries came in a burst, not with backoff: {attempts:?}");
+    assert!(gaps.windows(2).all(|g| g[1] > g[0] * 1.5), "retry delays do not grow: {gaps:?}");
+    let span = attempts[attempts.len() - 1] - attempts[0];
+    assert!(span >= 5.0, "four attempts within {span:.1} s is a hot loop: {attempts:?}");
+
+    let metrics = scrape(port);
+    assert!(metric(&metrics, "penpot_operator_reconcile_errors_total{category=\"Conflict\"}") >= 4.0, "{metrics}");
+    let events = c.kubectl_ok(&["-n", n, "get", "events", "--field-selector", "reason=ApplyFailed", "-o", "json"]);
+    let events: Value = serde_json::from_str(&events).unwrap();
+    assert!(
+        events["items"].as_array().is_some_and(|e| e.iter().any(|e| e["type"] == "Warning")),
+        "no Warning event for the refused apply: {events}"
+    );
+}
+
+/// Runs the closure when dropped: cleanup that must happen even when an assertion fails.
+struct Defer<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// tests/harness/webhook.py, serving TLS with the certificate the cluster's CA issued for
+/// 127.0.0.1; killed when dropped.
+struct Webhook {
+    child: std::process::Child,
+    port: u16,
+    ca: String,
+}
+
+impl Webhook {
+    fn start(c: &Cluster, deny: &std::path::Path, log: &std::path::Path) -> Webhook {
+        let pki = c.dir.join("pki");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/harness/webhook.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg("--cert")
+            .arg(pki.join("kubelet.crt"))
+            .arg("--key")
+            .arg(pki.join("kubelet.key"))
+            .arg("--deny-while")
+            .arg(deny)
+            .arg("--log")
+            .arg(log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("webhook.py printed {line:?}, not a port"));
+        use base64::Engine;
+        let ca = base64::engine::general_purpose::STANDARD.encode(std::fs::read(pki.join("ca.crt")).unwrap());
+        Webhook { child, port, ca }
+    }
+
+    /// Sends the operator's StatefulSet writes in `ns` (and nothing else) to this webhook.
+    fn configuration(&self, name: &str, ns: &str, user: &str) -> String {
+        format!(
+            r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: {name}}}
+webhooks:
+- name: conflict.penpot-e2e.dev
+  clientConfig: {{url: "https://127.0.0.1:{port}/", caBundle: {ca}}}
+  rules:
+  - {{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [statefulsets]}}
+  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+  matchConditions:
+  - {{name: operator-only, expression: "request.userInfo.username == '{user}'"}}
+  failurePolicy: Ignore
+  sideEffects: None
+  admissionReviewVersions: [v1]
+  timeoutSeconds: 5
+"#,
+            port = self.port,
+            ca = self.ca,
+        )
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// When each refused StatefulSet write reached the webhook, in seconds since the epoch.
+fn refused_statefulset_writes(log: &std::path::Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "StatefulSet" && e["denied"] == true)
+        .filter_map(|e| e["time"].as_f64())
+        .collect()
+}
+
+/// The operator's /metrics page.
+fn scrape(port: u16) -> String {
+    wait_until(Duration::from_secs(30), "/metrics", || http_get(port, "/metrics").map(|(_, body)| body))
+}
+
+/// The command line kube-apiserver runs with, and its pid.
+fn api_server(c: &Cluster) -> (String, Vec<String>) {
+    let pid = std::fs::read_to_string(c.dir.join("pids/kube-apiserver")).unwrap().trim().to_string();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args =
+        cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    (pid, args)
+}
+
+/// Compacts etcd's history up to its current revision: no watch can resume from before now.
+fn compact_etcd(c: &Cluster) {
+    let (_, args) = api_server(c);
+    let etcd = args.iter().position(|a| a == "--etcd-servers").map(|i| args[i + 1].clone()).unwrap();
+    let post = |path: &str, body: &str| -> Value {
+        let out =
+            Command::new("curl").args(["-sf", "-X", "POST", &format!("{etcd}{path}"), "-d", body]).output().unwrap();
+        assert!(out.status.success(), "etcd {path}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // Any range answers with the store's current revision in its header.
+    let head = post("/v3/kv/range", r#"{"key": "AA=="}"#);
+    let revision = head.pointer("/header/revision").and_then(Value::as_str).unwrap().to_string();
+    post("/v3/kv/compaction", &format!(r#"{{"revision": "{revision}", "physical": true}}"#));
 }
 
 /// Kills kube-apiserver and starts it again with the same command line and pid file.
 fn restart_api_server(c: &Cluster) {
     let pid_file = c.dir.join("pids/kube-apiserver");
-    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    let args: Vec<String> =
-        cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let (pid, args) = api_server(c);
     // SIGKILL: a crash, not a drain (a graceful stop waits minutes for open watches).
     assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
     // Gone, or a zombie: cluster.sh started it, so its parent is not this process.

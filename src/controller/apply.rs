@@ -56,14 +56,21 @@ where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
     let name = desired.meta().name.clone().unwrap_or_default();
+    let want = serde_json::to_value(desired)?;
     if let Some(live) = api.get_opt(&name).await?
-        && contains(&serde_json::to_value(&live)?, &serde_json::to_value(desired)?)
+        && contains(&serde_json::to_value(&live)?, &want)
     {
         return Ok((live, 0));
     }
     ctx.ensure_leader()?;
-    let applied = api.patch(&name, &PatchParams::apply(labels::MANAGER).force(), &Patch::Apply(desired)).await?;
-    Ok((applied, 1))
+    match api.patch(&name, &PatchParams::apply(labels::MANAGER).force(), &Patch::Apply(desired)).await {
+        Ok(applied) => Ok((applied, 1)),
+        Err(kube::Error::Api(status)) => {
+            let kind = want.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+            Err(Error::Rejected { kind, name, status })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Deletes an object this Penpot owns that the current render no longer produces.

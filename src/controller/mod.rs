@@ -33,6 +33,10 @@ use oidc_discovery::DiscoveryCache;
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// The API server answered, and refused one rendered object (a webhook, a quota, a
+    /// conflict): the message names the object, for status and events.
+    #[error("the API server refused {kind} {name}: {} ({}, HTTP {})", .status.message, .status.reason, .status.code)]
+    Rejected { kind: String, name: String, status: Box<kube::core::Status> },
     #[error("cannot encode an object: {0}")]
     Json(#[from] serde_json::Error),
     #[error("Penpot is not namespaced")]
@@ -45,9 +49,11 @@ impl Error {
     /// Stable CamelCase category for metric labels and event reasons.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "Conflict",
-            Error::Kube(kube::Error::Api(s)) if s.code == 403 => "Forbidden",
-            Error::Kube(kube::Error::Api(_)) => "ApiError",
+            Error::Kube(kube::Error::Api(s)) | Error::Rejected { status: s, .. } => match s.code {
+                409 => "Conflict",
+                403 => "Forbidden",
+                _ => "ApiError",
+            },
             Error::Kube(_) => "ClientError",
             Error::Json(_) => "Encoding",
             Error::NotNamespaced => "NotNamespaced",
@@ -240,12 +246,20 @@ pub async fn run(
         .run(reconcile::reconcile, error_policy, context)
         .for_each(|result| {
             if let Err(e) = &result {
-                if matches!(e, kube::runtime::controller::Error::QueueError(_)) {
+                use kube::runtime::controller::Error::QueueError;
+                match e {
+                    // 410 Gone: the resourceVersion left the API server's window; kube-runtime
+                    // lists again and the reconciles that follow see whatever was missed.
+                    QueueError(watcher::Error::WatchError(s)) if s.code == 410 => {
+                        metrics.watch_restarted(crate::metrics::WatchRestart::Expired);
+                        tracing::info!(error = %e, "watch expired; listing again");
+                    }
                     // The watch failed; kube-runtime restarts it with backoff.
-                    metrics.watch_restarted();
-                    tracing::warn!(error = %e, "watch failed; restarting");
-                } else {
-                    tracing::debug!(error = %e, "controller event");
+                    QueueError(_) => {
+                        metrics.watch_restarted(crate::metrics::WatchRestart::Failed);
+                        tracing::warn!(error = %e, "watch failed; restarting");
+                    }
+                    _ => tracing::debug!(error = %e, "controller event"),
                 }
             }
             std::future::ready(())

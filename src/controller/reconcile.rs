@@ -90,7 +90,19 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
         }
     };
 
-    let applied = apply::apply_all(penpot, ns, &desired, ctx).await?;
+    let applied = match apply::apply_all(penpot, ns, &desired, ctx).await {
+        Ok(applied) => applied,
+        Err(e @ Error::Rejected { .. }) => {
+            // Say why in status; the error itself goes back to the controller for backoff.
+            let workload = resolve::current_workload(penpot, ns, ctx).await.ok().flatten();
+            let obs = Observation::ApplyFailed { message: e.to_string(), workload: workload.as_ref() };
+            if let Err(report) = report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await {
+                tracing::warn!(error = %report, "cannot report the failed apply");
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if applied.writes > 0 {
         tracing::info!(writes = applied.writes, config_hash = %desired.config_hash, "applied desired state");
     }

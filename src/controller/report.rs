@@ -49,7 +49,11 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
     if previous.and_then(|p| p.phase) != next.phase || blocked_again {
         let phase = next.phase.map(|p| format!("{p:?}")).unwrap_or_default();
         events.push(Event {
-            type_: if next.phase == Some(Phase::Blocked) { EventType::Warning } else { EventType::Normal },
+            type_: if next.phase == Some(Phase::Blocked) || ready_reason == crate::status::reason::APPLY_FAILED {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: ready_reason,
             note: Some(match &next.message {
                 Some(m) => truncate(&format!("{phase}: {m}")),

@@ -262,6 +262,7 @@ pub fn secret_yaml(name: &str, pairs: &[(&str, &str)]) -> String {
 /// greps the whole run's events, statuses and logs for each line of this file.
 pub const SECRET_VALUES: &str = include_str!("secret-values.txt");
 pub const PG_PASSWORD: &str = "pg-secret-Xq9v";
+pub const PG_PASSWORD_ROTATED: &str = "rotated-Pw-42";
 pub const S3_SECRET: &str = "s3-secret-Zr7k";
 pub const REDIS_PASSWORD: &str = "redis-secret-Lm3p";
 
@@ -386,4 +387,25 @@ spec:
 pub fn wait_established(c: &Cluster, crd: &str) {
     let out = c.kubectl(&["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=60s"]);
     assert!(out.ok, "{crd}: {}", out.stderr);
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1: status code and body.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
+}
+
+/// The value of the first sample starting with `name` (with labels, `name{a="b"}`); 0 if absent.
+pub fn metric(body: &str, name: &str) -> f64 {
+    body.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
 }
