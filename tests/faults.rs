@@ -123,9 +123,10 @@ fn refused_apply_is_reported_and_retried_with_backoff() {
     let deny = c.dir.join(format!("{n}-deny"));
     let calls = c.dir.join(format!("logs/{n}-webhook.jsonl"));
     std::fs::write(&deny, "").unwrap();
-    let webhook = Webhook::start(c, &deny, &calls);
+    let webhook = Webhook::start(c, &deny, &calls, None);
     let config = format!("penpot-e2e-{n}");
-    c.apply_ok(n, &webhook.configuration(&config, n, &user));
+    let rule = "{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [statefulsets]}";
+    c.apply_ok(n, &webhook.configuration(&config, n, &user, rule, "true"));
     let _unregister = Defer(|| drop(c.kubectl(&["delete", "validatingwebhookconfiguration", &config])));
 
     c.apply_ok(n, &postgresql_secret("w-postgresql", PG_PASSWORD));
@@ -168,6 +169,50 @@ fn refused_apply_is_reported_and_retried_with_backoff() {
     );
 }
 
+/// Two writers race for the instance's secret key: between the operator's check that
+/// `<name>-secret-key` is absent and its create, an admission webhook holds the create up and
+/// creates the Secret itself. The operator's create fails with 409 AlreadyExists; it must adopt
+/// the winner's key (sessions survive) instead of failing, retrying or overwriting it.
+#[test]
+fn secret_key_create_race_adopts_the_winner() {
+    let _serial = serial();
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "keyrace");
+    let n = ns.name.as_str();
+    let (kubeconfig, user) = operator_identity(c, n, "penpot-operator");
+    let op = Operator::start(c, n, &kubeconfig, "op", &[]);
+
+    let calls = c.dir.join(format!("logs/{n}-webhook.jsonl"));
+    let never = c.dir.join(format!("{n}-never-deny"));
+    let winner = format!(
+        "kubectl --kubeconfig {} -n {n} create secret generic k-secret-key --from-literal=secret-key={RACE_WINNER_KEY}",
+        c.kubeconfig.display()
+    );
+    let webhook = Webhook::start(c, &never, &calls, Some(&winner));
+    let config = format!("penpot-e2e-{n}");
+    let rule = "{apiGroups: [\"\"], apiVersions: [v1], operations: [CREATE], resources: [secrets]}";
+    c.apply_ok(n, &webhook.configuration(&config, n, &user, rule, "request.name == 'k-secret-key'"));
+    let _unregister = Defer(|| drop(c.kubectl(&["delete", "validatingwebhookconfiguration", &config])));
+
+    ready_penpot(c, n, "k", 1);
+    let layer = c.get(n, "secret/k-config").unwrap()["data"]["001-penpot.yaml"].as_str().unwrap().to_string();
+    use base64::Engine;
+    let layer = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(layer).unwrap()).unwrap();
+    assert!(layer.contains(RACE_WINNER_KEY), "the backend does not run with the key that won the race");
+    let creates: Vec<Value> = std::fs::read_to_string(&calls)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| e["operation"] == "CREATE" && e["user"] == user.as_str())
+        .collect();
+    assert_eq!(creates.len(), 1, "the operator retried the create instead of adopting: {creates:?}");
+    let key = c.get(n, "secret/k-secret-key").unwrap();
+    assert!(key["metadata"]["ownerReferences"].is_null(), "the winner's Secret was rewritten by the operator");
+    // Adopted in the same reconcile: a failed one would also converge, one backoff later.
+    let log = std::fs::read_to_string(&op.log).unwrap();
+    assert!(!log.contains("reconcile failed"), "the lost race failed a reconcile:\n{log}");
+}
+
 /// Runs the closure when dropped: cleanup that must happen even when an assertion fails.
 struct Defer<F: FnMut()>(F);
 
@@ -186,7 +231,7 @@ struct Webhook {
 }
 
 impl Webhook {
-    fn start(c: &Cluster, deny: &std::path::Path, log: &std::path::Path) -> Webhook {
+    fn start(c: &Cluster, deny: &std::path::Path, log: &std::path::Path, first_run: Option<&str>) -> Webhook {
         let pki = c.dir.join("pki");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/harness/webhook.py");
         let mut child = Command::new("python3")
@@ -199,6 +244,7 @@ impl Webhook {
             .arg(deny)
             .arg("--log")
             .arg(log)
+            .args(first_run.map(|cmd| ["--first-run", cmd]).into_iter().flatten())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -210,8 +256,9 @@ impl Webhook {
         Webhook { child, port, ca }
     }
 
-    /// Sends the operator's StatefulSet writes in `ns` (and nothing else) to this webhook.
-    fn configuration(&self, name: &str, ns: &str, user: &str) -> String {
+    /// Sends the operator's requests in `ns` that match `rule` and the CEL `condition` (and
+    /// nothing else) to this webhook.
+    fn configuration(&self, name: &str, ns: &str, user: &str, rule: &str, condition: &str) -> String {
         format!(
             r#"apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
@@ -220,10 +267,11 @@ webhooks:
 - name: conflict.penpot-e2e.dev
   clientConfig: {{url: "https://127.0.0.1:{port}/", caBundle: {ca}}}
   rules:
-  - {{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [statefulsets]}}
+  - {rule}
   namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
   matchConditions:
   - {{name: operator-only, expression: "request.userInfo.username == '{user}'"}}
+  - {{name: test-condition, expression: "{condition}"}}
   failurePolicy: Ignore
   sideEffects: None
   admissionReviewVersions: [v1]

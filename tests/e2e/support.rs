@@ -263,6 +263,8 @@ pub fn secret_yaml(name: &str, pairs: &[(&str, &str)]) -> String {
 pub const SECRET_VALUES: &str = include_str!("secret-values.txt");
 pub const PG_PASSWORD: &str = "pg-secret-Xq9v";
 pub const PG_PASSWORD_ROTATED: &str = "rotated-Pw-42";
+/// The secret key another writer creates first in the secret-key race test.
+pub const RACE_WINNER_KEY: &str = "race-winner-key-4f8a1c0e9b7d6a5f3e2d1c0b9a8f7e6d5c4b3a29";
 pub const S3_SECRET: &str = "s3-secret-Zr7k";
 pub const REDIS_PASSWORD: &str = "redis-secret-Lm3p";
 

@@ -2,16 +2,21 @@
 """A validating admission webhook for the fault tests.
 
 While the flag file exists, it refuses every request it is sent with the given HTTP code and
-reason (409 Conflict by default); otherwise it allows them. Every request is appended to the
-log as one JSON line, so a test can read when the operator retried. Prints its port, then serves.
+reason (409 Conflict by default); otherwise it allows them. With --first-run, the first request
+waits for a shell command before it is answered: a test can race the request it holds up. Every
+request is appended to the log as one JSON line, so a test can read when the operator retried.
+Prints its port, then serves.
 
     webhook.py --cert C --key K --deny-while FLAG --log LOG [--code 409 --reason Conflict]
+               [--first-run COMMAND]
 """
 import argparse
 import json
 import os
 import ssl
+import subprocess
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,12 +29,16 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--code", type=int, default=409)
     p.add_argument("--reason", default="Conflict")
+    p.add_argument("--first-run")
     args = p.parse_args()
+    first = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             req = review["request"]
+            if args.first_run and first.acquire(blocking=False):
+                subprocess.run(args.first_run, shell=True, check=True, stdout=subprocess.DEVNULL)
             deny = os.path.exists(args.deny_while)
             with open(args.log, "a") as log:
                 log.write(json.dumps({
