@@ -4,7 +4,7 @@
 #   fuzz.sh [SECONDS]    run every target for SECONDS each (default 30: the CI smoke run)
 #
 # Installs the pinned nightly toolchain and cargo-fuzz when missing. The corpus grows in
-# fuzz/corpus/<target> (ignored by git); the committed seeds in fuzz/seeds/<target> start it.
+# fuzz/corpus/<target> (ignored by git), next to the committed seeds in fuzz/seeds/<target>.
 # A crash stops the run, leaves the input in fuzz/artifacts/<target>/ and fails the script;
 # replay it with `cargo +$FUZZ_TOOLCHAIN fuzz run <target> <file>`.
 set -euo pipefail
