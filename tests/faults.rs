@@ -26,11 +26,8 @@ fn serial() -> MutexGuard<'static, ()> {
 fn api_server_restart_during_a_reconcile_storm() {
     let _serial = serial();
     let Some(c) = cluster() else { return };
-    let ns = Namespace::new(c, "storm");
+    let Running { ns, mut op, port, .. } = operator_in(c, "storm");
     let n = ns.name.as_str();
-    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
-    let port = free_port();
-    let mut op = Operator::start(c, n, &kubeconfig, "op", &["--http-addr", &format!("127.0.0.1:{port}")]);
 
     const N: usize = 12;
     let mut storm = String::new();
@@ -75,11 +72,8 @@ fn api_server_restart_during_a_reconcile_storm() {
 fn watch_expiry_lists_again_and_catches_up() {
     let _serial = serial();
     let Some(c) = cluster() else { return };
-    let ns = Namespace::new(c, "expiry");
+    let Running { ns, mut op, port, .. } = operator_in(c, "expiry");
     let n = ns.name.as_str();
-    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
-    let port = free_port();
-    let mut op = Operator::start(c, n, &kubeconfig, "op", &["--http-addr", &format!("127.0.0.1:{port}")]);
     ready_penpot(c, n, "a", 1);
     let before = config_hash(&c.get(n, "statefulset/a").unwrap());
 
@@ -114,11 +108,8 @@ fn watch_expiry_lists_again_and_catches_up() {
 fn refused_apply_is_reported_and_retried_with_backoff() {
     let _serial = serial();
     let Some(c) = cluster() else { return };
-    let ns = Namespace::new(c, "conflict");
+    let Running { ns, op: _op, port, user } = operator_in(c, "conflict");
     let n = ns.name.as_str();
-    let (kubeconfig, user) = operator_identity(c, n, "penpot-operator");
-    let port = free_port();
-    let _op = Operator::start(c, n, &kubeconfig, "op", &["--http-addr", &format!("127.0.0.1:{port}")]);
 
     let deny = c.dir.join(format!("{n}-deny"));
     let calls = c.dir.join(format!("logs/{n}-webhook.jsonl"));
@@ -177,10 +168,8 @@ fn refused_apply_is_reported_and_retried_with_backoff() {
 fn secret_key_create_race_adopts_the_winner() {
     let _serial = serial();
     let Some(c) = cluster() else { return };
-    let ns = Namespace::new(c, "keyrace");
+    let Running { ns, op, user, .. } = operator_in(c, "keyrace");
     let n = ns.name.as_str();
-    let (kubeconfig, user) = operator_identity(c, n, "penpot-operator");
-    let op = Operator::start(c, n, &kubeconfig, "op", &[]);
 
     let calls = c.dir.join(format!("logs/{n}-webhook.jsonl"));
     let never = c.dir.join(format!("{n}-never-deny"));
@@ -211,6 +200,23 @@ fn secret_key_create_race_adopts_the_winner() {
     // Adopted in the same reconcile: a failed one would also converge, one backoff later.
     let log = std::fs::read_to_string(&op.log).unwrap();
     assert!(!log.contains("reconcile failed"), "the lost race failed a reconcile:\n{log}");
+}
+
+/// The operator running in a fresh namespace under its ServiceAccount (`user`), serving
+/// /metrics on `port`.
+struct Running<'a> {
+    ns: Namespace<'a>,
+    op: Operator,
+    port: u16,
+    user: String,
+}
+
+fn operator_in<'a>(c: &'a Cluster, prefix: &str) -> Running<'a> {
+    let ns = Namespace::new(c, prefix);
+    let (kubeconfig, user) = operator_identity(c, &ns.name, "penpot-operator");
+    let port = free_port();
+    let op = Operator::start(c, &ns.name, &kubeconfig, "op", &["--http-addr", &format!("127.0.0.1:{port}")]);
+    Running { ns, op, port, user }
 }
 
 /// Runs the closure when dropped: cleanup that must happen even when an assertion fails.
