@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::crd::{Penpot, PenpotStatus, Phase};
 use crate::render::labels;
+use crate::status::reason::APPLY_FAILED;
 
 use super::{Context, Error};
 
@@ -38,23 +39,20 @@ pub async fn report(penpot: &Penpot, ns: &str, status: PenpotStatus, ctx: &Conte
 /// The events a status change deserves: phase changes and new rollouts.
 pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<Event> {
     let mut events = Vec::new();
-    let ready_reason = next
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.reason.clone())
-        .unwrap_or_else(|| "Reconciled".into());
+    let ready_reason = ready_reason_of(next).unwrap_or("Reconciled");
     let blocked_again = previous.is_some_and(|p| p.phase == Some(Phase::Blocked) && p.message != next.message)
         && next.phase == Some(Phase::Blocked);
-    if previous.and_then(|p| p.phase) != next.phase || blocked_again {
+    // A refusal while pods start keeps the phase (`Waiting`) but still deserves its warning.
+    let refused = ready_reason == APPLY_FAILED && previous.and_then(ready_reason_of) != Some(APPLY_FAILED);
+    if previous.and_then(|p| p.phase) != next.phase || blocked_again || refused {
         let phase = next.phase.map(|p| format!("{p:?}")).unwrap_or_default();
         events.push(Event {
-            type_: if next.phase == Some(Phase::Blocked) || ready_reason == crate::status::reason::APPLY_FAILED {
+            type_: if next.phase == Some(Phase::Blocked) || ready_reason == APPLY_FAILED {
                 EventType::Warning
             } else {
                 EventType::Normal
             },
-            reason: ready_reason,
+            reason: ready_reason.to_string(),
             note: Some(match &next.message {
                 Some(m) => truncate(&format!("{phase}: {m}")),
                 None => phase,
@@ -78,6 +76,10 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
     events
 }
 
+fn ready_reason_of(status: &PenpotStatus) -> Option<&str> {
+    status.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.as_str())
+}
+
 /// Event notes are limited to 1 kB.
 fn truncate(s: &str) -> String {
     if s.len() <= 1000 {
@@ -88,4 +90,48 @@ fn truncate(s: &str) -> String {
         end -= 1;
     }
     format!("{}...", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn status(phase: Phase, ready_reason: &str, message: &str) -> PenpotStatus {
+        PenpotStatus {
+            phase: Some(phase),
+            message: Some(message.into()),
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                reason: ready_reason.into(),
+                message: message.into(),
+                observed_generation: None,
+                last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn kinds(events: &[Event]) -> Vec<(String, String)> {
+        events.iter().map(|e| (format!("{:?}", e.type_), e.reason.clone())).collect()
+    }
+
+    #[test]
+    fn a_refused_apply_warns_once_even_when_the_phase_stays() {
+        let starting = status(Phase::Waiting, "PodsStarting", "waiting for pods: 0/1 ready");
+        let refused = status(Phase::Waiting, APPLY_FAILED, "the API server refused StatefulSet p: ...; retrying");
+        assert_eq!(kinds(&transitions(Some(&starting), &refused)), [("Warning".into(), APPLY_FAILED.into())]);
+        assert!(transitions(Some(&refused), &refused).is_empty(), "the same refusal again says nothing");
+    }
+
+    #[test]
+    fn phase_changes_and_new_block_reasons_make_events() {
+        let waiting = status(Phase::Waiting, "PodsStarting", "waiting for pods: 0/1 ready");
+        let blocked = status(Phase::Blocked, "InvalidRelation", "s3 relation: ... key \"port\" ...");
+        assert_eq!(kinds(&transitions(Some(&waiting), &blocked)), [("Warning".into(), "InvalidRelation".into())]);
+        let other = status(Phase::Blocked, "InvalidRelation", "redis relation: ...");
+        assert_eq!(transitions(Some(&blocked), &other).len(), 1, "a different reason to be blocked");
+        assert_eq!(kinds(&transitions(Some(&blocked), &waiting)), [("Normal".into(), "PodsStarting".into())]);
+    }
 }
