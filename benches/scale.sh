@@ -111,12 +111,14 @@ import json, sys
 print(sum(1 for l in sys.stdin if (e := json.loads(l)).get("user", {}).get("username") == sys.argv[1]
           and e["verb"] in ("create", "update", "patch", "delete")))' "$user")
 per_minute=$(python3 -c "print(f'{($after - $before) * 60 / $idle_seconds:.1f}')")
+idle_requests=$(verbs_since "$line")
 
 {
   echo
   cat "$dir/latency.txt"
   echo
   echo "Idle ${idle_seconds} s with ${last} instances: ${idle_writes} API writes by the operator, ${per_minute} reconciles per minute (resync every 300 s)."
+  echo "Operator API requests while idle: ${idle_requests}."
   echo "Operator peak RSS $(peak_rss_mib) MiB, CPU $(cpu_seconds) s in total."
 } >>"$results"
 echo

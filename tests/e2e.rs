@@ -233,6 +233,7 @@ fn password_rotation_rolls_pods_and_idle_operator_writes_nothing() {
     // Settled: touching an unrelated Secret and several resyncs (every 2 s) write nothing.
     std::thread::sleep(Duration::from_secs(3));
     let settled = c.writes_by(&user).len();
+    let settled_requests = c.requests_by(&user).len();
     c.apply_ok(n, &secret_yaml("unrelated", &[("k", "v1")]));
     c.apply_ok(n, &secret_yaml("unrelated", &[("k", "v2")]));
     std::thread::sleep(Duration::from_secs(8));
@@ -243,6 +244,25 @@ fn password_rotation_rolls_pods_and_idle_operator_writes_nothing() {
         "the operator wrote while nothing it depends on changed: {:?}",
         &after[settled..].iter().map(|e| (e["verb"].clone(), e["objectRef"].clone())).collect::<Vec<_>>()
     );
+    // The resyncs read their inputs and the StatefulSet (its status is the Penpot's), and no
+    // other owned object: the watches vouch that nobody changed those since they were applied.
+    let reads: Vec<(String, String)> = c.requests_by(&user)[settled_requests..]
+        .iter()
+        .filter(|e| e["verb"] == "get")
+        .map(|e| {
+            let r = &e["objectRef"];
+            (r["resource"].as_str().unwrap_or_default().into(), r["name"].as_str().unwrap_or_default().into())
+        })
+        .collect();
+    let sts_reads = reads.iter().filter(|(r, _)| r == "statefulsets").count();
+    assert!(sts_reads >= 3, "four resyncs in 8 s should read the StatefulSet each time: {reads:?}");
+    let owned_reads: Vec<_> = reads
+        .iter()
+        .filter(|(r, name)| {
+            matches!(r.as_str(), "services" | "configmaps" | "networkpolicies" | "ingresses") || name == "p-config"
+        })
+        .collect();
+    assert!(owned_reads.is_empty(), "idle resyncs re-read owned objects: {owned_reads:?}");
     assert_eq!(pods(c, n, "p"), new_pods, "pods rolled without a change");
     assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), config_hash(&sts));
 }
@@ -384,6 +404,24 @@ fn restart_converges_and_hand_edits_are_reverted() {
     });
     wait_ready(c, n, "p");
     assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), config_hash(&sts));
+
+    // Objects the operator no longer reads while it trusts its watches: a hand edit of the
+    // Service and a deleted dashboard ConfigMap are noticed and repaired all the same.
+    c.kubectl_ok(&[
+        "-n",
+        n,
+        "patch",
+        "service/p",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/selector/app.kubernetes.io~1instance","value":"hacked"}]"#,
+    ]);
+    c.kubectl_ok(&["-n", n, "delete", "configmap/p-dashboard"]);
+    wait_until(LONG, "the Service edit to be reverted", || {
+        let svc = c.get(n, "service/p")?;
+        (svc["spec"]["selector"]["app.kubernetes.io/instance"] == "p").then_some(())
+    });
+    wait_until(LONG, "the dashboard ConfigMap to be re-created", || c.get(n, "configmap/p-dashboard"));
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Server-side apply of the rendered objects, skipped when the cluster already holds them.
 //!
 //! Steady state must write nothing, and a no-op SSA is still a PATCH the API server counts.
-//! So each object is read first and applied only when some field we render differs from
+//! So each object is compared first and applied only when some field we render differs from
 //! what the server holds. Fields other managers added are left alone, exactly as SSA would.
+//! The comparison reads the object only when [`Seen`](super::seen::Seen) cannot vouch for it.
 
 use std::fmt::Debug;
 
@@ -17,6 +18,7 @@ use serde_json::Value;
 use crate::crd::Penpot;
 use crate::render::{Desired, labels, monitoring};
 
+use super::seen::Reflected;
 use super::{Context, Error};
 
 /// What apply did, for events and status.
@@ -27,13 +29,14 @@ pub struct Applied {
 
 pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Context) -> Result<Applied, Error> {
     let client = &ctx.client;
+    let owner = penpot.uid().unwrap_or_default();
     let mut writes = 0;
     // Configuration first, the workload last: pods never start on stale config.
-    writes += apply(&Api::namespaced(client.clone(), ns), &desired.config, ctx).await?.1;
-    writes += apply(&Api::namespaced(client.clone(), ns), &desired.headless_service, ctx).await?.1;
-    writes += apply(&Api::namespaced(client.clone(), ns), &desired.service, ctx).await?.1;
-    writes += apply(&Api::namespaced(client.clone(), ns), &desired.network_policy, ctx).await?.1;
-    writes += apply(&Api::namespaced(client.clone(), ns), &desired.dashboard, ctx).await?.1;
+    writes += apply_seen(&Api::namespaced(client.clone(), ns), &desired.config, &owner, ctx).await?;
+    writes += apply_seen(&Api::namespaced(client.clone(), ns), &desired.headless_service, &owner, ctx).await?;
+    writes += apply_seen(&Api::namespaced(client.clone(), ns), &desired.service, &owner, ctx).await?;
+    writes += apply_seen(&Api::namespaced(client.clone(), ns), &desired.network_policy, &owner, ctx).await?;
+    writes += apply_seen(&Api::namespaced(client.clone(), ns), &desired.dashboard, &owner, ctx).await?;
     if let Some([pod_monitor, rule]) = &desired.monitoring {
         let monitors = Api::namespaced_with(client.clone(), ns, &monitoring::pod_monitor_resource());
         writes += apply(&monitors, pod_monitor, ctx).await?.1;
@@ -42,11 +45,34 @@ pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Conte
     }
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
     match &desired.ingress {
-        Some(ingress) => writes += apply(&ingresses, ingress, ctx).await?.1,
-        None => writes += prune(&ingresses, &penpot.name_any(), penpot, ctx).await?,
+        Some(ingress) => writes += apply_seen(&ingresses, ingress, &owner, ctx).await?,
+        // An Ingress the watch has not seen may still exist (just created, event in flight);
+        // its event triggers another reconcile, which prunes it then.
+        None if ctx.seen.exists::<Ingress>(ns, &penpot.name_any()) => {
+            writes += prune(&ingresses, &penpot.name_any(), penpot, ctx).await?
+        }
+        None => {}
     }
+    // Always read: its status is the Penpot's status.
     let (statefulset, w) = apply(&Api::namespaced(client.clone(), ns), &desired.statefulset, ctx).await?;
     Ok(Applied { statefulset, writes: writes + w })
+}
+
+/// [`apply`] for a kind the operator watches: skipped without a read when the same render was
+/// proven present at the resourceVersion the watch shows now.
+async fn apply_seen<K>(api: &Api<K>, desired: &K, owner: &str, ctx: &Context) -> Result<usize, Error>
+where
+    K: Reflected + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let name = desired.meta().name.clone().unwrap_or_default();
+    let ns = desired.meta().namespace.clone().unwrap_or_default();
+    let want = serde_json::to_value(desired)?;
+    if ctx.seen.unchanged::<K>(owner, &ns, &name, &want) {
+        return Ok(0);
+    }
+    let (live, writes) = apply_value(api, desired, &name, &want, ctx).await?;
+    ctx.seen.prove::<K>(owner, &name, &want, live.resource_version());
+    Ok(writes)
 }
 
 /// Applies `desired` unless the live object already contains it; returns the live object and
@@ -56,18 +82,24 @@ where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
     let name = desired.meta().name.clone().unwrap_or_default();
-    let want = serde_json::to_value(desired)?;
-    if let Some(live) = api.get_opt(&name).await?
-        && contains(&serde_json::to_value(&live)?, &want)
+    apply_value(api, desired, &name, &serde_json::to_value(desired)?, ctx).await
+}
+
+async fn apply_value<K>(api: &Api<K>, desired: &K, name: &str, want: &Value, ctx: &Context) -> Result<(K, usize), Error>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    if let Some(live) = api.get_opt(name).await?
+        && contains(&serde_json::to_value(&live)?, want)
     {
         return Ok((live, 0));
     }
     ctx.ensure_leader()?;
-    match api.patch(&name, &PatchParams::apply(labels::MANAGER).force(), &Patch::Apply(desired)).await {
+    match api.patch(name, &PatchParams::apply(labels::MANAGER).force(), &Patch::Apply(desired)).await {
         Ok(applied) => Ok((applied, 1)),
         Err(kube::Error::Api(status)) => {
             let kind = want.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-            Err(Error::Rejected { kind, name, status })
+            Err(Error::Rejected { kind, name: name.to_string(), status })
         }
         Err(e) => Err(e.into()),
     }

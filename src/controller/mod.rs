@@ -5,6 +5,8 @@ mod oidc_discovery;
 mod reconcile;
 mod report;
 mod resolve;
+mod seen;
+mod watches;
 
 pub use apply::contains;
 
@@ -14,18 +16,19 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
 use crate::crd::Penpot;
 use crate::metrics::Metrics;
+use watches::api;
 
 use oidc_discovery::DiscoveryCache;
 
@@ -68,6 +71,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The controller's cache of Penpots, for metrics over all instances.
     pub store: Store<Penpot>,
+    /// What the owned objects' watches show, and what apply last proved of them.
+    seen: seen::Seen,
     discovery: DiscoveryCache,
     /// Open while this replica may write (always, without leader election).
     leader: Arc<crate::leader::Gate>,
@@ -132,27 +137,6 @@ fn error_policy(penpot: Arc<Penpot>, error: &Error, ctx: Arc<Context>) -> Action
     Action::requeue(delay)
 }
 
-/// Penpots to reconcile when a Secret changes: the owner of an owned Secret, and every Penpot
-/// in the same namespace whose relations reference it.
-fn penpots_for_secret(store: &Store<Penpot>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<Penpot>> {
-    let ns = secret.namespace();
-    let name = secret.name_any();
-    let mut refs: Vec<ObjectRef<Penpot>> = secret
-        .owner_references()
-        .iter()
-        .filter(|o| o.kind == "Penpot" && o.api_version == Penpot::api_version(&()))
-        .map(|o| ObjectRef::new(&o.name).within(ns.as_deref().unwrap_or_default()))
-        .collect();
-    refs.extend(
-        store
-            .state()
-            .iter()
-            .filter(|p| p.namespace() == ns && p.references_secret(&name))
-            .map(|p| ObjectRef::from(p.as_ref())),
-    );
-    refs
-}
-
 pub struct RunOptions {
     pub namespace: Option<String>,
     pub concurrency: u16,
@@ -169,30 +153,11 @@ pub async fn run(
     ready: watch::Sender<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), reqwest::Error> {
-    fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        K::DynamicType: Default,
-    {
-        match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
-    let ns = &opts.namespace;
+    let ns = opts.namespace.as_deref();
     // One shutdown signal for both controllers.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let shutdown_profiles = shutdown.clone();
-    let owned = watcher::Config::default().labels(&format!(
-        "{}={}",
-        crate::render::labels::MANAGED_BY_LABEL,
-        crate::render::labels::MANAGER
-    ));
-    // Helm keeps whole releases in Secrets; they never feed a Penpot.
-    let secrets_cfg = watcher::Config::default().fields("type!=helm.sh/release.v1");
-
-    let controller = Controller::new(api::<Penpot>(&client, ns), watcher::Config::default().any_semantic());
-    let store = controller.store();
+    let (store, penpots) = watches::penpots(api(&client, ns));
     let profiles = Controller::new(api::<crate::crd::PenpotProfile>(&client, ns), watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .graceful_shutdown_on(shutdown_profiles.clone())
@@ -202,6 +167,20 @@ pub async fn run(
             Arc::new(crate::profiles::controller::Context { client: client.clone(), leader: leader.clone() }),
         )
         .for_each(|_| std::future::ready(()));
+    let owned_secrets = watches::owned(api::<PartialObjectMeta<Secret>>(&client, ns));
+    let owned_config_maps = watches::owned(api::<PartialObjectMeta<ConfigMap>>(&client, ns));
+    let owned_services = watches::owned(api::<PartialObjectMeta<Service>>(&client, ns));
+    let owned_network_policies = watches::owned(api::<PartialObjectMeta<NetworkPolicy>>(&client, ns));
+    let owned_ingresses = watches::owned(api::<PartialObjectMeta<Ingress>>(&client, ns));
+    let statefulsets = watches::metadata(api::<PartialObjectMeta<StatefulSet>>(&client, ns), watches::owned_selector())
+        .touched_objects();
+    // Every Secret but Helm's release records, which never feed a Penpot; metadata only, so
+    // Secret payloads stay out of the operator's memory.
+    let relation_secrets = watches::metadata(
+        api::<PartialObjectMeta<Secret>>(&client, ns),
+        watcher::Config::default().fields("type!=helm.sh/release.v1"),
+    )
+    .touched_objects();
     let context = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(
@@ -210,6 +189,13 @@ pub async fn run(
         ),
         metrics: metrics.clone(),
         store: store.clone(),
+        seen: seen::Seen::new(seen::Stores {
+            secrets: owned_secrets.0,
+            config_maps: owned_config_maps.0,
+            services: owned_services.0,
+            network_policies: owned_network_policies.0,
+            ingresses: owned_ingresses.0,
+        }),
         discovery: DiscoveryCache::new()?,
         leader,
         resync: opts.resync,
@@ -232,15 +218,16 @@ pub async fn run(
             }
         }
     });
-    let penpots = controller
-        .owns(api::<StatefulSet>(&client, ns), owned.clone())
-        .owns(api::<Service>(&client, ns), owned.clone())
-        .owns(api::<NetworkPolicy>(&client, ns), owned.clone())
-        .owns(api::<Ingress>(&client, ns), owned)
-        // Metadata only: Secret payloads stay out of the operator's memory.
-        .watches(api::<PartialObjectMeta<Secret>>(&client, ns), secrets_cfg, move |secret| {
-            penpots_for_secret(&store, &secret)
-        })
+    let mapper_store = store.clone();
+    let penpots = Controller::for_stream(penpots, store)
+        .trigger_backoff(watches::SpaceErrors)
+        .owns_stream(statefulsets)
+        .owns_stream(owned_secrets.1)
+        .owns_stream(owned_config_maps.1)
+        .owns_stream(owned_services.1)
+        .owns_stream(owned_network_policies.1)
+        .owns_stream(owned_ingresses.1)
+        .watches_stream(relation_secrets, move |secret| watches::penpots_for_secret(&mapper_store, &secret))
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, context)

@@ -27,6 +27,7 @@ pub async fn reconcile(penpot: Arc<Penpot>, ctx: Arc<Context>) -> Result<Action,
         let result = reconcile_inner(&penpot, &ns, &ctx).await;
         ctx.metrics.observe(&result, started.elapsed());
         ctx.metrics.set_phases(ctx.store.state().iter().map(|p| p.status.as_ref().and_then(|s| s.phase)));
+        ctx.seen.sweep(|| ctx.store.state().iter().filter_map(|p| p.uid()).collect());
         if result.is_ok() {
             ctx.reset_backoff(&penpot);
         }

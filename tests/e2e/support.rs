@@ -114,11 +114,18 @@ impl Cluster {
     }
 
     /// Audit-log entries of writes made by `user` (e.g. `system:serviceaccount:ns:sa`).
-    pub fn writes_by(&self, user: &str) -> Vec<Value> {
+    /// The requests of `user` the audit log records: every write, and GETs by ServiceAccounts.
+    pub fn requests_by(&self, user: &str) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.audit_log).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|e| e.pointer("/user/username").and_then(Value::as_str) == Some(user))
+            .collect()
+    }
+
+    pub fn writes_by(&self, user: &str) -> Vec<Value> {
+        self.requests_by(user)
+            .into_iter()
             .filter(|e| e["verb"] != "get" && e["verb"] != "list" && e["verb"] != "watch")
             .collect()
     }
