@@ -13,6 +13,8 @@ pub mod reason {
     pub const WAITING_FOR_RELATIONS: &str = "WaitingForRelations";
     pub const INVALID_RELATION: &str = "InvalidRelation";
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The stored object does not parse as this operator's Penpot.
+    pub const UNREADABLE_SPEC: &str = "UnreadableSpec";
     pub const INVALID_SECRET_KEY: &str = "InvalidSecretKey";
     pub const OIDC_DISCOVERY_FAILED: &str = "OidcDiscoveryFailed";
     pub const APPLY_FAILED: &str = "ApplyFailed";

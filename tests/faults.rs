@@ -207,6 +207,56 @@ fn secret_key_create_race_adopts_the_winner() {
     assert!(!log.contains("reconcile failed"), "the lost race failed a reconcile:\n{log}");
 }
 
+/// A Penpot this operator cannot parse reaches the API server: the CRD in the cluster is
+/// another version's (here: one without the `imagePullPolicy` enum) and someone uses the
+/// freedom. The operator must report that Penpot on its own status, naming the field, create
+/// nothing for it, and keep serving every other Penpot, including ones created after it.
+#[test]
+fn an_unreadable_penpot_is_reported_and_stalls_nothing() {
+    let _serial = serial();
+    let Some(c) = cluster() else { return };
+    let Running { ns, op, .. } = operator_in(c, "unread");
+    let n = ns.name.as_str();
+    ready_penpot(c, n, "good", 1);
+
+    let crd = "penpots.penpot-operator.dev";
+    let path = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/imagePullPolicy/enum";
+    let schema: Value = serde_json::from_str(&c.kubectl_ok(&["get", "crd", crd, "-o", "json"])).unwrap();
+    let allowed = schema.pointer(path).cloned().expect("the CRD restricts imagePullPolicy");
+    c.kubectl_ok(&["patch", "crd", crd, "--type=json", "-p", &format!(r#"[{{"op":"remove","path":"{path}"}}]"#)]);
+    let _restore = Defer(|| {
+        let add = serde_json::json!([{"op": "add", "path": path, "value": allowed}]).to_string();
+        drop(c.kubectl(&["patch", "crd", crd, "--type=json", "-p", &add]));
+    });
+    let bad = penpot_yaml("bad", 1) + "  imagePullPolicy: Sometimes\n";
+    // The API server's validation of the relaxed CRD catches up asynchronously.
+    wait_until(Duration::from_secs(30), "the relaxed CRD to admit the Penpot", || c.apply(n, &bad).ok.then_some(()));
+
+    let ready = wait_until(Duration::from_secs(60), "the unreadable Penpot's status", || {
+        let p = c.get(n, "penpot/bad")?;
+        let ready = condition(&p, "Ready")?.clone();
+        (ready["reason"] == "UnreadableSpec").then_some(p)
+    });
+    let message = condition(&ready, "Ready").and_then(|r| r["message"].as_str()).unwrap_or_default().to_string();
+    assert!(message.contains("spec.imagePullPolicy: unknown variant `Sometimes`"), "{message}");
+    assert_eq!(condition(&ready, "Stalled").map(|s| s["status"].clone()), Some("True".into()), "{ready}");
+    assert_eq!(ready["status"]["phase"], "Blocked");
+    assert!(c.get(n, "statefulset/bad").is_none(), "a workload was created for an unreadable Penpot");
+    assert!(c.get(n, "secret/bad-secret-key").is_none(), "a secret key was created for an unreadable Penpot");
+
+    // The watch goes on: a Penpot created after the bad one converges.
+    ready_penpot(c, n, "late", 1);
+    wait_ready(c, n, "good");
+    // Fixed by an edit, it converges too.
+    c.apply_ok(n, &postgresql_secret("bad-postgresql", PG_PASSWORD));
+    c.apply_ok(n, &redis_secret("bad-redis", "6379"));
+    c.apply_ok(n, &s3_secret("bad-s3"));
+    c.apply_ok(n, &(penpot_yaml("bad", 1) + "  imagePullPolicy: IfNotPresent\n"));
+    wait_ready(c, n, "bad");
+    let log = std::fs::read_to_string(&op.log).unwrap();
+    assert!(log.contains("unreadable Penpot"), "the operator did not log the unreadable Penpot");
+}
+
 /// The operator running in a fresh namespace under its ServiceAccount (`user`), serving
 /// /metrics on `port`.
 struct Running<'a> {

@@ -6,6 +6,7 @@ mod reconcile;
 mod report;
 mod resolve;
 mod seen;
+mod unreadable;
 mod watches;
 
 pub use apply::contains;
@@ -18,7 +19,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use kube::core::PartialObjectMeta;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -70,7 +71,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     /// The controller's cache of Penpots, for metrics over all instances.
-    pub store: Store<Penpot>,
+    pub store: Store<Stored>,
     /// What the owned objects' watches show, and what apply last proved of them.
     seen: seen::Seen,
     discovery: DiscoveryCache,
@@ -80,8 +81,12 @@ pub struct Context {
     resync: Duration,
     /// Whether the Prometheus Operator's CRDs exist, and when that was last asked.
     prometheus: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
-    failures: Mutex<HashMap<ObjectRef<Penpot>, u32>>,
+    failures: Mutex<HashMap<ObjectRef<Stored>, u32>>,
 }
+
+/// A Penpot as the watch delivers it: parsed, or the reason it cannot be, so one object this
+/// operator cannot read (written under another CRD version, say) cannot stall the watch.
+pub type Stored = DeserializeGuard<Penpot>;
 
 impl Context {
     /// Every write checks this first, so a replica that lost its lease stops writing at once.
@@ -109,14 +114,14 @@ impl Context {
         found
     }
 
-    fn reset_backoff(&self, penpot: &Penpot) {
+    fn reset_backoff(&self, penpot: &Stored) {
         if let Ok(mut f) = self.failures.lock() {
             f.remove(&ObjectRef::from(penpot));
         }
     }
 
     /// Exponential backoff per object: 2 s, 4 s, ... up to 5 minutes.
-    fn next_backoff(&self, penpot: &Penpot) -> Duration {
+    fn next_backoff(&self, penpot: &Stored) -> Duration {
         let Ok(mut failures) = self.failures.lock() else { return Duration::from_secs(30) };
         let n = failures.entry(ObjectRef::from(penpot)).or_insert(0);
         *n = n.saturating_add(1);
@@ -124,7 +129,7 @@ impl Context {
     }
 }
 
-fn error_policy(penpot: Arc<Penpot>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(penpot: Arc<Stored>, error: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.next_backoff(&penpot);
     tracing::warn!(
         namespace = penpot.namespace().unwrap_or_default(),

@@ -13,23 +13,31 @@ use crate::render;
 use crate::status::{self, Observation, reason};
 
 use super::resolve::{self, Resolved};
-use super::{Context, Error, apply, report};
+use super::{Context, Error, Stored, apply, report, unreadable};
 
 /// While pods roll, look again soon even if no watch event arrives.
 const ROLLOUT_POLL: Duration = Duration::from_secs(15);
 const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
 
-pub async fn reconcile(penpot: Arc<Penpot>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = penpot.namespace().ok_or(Error::NotNamespaced)?;
-    let span = info_span!("reconcile", namespace = %ns, penpot = %penpot.name_any());
+pub async fn reconcile(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = stored.namespace().ok_or(Error::NotNamespaced)?;
+    let span = info_span!("reconcile", namespace = %ns, penpot = %stored.name_any());
     async move {
         let started = std::time::Instant::now();
-        let result = reconcile_inner(&penpot, &ns, &ctx).await;
+        let result = match &stored.0 {
+            Ok(penpot) => reconcile_inner(penpot, &ns, &ctx).await,
+            Err(invalid) => unreadable::report(&stored, invalid, &ns, &ctx).await,
+        };
         ctx.metrics.observe(&result, started.elapsed());
-        ctx.metrics.set_phases(ctx.store.state().iter().map(|p| p.status.as_ref().and_then(|s| s.phase)));
-        ctx.seen.sweep(|| ctx.store.state().iter().filter_map(|p| p.uid()).collect());
+        let penpots = ctx.store.state();
+        // An unreadable Penpot reports itself Blocked.
+        ctx.metrics.set_phases(penpots.iter().map(|p| match &p.0 {
+            Ok(p) => p.status.as_ref().and_then(|s| s.phase),
+            Err(_) => Some(crate::crd::Phase::Blocked),
+        }));
+        ctx.seen.sweep(|| penpots.iter().filter_map(|p| p.uid()).collect());
         if result.is_ok() {
-            ctx.reset_backoff(&penpot);
+            ctx.reset_backoff(&stored);
         }
         result
     }

@@ -1,7 +1,8 @@
 //! Writes the status (only when it changed) and an Event on every phase change and rollout.
 //! Status messages and events are built from relation errors that never carry values.
 
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource};
 use serde_json::json;
@@ -13,13 +14,24 @@ use crate::status::reason::APPLY_FAILED;
 use super::{Context, Error};
 
 pub async fn report(penpot: &Penpot, ns: &str, status: PenpotStatus, ctx: &Context) -> Result<(), Error> {
-    let previous = penpot.status.as_ref();
+    write(&penpot.object_ref(&()), ns, penpot.status.as_ref(), status, ctx).await
+}
+
+/// Writes `status` unless it equals `previous`, then the events the change deserves. The
+/// Penpot is addressed untyped, so one this operator cannot parse gets its status too.
+pub async fn write(
+    penpot: &ObjectReference,
+    ns: &str,
+    previous: Option<&PenpotStatus>,
+    status: PenpotStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
     if previous == Some(&status) {
         return Ok(());
     }
     ctx.ensure_leader()?;
-    let api: Api<Penpot> = Api::namespaced(ctx.client.clone(), ns);
-    let name = penpot.meta().name.clone().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ApiResource::erase::<Penpot>(&()));
+    let name = penpot.name.clone().unwrap_or_default();
     let patch = json!({
         "apiVersion": Penpot::api_version(&()),
         "kind": Penpot::kind(&()),
@@ -29,7 +41,7 @@ pub async fn report(penpot: &Penpot, ns: &str, status: PenpotStatus, ctx: &Conte
 
     for event in transitions(previous, &status) {
         // Events are best effort: a full event store must not fail the reconcile.
-        if let Err(e) = ctx.recorder.publish(&event, &penpot.object_ref(&())).await {
+        if let Err(e) = ctx.recorder.publish(&event, penpot).await {
             tracing::warn!(error = %e, "cannot publish event");
         }
     }

@@ -97,6 +97,11 @@ async fn secret_key(penpot: &Penpot, secrets: &Api<Secret>, ctx: &Context) -> Re
 
 /// The StatefulSet as it runs now, if any: status reports on it while nothing is applied.
 pub async fn current_workload(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Option<StatefulSet>, Error> {
+    workload(ns, &penpot.name_any(), ctx).await
+}
+
+/// The StatefulSet of the Penpot called `name`, if any.
+pub async fn workload(ns: &str, name: &str, ctx: &Context) -> Result<Option<StatefulSet>, Error> {
     let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    Ok(api.get_opt(&penpot.name_any()).await?)
+    Ok(api.get_opt(name).await?)
 }

@@ -19,8 +19,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::crd::Penpot;
 use crate::render::labels;
+
+use super::Stored;
 
 type Watched<K> = Result<K, watcher::Error>;
 
@@ -42,7 +43,7 @@ pub fn owned_selector() -> watcher::Config {
 }
 
 /// The Penpots, cached for the controller and the Secret mapper.
-pub fn penpots(api: Api<Penpot>) -> (Store<Penpot>, impl Stream<Item = Watched<Penpot>> + Send) {
+pub fn penpots(api: Api<Stored>) -> (Store<Stored>, impl Stream<Item = Watched<Stored>> + Send) {
     let (store, writer) = reflector::store();
     let stream =
         watcher(api, watcher::Config::default().any_semantic()).default_backoff().reflect(writer).applied_objects();
@@ -77,13 +78,13 @@ where
 
 /// Penpots to reconcile when a Secret changes: every Penpot in the same namespace whose
 /// relations reference it. Owned Secrets reach their owner through the owned-Secret watch.
-pub fn penpots_for_secret(store: &Store<Penpot>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<Penpot>> {
+pub fn penpots_for_secret(store: &Store<Stored>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<Stored>> {
     let ns = secret.namespace();
     let name = secret.name_any();
     store
         .state()
         .iter()
-        .filter(|p| p.namespace() == ns && p.references_secret(&name))
+        .filter(|p| p.0.as_ref().is_ok_and(|p| p.namespace() == ns && p.references_secret(&name)))
         .map(|p| ObjectRef::from(p.as_ref()))
         .collect()
 }

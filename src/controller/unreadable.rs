@@ -1,0 +1,72 @@
+//! A stored Penpot this operator cannot parse: written under a CRD from another operator
+//! version, say, or by a client that bypassed validation. It is reported on its own status
+//! (Blocked, Stalled, the field and what is wrong with it) and nothing it owns is touched;
+//! every other Penpot goes on as before.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ApiResource, DynamicObject};
+use kube::core::error_boundary::InvalidObject;
+use kube::runtime::controller::Action;
+use kube::{Api, Resource};
+
+use crate::crd::{Penpot, PenpotStatus};
+use crate::status::{self, Observation, reason};
+
+use super::{Context, Error, Stored, report, resolve};
+
+pub async fn report(stored: &Stored, invalid: &InvalidObject, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    let name = invalid.metadata.name.clone().unwrap_or_default();
+    // The watch keeps only the error text; read the object again to say which field it is.
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ApiResource::erase::<Penpot>(&()));
+    let Some(raw) = api.get_opt(&name).await? else { return Ok(Action::await_change()) };
+    let value = serde_json::to_value(&raw)?;
+    let message = format!(
+        "this operator cannot read the Penpot: {}; was it written for another version of the CRD?",
+        describe(&value).unwrap_or_else(|| invalid.error.clone())
+    );
+    tracing::warn!(%message, "unreadable Penpot");
+    // The status may still parse on its own; it keeps timestamps and skips unchanged writes.
+    let previous: Option<PenpotStatus> = value.get("status").and_then(|s| serde_json::from_value(s.clone()).ok());
+    let workload = resolve::workload(ns, &name, ctx).await?;
+    let status_ctx = status::Context {
+        generation: raw.metadata.generation,
+        previous: previous.as_ref(),
+        now: Time(k8s_openapi::jiff::Timestamp::now()),
+        public_uri: None,
+        version: None,
+    };
+    let obs = Observation::Blocked { reason: reason::UNREADABLE_SPEC, message, workload: workload.as_ref() };
+    report::write(&stored.object_ref(&()), ns, previous.as_ref(), status::compute(&status_ctx, &obs), ctx).await?;
+    // Only an edit can fix it, and an edit is a watch event.
+    Ok(Action::await_change())
+}
+
+/// Where in the object deserialising fails, and why: `spec.imagePullPolicy: unknown variant`.
+pub fn describe(value: &serde_json::Value) -> Option<String> {
+    match serde_path_to_error::deserialize::<_, Penpot>(value) {
+        Ok(_) => None,
+        Err(e) => Some(format!("{}: {}", e.path(), e.inner())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+    use serde_json::json;
+
+    #[test]
+    fn names_the_field_that_does_not_parse() {
+        let penpot = |pull: serde_json::Value| {
+            json!({
+                "apiVersion": "penpot-operator.dev/v1alpha1", "kind": "Penpot",
+                "metadata": {"name": "p", "namespace": "ns"},
+                "spec": {"publicUri": "https://p.example.com", "imagePullPolicy": pull},
+            })
+        };
+        assert_eq!(describe(&penpot(json!("IfNotPresent"))), None);
+        let message = describe(&penpot(json!("Sometimes"))).unwrap_or_default();
+        assert!(message.starts_with("spec.imagePullPolicy: unknown variant `Sometimes`"), "{message}");
+        let message = describe(&penpot(json!(7))).unwrap_or_default();
+        assert!(message.starts_with("spec.imagePullPolicy: invalid type: integer `7`"), "{message}");
+    }
+}
