@@ -123,4 +123,7 @@ idle_requests=$(verbs_since "$line")
 } >>"$results"
 echo
 cat "$results"
-cp "$results" "${PENPOT_BENCH_OUT:-$root/target/bench-results.md}"
+out="${PENPOT_BENCH_OUT:-$root/target/bench-results.md}"
+mkdir -p "$(dirname "$out")"
+cp "$results" "$out"
+log "results saved in $out"

@@ -46,12 +46,7 @@ pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Conte
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
     match &desired.ingress {
         Some(ingress) => writes += apply_seen(&ingresses, ingress, &owner, ctx).await?,
-        // An Ingress the watch has not seen may still exist (just created, event in flight);
-        // its event triggers another reconcile, which prunes it then.
-        None if ctx.seen.exists::<Ingress>(ns, &penpot.name_any()) => {
-            writes += prune(&ingresses, &penpot.name_any(), penpot, ctx).await?
-        }
-        None => {}
+        None => writes += prune_seen(&ingresses, &penpot.name_any(), penpot, &owner, ctx).await?,
     }
     // Always read: its status is the Penpot's status.
     let (statefulset, w) = apply(&Api::namespaced(client.clone(), ns), &desired.statefulset, ctx).await?;
@@ -67,11 +62,34 @@ where
     let name = desired.meta().name.clone().unwrap_or_default();
     let ns = desired.meta().namespace.clone().unwrap_or_default();
     let want = serde_json::to_value(desired)?;
-    if ctx.seen.unchanged::<K>(owner, &ns, &name, &want) {
+    if ctx.seen.vouches::<K>(owner, &ns, &name, Some(&want)) {
         return Ok(0);
     }
+    let epoch = ctx.seen.epoch();
     let (live, writes) = apply_value(api, desired, &name, &want, ctx).await?;
-    ctx.seen.prove::<K>(owner, &name, &want, live.resource_version());
+    // Only what the server holds proves anything: a mutating webhook may have changed it.
+    if contains(&serde_json::to_value(&live)?, &want) {
+        ctx.seen.prove::<K>(owner, &name, Some(&want), live.resource_version(), epoch);
+    } else {
+        ctx.seen.forget::<K>(owner, &name);
+    }
+    Ok(writes)
+}
+
+/// [`prune`] for a kind the operator watches: skipped without a read while the watch vouches
+/// that the object is still gone.
+async fn prune_seen<K>(api: &Api<K>, name: &str, penpot: &Penpot, owner: &str, ctx: &Context) -> Result<usize, Error>
+where
+    K: Reflected + Clone + Debug + DeserializeOwned,
+{
+    let ns = penpot.namespace().unwrap_or_default();
+    if ctx.seen.vouches::<K>(owner, &ns, name, None) {
+        return Ok(0);
+    }
+    let epoch = ctx.seen.epoch();
+    let writes = prune(api, name, penpot, ctx).await?;
+    // Deleted, absent, or not this Penpot's to delete: nothing to do until the watch moves.
+    ctx.seen.prove::<K>(owner, name, None, None, epoch);
     Ok(writes)
 }
 

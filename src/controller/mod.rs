@@ -7,6 +7,7 @@ mod report;
 mod resolve;
 mod seen;
 mod unreadable;
+mod versions;
 mod watches;
 
 pub use apply::contains;
@@ -172,11 +173,12 @@ pub async fn run(
             Arc::new(crate::profiles::controller::Context { client: client.clone(), leader: leader.clone() }),
         )
         .for_each(|_| std::future::ready(()));
-    let owned_secrets = watches::owned(api::<PartialObjectMeta<Secret>>(&client, ns));
-    let owned_config_maps = watches::owned(api::<PartialObjectMeta<ConfigMap>>(&client, ns));
-    let owned_services = watches::owned(api::<PartialObjectMeta<Service>>(&client, ns));
-    let owned_network_policies = watches::owned(api::<PartialObjectMeta<NetworkPolicy>>(&client, ns));
-    let owned_ingresses = watches::owned(api::<PartialObjectMeta<Ingress>>(&client, ns));
+    let epoch = seen::Epoch::default();
+    let owned_secrets = watches::owned(api::<PartialObjectMeta<Secret>>(&client, ns), epoch.clone());
+    let owned_config_maps = watches::owned(api::<PartialObjectMeta<ConfigMap>>(&client, ns), epoch.clone());
+    let owned_services = watches::owned(api::<PartialObjectMeta<Service>>(&client, ns), epoch.clone());
+    let owned_network_policies = watches::owned(api::<PartialObjectMeta<NetworkPolicy>>(&client, ns), epoch.clone());
+    let owned_ingresses = watches::owned(api::<PartialObjectMeta<Ingress>>(&client, ns), epoch.clone());
     let statefulsets = watches::metadata(api::<PartialObjectMeta<StatefulSet>>(&client, ns), watches::owned_selector())
         .touched_objects();
     // Every Secret but Helm's release records, which never feed a Penpot; metadata only, so
@@ -194,13 +196,16 @@ pub async fn run(
         ),
         metrics: metrics.clone(),
         store: store.clone(),
-        seen: seen::Seen::new(seen::Stores {
-            secrets: owned_secrets.0,
-            config_maps: owned_config_maps.0,
-            services: owned_services.0,
-            network_policies: owned_network_policies.0,
-            ingresses: owned_ingresses.0,
-        }),
+        seen: seen::Seen::new(
+            seen::Stores {
+                secrets: owned_secrets.0,
+                config_maps: owned_config_maps.0,
+                services: owned_services.0,
+                network_policies: owned_network_policies.0,
+                ingresses: owned_ingresses.0,
+            },
+            epoch,
+        ),
         discovery: DiscoveryCache::new()?,
         leader,
         resync: opts.resync,

@@ -1,45 +1,48 @@
 //! What the operator last proved the API server holds for each object it owns, so a reconcile
 //! that renders an unchanged object reads nothing.
 //!
-//! Metadata-only reflectors of the owned kinds (the same watches that trigger reconciles) keep
-//! each object's resourceVersion. Once a GET or an apply shows that the server holds every
-//! rendered field, the pair (hash of the rendered object, resourceVersion) is remembered. A
-//! later reconcile that renders the same bytes while the reflector still shows that
-//! resourceVersion skips the GET: nobody has written the object since. Any mismatch (a hand
-//! edit, a deletion, an event not yet delivered, a new render) falls back to a real GET, so a
-//! stale cache can cost a read but never hide drift.
+//! The metadata-only watches of the owned kinds (the same watches that trigger reconciles)
+//! keep each object's resourceVersion. Once a GET or an apply shows that the server holds every
+//! rendered field (or, for an object the render no longer produces, that it is gone), that
+//! proof is remembered with the object's resourceVersion. A later reconcile that renders the
+//! same bytes while the watch still shows that resourceVersion skips the GET: nobody has
+//! written the object since. Any mismatch (a hand edit, a deletion, an event not yet
+//! delivered, a new render) falls back to a real GET, so a stale cache can cost a read but not
+//! hide drift. Two more limits cover a watch that stops hearing: a proof dies when any
+//! owned-object watch reports an error (it may have missed events), and after [`MAX_AGE`].
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 use serde_json::Value;
 
-/// The reflector stores of the owned kinds whose applies can be skipped. The StatefulSet is
+use super::versions::Versions;
+
+/// The resourceVersions of the owned kinds whose applies can be skipped. The StatefulSet is
 /// always read: its status feeds the Penpot's status.
 pub struct Stores {
-    pub secrets: Store<PartialObjectMeta<Secret>>,
-    pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
-    pub services: Store<PartialObjectMeta<Service>>,
-    pub network_policies: Store<PartialObjectMeta<NetworkPolicy>>,
-    pub ingresses: Store<PartialObjectMeta<Ingress>>,
+    pub secrets: Versions,
+    pub config_maps: Versions,
+    pub services: Versions,
+    pub network_policies: Versions,
+    pub ingresses: Versions,
 }
 
-/// A kind with a reflector store in [`Stores`].
-pub trait Reflected: Resource<DynamicType = ()> + Clone + 'static {
-    fn store(stores: &Stores) -> &Store<PartialObjectMeta<Self>>;
+/// A kind with its resourceVersions in [`Stores`].
+pub trait Reflected: Resource<DynamicType = ()> + 'static {
+    fn versions(stores: &Stores) -> &Versions;
 }
 
 macro_rules! reflected {
     ($($kind:ty => $field:ident),* $(,)?) => {
         $(impl Reflected for $kind {
-            fn store(stores: &Stores) -> &Store<PartialObjectMeta<Self>> {
+            fn versions(stores: &Stores) -> &Versions {
                 &stores.$field
             }
         })*
@@ -50,51 +53,90 @@ reflected!(Secret => secrets, ConfigMap => config_maps, Service => services, Net
 /// (owner Penpot uid, kind, name): the owner lets entries of deleted Penpots be swept.
 type Key = (String, &'static str, String);
 
+/// Bumped on every error of an owned-object watch: proofs from before are void.
+#[derive(Clone, Default)]
+pub struct Epoch(Arc<AtomicU64>);
+
+impl Epoch {
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 pub struct Seen {
     pub stores: Stores,
+    epoch: Epoch,
     verified: Mutex<Verified>,
 }
 
 struct Verified {
-    /// Render hash and resourceVersion of the last proof.
-    entries: HashMap<Key, (u64, String)>,
+    entries: HashMap<Key, Proof>,
     swept: Instant,
+}
+
+/// The render's digest (0: proven absent), the resourceVersion the watch must still show
+/// (`None`: it must show nothing), the watch epoch and the time of the proof.
+struct Proof {
+    digest: u64,
+    resource_version: Option<String>,
+    epoch: u64,
+    at: Instant,
 }
 
 /// How often entries of Penpots that no longer exist are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// A real read at least this often, whatever the watches say.
+pub const MAX_AGE: Duration = Duration::from_secs(30 * 60);
 
 impl Seen {
-    pub fn new(stores: Stores) -> Self {
-        Seen { stores, verified: Mutex::new(Verified { entries: HashMap::new(), swept: Instant::now() }) }
+    pub fn new(stores: Stores, epoch: Epoch) -> Self {
+        Seen { stores, epoch, verified: Mutex::new(Verified { entries: HashMap::new(), swept: Instant::now() }) }
     }
 
-    /// The resourceVersion the reflector holds for `name`, if it has seen the object.
-    pub fn resource_version<K: Reflected>(&self, ns: &str, name: &str) -> Option<String> {
-        K::store(&self.stores).get(&ObjectRef::new(name).within(ns)).and_then(|o| o.resource_version())
+    fn resource_version<K: Reflected>(&self, ns: &str, name: &str) -> Option<String> {
+        K::versions(&self.stores).get(ns, name)
     }
 
-    /// Whether the reflector has seen an object of this kind and name.
-    pub fn exists<K: Reflected>(&self, ns: &str, name: &str) -> bool {
-        K::store(&self.stores).get(&ObjectRef::new(name).within(ns)).is_some()
-    }
-
-    /// True when `want` was proven present at the resourceVersion the reflector shows now.
-    pub fn unchanged<K: Reflected>(&self, owner: &str, ns: &str, name: &str, want: &Value) -> bool {
-        let Some(current) = self.resource_version::<K>(ns, name) else { return false };
-        let key = key::<K>(owner, name);
+    /// True when the server was proven to hold `want` (`None`: to hold no such object) and
+    /// the watch shows nothing has happened to the object since.
+    pub fn vouches<K: Reflected>(&self, owner: &str, ns: &str, name: &str, want: Option<&Value>) -> bool {
+        let current = self.resource_version::<K>(ns, name);
+        let epoch = self.epoch.get();
         let Ok(verified) = self.verified.lock() else { return false };
-        verified.entries.get(&key).is_some_and(|(hash, rv)| *hash == digest(want) && *rv == current)
+        verified.entries.get(&key::<K>(owner, name)).is_some_and(|p| {
+            p.digest == digest(want) && p.resource_version == current && p.epoch == epoch && p.at.elapsed() < MAX_AGE
+        })
     }
 
-    /// Records that the server held `want` at `resource_version`.
-    pub fn prove<K: Reflected>(&self, owner: &str, name: &str, want: &Value, resource_version: Option<String>) {
+    /// Records that the server held `want` (`None`: nothing) at `resource_version`. Take the
+    /// epoch before the read or write that proves it, so an error in between voids the proof.
+    pub fn prove<K: Reflected>(
+        &self,
+        owner: &str,
+        name: &str,
+        want: Option<&Value>,
+        resource_version: Option<String>,
+        epoch: u64,
+    ) {
         let Ok(mut verified) = self.verified.lock() else { return };
-        let key = key::<K>(owner, name);
-        match resource_version {
-            Some(rv) => verified.entries.insert(key, (digest(want), rv)),
-            None => verified.entries.remove(&key),
-        };
+        let proof = Proof { digest: digest(want), resource_version, epoch, at: Instant::now() };
+        verified.entries.insert(key::<K>(owner, name), proof);
+    }
+
+    /// Forgets what was proven of an object, for a result that proves nothing.
+    pub fn forget<K: Reflected>(&self, owner: &str, name: &str) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.entries.remove(&key::<K>(owner, name));
+        }
+    }
+
+    /// The epoch to pass to [`Seen::prove`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.get()
     }
 
     /// Drops the entries of owners that are gone, at most once per [`SWEEP_EVERY`].
@@ -123,71 +165,106 @@ fn key<K: Reflected>(owner: &str, name: &str) -> Key {
 }
 
 /// serde_json maps are ordered, so the same render always gives the same digest.
-fn digest(want: &Value) -> u64 {
+fn digest(want: Option<&Value>) -> u64 {
+    let Some(want) = want else { return 0 };
     let mut hasher = DefaultHasher::new();
     want.to_string().hash(&mut hasher);
-    hasher.finish()
+    // 0 stands for "absent".
+    hasher.finish().max(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::runtime::reflector::store;
+    use kube::core::PartialObjectMeta;
     use kube::runtime::watcher::Event;
     use serde_json::json;
 
-    fn service_meta(name: &str, rv: &str) -> PartialObjectMeta<Service> {
+    fn service_meta(name: &str, rv: &str) -> Event<PartialObjectMeta<Service>> {
         let mut meta = PartialObjectMeta::<Service>::default();
         meta.metadata.name = Some(name.into());
         meta.metadata.namespace = Some("ns".into());
         meta.metadata.resource_version = Some(rv.into());
-        meta
+        Event::Apply(meta)
     }
 
-    fn seen_with(services: Store<PartialObjectMeta<Service>>) -> Seen {
-        Seen::new(Stores {
-            secrets: store::<PartialObjectMeta<Secret>>().0,
-            config_maps: store::<PartialObjectMeta<ConfigMap>>().0,
+    fn seen_with(services: Versions) -> Seen {
+        let stores = Stores {
+            secrets: Versions::default(),
+            config_maps: Versions::default(),
             services,
-            network_policies: store::<PartialObjectMeta<NetworkPolicy>>().0,
-            ingresses: store::<PartialObjectMeta<Ingress>>().0,
-        })
+            network_policies: Versions::default(),
+            ingresses: Versions::default(),
+        };
+        Seen::new(stores, Epoch::default())
     }
 
     #[test]
     fn a_proof_holds_only_for_the_same_render_at_the_same_resource_version() {
-        let (reader, mut writer) = store::<PartialObjectMeta<Service>>();
-        let seen = seen_with(reader);
+        let services = Versions::default();
+        let seen = seen_with(services.clone());
         let want = json!({"spec": {"ports": [{"port": 8080}]}});
-        assert!(!seen.unchanged::<Service>("uid", "ns", "p", &want), "nothing proven, nothing seen");
+        let want = Some(&want);
+        assert!(!seen.vouches::<Service>("uid", "ns", "p", want), "nothing proven, nothing seen");
 
-        writer.apply_watcher_event(&Event::Apply(service_meta("p", "10")));
-        assert!(!seen.unchanged::<Service>("uid", "ns", "p", &want), "seen but not proven");
-        seen.prove::<Service>("uid", "p", &want, Some("10".into()));
-        assert!(seen.unchanged::<Service>("uid", "ns", "p", &want));
-        assert!(!seen.unchanged::<Service>("uid", "ns", "p", &json!({"spec": {}})), "another render");
-        assert!(!seen.unchanged::<Secret>("uid", "ns", "p", &want), "another kind");
-        assert!(!seen.unchanged::<Service>("other", "ns", "p", &want), "another owner");
+        services.apply(&service_meta("p", "10"));
+        assert!(!seen.vouches::<Service>("uid", "ns", "p", want), "seen but not proven");
+        seen.prove::<Service>("uid", "p", want, Some("10".into()), seen.epoch());
+        assert!(seen.vouches::<Service>("uid", "ns", "p", want));
+        assert!(!seen.vouches::<Service>("uid", "ns", "p", Some(&json!({"spec": {}}))), "another render");
+        assert!(!seen.vouches::<Service>("uid", "ns", "p", None), "present is not absent");
+        assert!(!seen.vouches::<Secret>("uid", "ns", "p", want), "another kind");
+        assert!(!seen.vouches::<Service>("other", "ns", "p", want), "another owner");
 
-        // Someone else wrote the object: the reflector moves on, the proof no longer holds.
-        writer.apply_watcher_event(&Event::Apply(service_meta("p", "11")));
-        assert!(!seen.unchanged::<Service>("uid", "ns", "p", &want));
+        // Someone else wrote the object: the watch moves on, the proof no longer holds.
+        services.apply(&service_meta("p", "11"));
+        assert!(!seen.vouches::<Service>("uid", "ns", "p", want));
         // Deleted: never skip.
-        seen.prove::<Service>("uid", "p", &want, Some("11".into()));
-        writer.apply_watcher_event(&Event::Delete(service_meta("p", "11")));
-        assert!(!seen.unchanged::<Service>("uid", "ns", "p", &want));
+        seen.prove::<Service>("uid", "p", want, Some("11".into()), seen.epoch());
+        if let Event::Apply(gone) = service_meta("p", "11") {
+            services.apply(&Event::Delete(gone));
+        }
+        assert!(!seen.vouches::<Service>("uid", "ns", "p", want));
+        // Proven absent, and the watch agrees; until the object shows up.
+        seen.prove::<Service>("uid", "p", None, None, seen.epoch());
+        assert!(seen.vouches::<Service>("uid", "ns", "p", None));
+        services.apply(&service_meta("p", "12"));
+        assert!(!seen.vouches::<Service>("uid", "ns", "p", None));
+        seen.forget::<Service>("uid", "p");
+        assert_eq!(seen.len(), 0);
+    }
+
+    #[test]
+    fn a_failed_watch_or_age_voids_every_proof() {
+        let services = Versions::default();
+        let seen = seen_with(services.clone());
+        services.apply(&service_meta("p", "10"));
+        let want = json!({});
+        let before = seen.epoch();
+        seen.epoch.bump();
+        seen.prove::<Service>("uid", "p", Some(&want), Some("10".into()), before);
+        assert!(!seen.vouches::<Service>("uid", "ns", "p", Some(&want)), "proven across a watch error");
+        seen.prove::<Service>("uid", "p", Some(&want), Some("10".into()), seen.epoch());
+        assert!(seen.vouches::<Service>("uid", "ns", "p", Some(&want)));
+        seen.epoch.bump();
+        assert!(!seen.vouches::<Service>("uid", "ns", "p", Some(&want)), "a watch error after the proof");
+
+        seen.prove::<Service>("uid", "p", Some(&want), Some("10".into()), seen.epoch());
+        if let Some(proof) = seen.verified.lock().unwrap().entries.values_mut().next() {
+            proof.at = Instant::now().checked_sub(MAX_AGE).unwrap();
+        }
+        assert!(!seen.vouches::<Service>("uid", "ns", "p", Some(&want)), "an old proof");
     }
 
     #[test]
     fn sweep_drops_owners_that_are_gone() {
-        let seen = seen_with(store::<PartialObjectMeta<Service>>().0);
+        let seen = seen_with(Versions::default());
         let want = json!({});
-        seen.prove::<Service>("kept", "a", &want, Some("1".into()));
-        seen.prove::<Service>("gone", "b", &want, Some("1".into()));
-        seen.prove::<Service>("kept", "c", &want, None);
+        seen.prove::<Service>("kept", "a", Some(&want), Some("1".into()), 0);
+        seen.prove::<Service>("gone", "b", Some(&want), Some("1".into()), 0);
         assert_eq!(seen.len(), 2);
         seen.sweep(|| panic!("swept before SWEEP_EVERY"));
-        seen.verified.lock().unwrap().swept -= SWEEP_EVERY;
+        seen.verified.lock().unwrap().swept = Instant::now().checked_sub(SWEEP_EVERY).unwrap();
         seen.sweep(|| ["kept".to_string()].into());
         assert_eq!(seen.len(), 1);
     }

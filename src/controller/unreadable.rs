@@ -20,10 +20,10 @@ pub async fn report(stored: &Stored, invalid: &InvalidObject, ns: &str, ctx: &Co
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ApiResource::erase::<Penpot>(&()));
     let Some(raw) = api.get_opt(&name).await? else { return Ok(Action::await_change()) };
     let value = serde_json::to_value(&raw)?;
-    let message = format!(
-        "this operator cannot read the Penpot: {}; was it written for another version of the CRD?",
-        describe(&value).unwrap_or_else(|| invalid.error.clone())
-    );
+    // Fixed since the watch saw it: the fix's own event reconciles it.
+    let Some(problem) = describe(&value) else { return Ok(Action::await_change()) };
+    let message =
+        format!("this operator cannot read the Penpot: {problem}; was it written for another version of the CRD?");
     tracing::warn!(%message, "unreadable Penpot");
     // The status may still parse on its own; it keeps timestamps and skips unchanged writes.
     let previous: Option<PenpotStatus> = value.get("status").and_then(|s| serde_json::from_value(s.clone()).ok());
@@ -42,11 +42,17 @@ pub async fn report(stored: &Stored, invalid: &InvalidObject, ns: &str, ctx: &Co
 }
 
 /// Where in the object deserialising fails, and why: `spec.imagePullPolicy: unknown variant`.
+/// The error quotes the offending value, so it is cut short: status must stay small.
 pub fn describe(value: &serde_json::Value) -> Option<String> {
-    match serde_path_to_error::deserialize::<_, Penpot>(value) {
-        Ok(_) => None,
-        Err(e) => Some(format!("{}: {}", e.path(), e.inner())),
+    const MAX: usize = 256;
+    let e = serde_path_to_error::deserialize::<_, Penpot>(value).err()?;
+    let mut text = format!("{}: {}", e.path(), e.inner());
+    if text.len() > MAX {
+        let end = (0..=MAX).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        text.truncate(end);
+        text.push_str("...");
     }
+    Some(text)
 }
 
 #[cfg(test)]
@@ -68,5 +74,7 @@ mod tests {
         assert!(message.starts_with("spec.imagePullPolicy: unknown variant `Sometimes`"), "{message}");
         let message = describe(&penpot(json!(7))).unwrap_or_default();
         assert!(message.starts_with("spec.imagePullPolicy: invalid type: integer `7`"), "{message}");
+        let message = describe(&penpot(json!("é".repeat(100_000)))).unwrap_or_default();
+        assert!(message.len() <= 259 && message.ends_with("..."), "{} bytes", message.len());
     }
 }

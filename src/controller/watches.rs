@@ -9,7 +9,7 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
@@ -22,6 +22,8 @@ use serde::de::DeserializeOwned;
 use crate::render::labels;
 
 use super::Stored;
+use super::seen::Epoch;
+use super::versions::Versions;
 
 type Watched<K> = Result<K, watcher::Error>;
 
@@ -65,15 +67,22 @@ where
     })
 }
 
-/// A metadata watch of one owned kind, also kept in a store (see `seen`).
+/// A metadata watch of one owned kind, its resourceVersions kept for `seen`. Every error of
+/// the watch bumps `epoch`: the versions may have missed events.
 pub fn owned<K>(
     api: Api<PartialObjectMeta<K>>,
-) -> (Store<PartialObjectMeta<K>>, impl Stream<Item = Watched<PartialObjectMeta<K>>> + Send)
+    epoch: Epoch,
+) -> (Versions, impl Stream<Item = Watched<PartialObjectMeta<K>>> + Send)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store();
-    (store, metadata(api, owned_selector()).reflect(writer).touched_objects())
+    let versions = Versions::default();
+    let index = versions.clone();
+    let stream = metadata(api, owned_selector())
+        .inspect_err(move |_| epoch.bump())
+        .inspect_ok(move |event| index.apply(event))
+        .touched_objects();
+    (versions, stream)
 }
 
 /// Penpots to reconcile when a Secret changes: every Penpot in the same namespace whose
