@@ -163,7 +163,7 @@ pub async fn run(
     // One shutdown signal for both controllers.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let shutdown_profiles = shutdown.clone();
-    let (store, penpots) = watches::penpots(api(&client, ns));
+    let (store, penpot_events) = watches::penpots(api(&client, ns));
     let profiles = Controller::new(api::<crate::crd::PenpotProfile>(&client, ns), watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .graceful_shutdown_on(shutdown_profiles.clone())
@@ -229,7 +229,7 @@ pub async fn run(
         }
     });
     let mapper_store = store.clone();
-    let penpots = Controller::for_stream(penpots, store)
+    let penpots = Controller::for_stream(penpot_events, store)
         .trigger_backoff(watches::SpaceErrors)
         .owns_stream(statefulsets)
         .owns_stream(owned_secrets.1)
