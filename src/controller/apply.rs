@@ -67,8 +67,9 @@ where
     }
     let epoch = ctx.seen.epoch();
     let (live, writes) = apply_value(api, desired, &name, &want, ctx).await?;
-    // Only what the server holds proves anything: a mutating webhook may have changed it.
-    if contains(&serde_json::to_value(&live)?, &want) {
+    // No write: the read already found `want` in the live object. After a patch, only what the
+    // server returned proves anything: a mutating webhook may have changed it.
+    if writes == 0 || contains(&serde_json::to_value(&live)?, &want) {
         ctx.seen.prove::<K>(owner, &name, Some(&want), live.resource_version(), epoch);
     } else {
         ctx.seen.forget::<K>(owner, &name);
