@@ -35,7 +35,7 @@ pub struct Stores {
 }
 
 /// A kind with its resourceVersions in [`Stores`].
-pub trait Reflected: Resource<DynamicType = ()> + 'static {
+pub trait Reflected: Resource<DynamicType = ()> + k8s_openapi::Resource + 'static {
     fn versions(stores: &Stores) -> &Versions;
 }
 
@@ -68,7 +68,7 @@ impl Epoch {
 }
 
 pub struct Seen {
-    pub stores: Stores,
+    stores: Stores,
     epoch: Epoch,
     verified: Mutex<Verified>,
 }
@@ -157,11 +157,7 @@ impl Seen {
 }
 
 fn key<K: Reflected>(owner: &str, name: &str) -> Key {
-    let kind = match K::kind(&()) {
-        std::borrow::Cow::Borrowed(kind) => kind,
-        std::borrow::Cow::Owned(_) => "",
-    };
-    (owner.to_string(), kind, name.to_string())
+    (owner.to_string(), <K as k8s_openapi::Resource>::KIND, name.to_string())
 }
 
 /// serde_json maps are ordered, so the same render always gives the same digest.
