@@ -335,7 +335,17 @@ pub fn ready_penpot(c: &Cluster, ns: &str, name: &str, replicas: i32) {
 
 pub fn wait_ready(c: &Cluster, ns: &str, name: &str) {
     let out = c.kubectl(&["-n", ns, "wait", "--for=condition=Ready", &format!("penpot/{name}"), "--timeout=120s"]);
-    assert!(out.ok, "penpot/{name} never became Ready: {}\n{:?}", out.stderr, c.get(ns, &format!("penpot/{name}")));
+    if !out.ok {
+        // What CI needs to tell an operator bug from a control-plane one: where the pods are
+        // stuck, and which components exited and were restarted.
+        let pods = c.kubectl(&["-n", ns, "get", "statefulsets,pods", "-o", "wide"]).stdout;
+        let restarts = std::fs::read_to_string(c.dir.join("logs/restarts")).unwrap_or_default();
+        panic!(
+            "penpot/{name} never became Ready: {}\n{:?}\n{pods}\ncontrol-plane restarts:\n{restarts}",
+            out.stderr,
+            c.get(ns, &format!("penpot/{name}"))
+        );
+    }
 }
 
 pub fn config_hash(sts: &Value) -> String {

@@ -25,6 +25,32 @@ start() { # NAME COMMAND...
   echo "$!" >"$dir/pids/$name"
 }
 
+# Like `start`, but restarts the process whenever it exits, as the kubelet restarts static
+# pods: kube-scheduler exits on purpose when a relist after etcd compaction leaves its cache
+# inconsistent ("Scheduler cache is corrupted"), and a real control plane brings it back.
+# DIR/pids/NAME always names the running child; DIR/pids/NAME.supervisor the loop.
+supervise() { # NAME COMMAND...
+  local name="$1"
+  shift
+  (
+    child=""
+    trap '[[ -n "$child" ]] && kill "$child" 2>/dev/null; exit 0' TERM
+    while :; do
+      "$@" >>"$dir/logs/$name.log" 2>&1 &
+      child=$!
+      echo "$child" >"$dir/pids/$name"
+      status=0
+      wait "$child" || status=$?
+      echo "[harness $(date +%T)] $name exited with status $status; restarting in 1 s" >>"$dir/logs/$name.log"
+      echo "$(date +%T) $name $status" >>"$dir/logs/restarts"
+      sleep 1
+    done
+  ) </dev/null >>"$dir/logs/$name.log" 2>&1 &
+  # (The loop's own output goes to the log too: an inherited stdout would keep the caller's
+  # pipe open, and `cluster.sh up | tail` would never end.)
+  echo "$!" >"$dir/pids/$name.supervisor"
+}
+
 wait_for() { # DESCRIPTION SECONDS COMMAND...
   local what="$1" deadline=$((SECONDS + $2))
   shift 2
@@ -103,12 +129,12 @@ up() {
   kubeconfig "$dir/admin.kubeconfig"
   wait_for kube-apiserver 60 "$PENPOT_E2E_BIN/kubectl" --kubeconfig "$dir/admin.kubeconfig" get --raw /readyz
 
-  start kube-controller-manager "$PENPOT_E2E_BIN/kube-controller-manager" \
+  supervise kube-controller-manager "$PENPOT_E2E_BIN/kube-controller-manager" \
     --kubeconfig "$dir/admin.kubeconfig" --leader-elect=false \
     --bind-address 127.0.0.1 --secure-port "$kcm_port" \
     --service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
     --use-service-account-credentials=false --v 1
-  start kube-scheduler "$PENPOT_E2E_BIN/kube-scheduler" \
+  supervise kube-scheduler "$PENPOT_E2E_BIN/kube-scheduler" \
     --kubeconfig "$dir/admin.kubeconfig" --leader-elect=false \
     --bind-address 127.0.0.1 --secure-port "$sched_port" --v 1
   # Exec into any pod's `penpot` container runs the stand-in manage.py on this host.
@@ -125,7 +151,7 @@ spec:
     local:
       workDir: $dir/exec
 EOF
-  start kwok "$PENPOT_E2E_BIN/kwok" --kubeconfig "$dir/admin.kubeconfig" \
+  supervise kwok "$PENPOT_E2E_BIN/kwok" --kubeconfig "$dir/admin.kubeconfig" \
     --config "$here/kwok-stages.yaml" --config "$dir/kwok-exec.yaml" \
     --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --server-address "127.0.0.1:$kwok_port" --node-port "$kwok_port" \
@@ -162,14 +188,20 @@ EOF
 
 down() {
   [[ -d "$dir/pids" ]] || return 0
-  # Reverse start order; etcd last.
+  # Supervisors first, so that nothing is restarted; then reverse start order, etcd last.
+  local f
+  for f in "$dir"/pids/*.supervisor; do
+    [[ -f "$f" ]] || continue
+    kill "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
   for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    local f="$dir/pids/$name"
+    f="$dir/pids/$name"
     [[ -f "$f" ]] || continue
     kill "$(cat "$f")" 2>/dev/null || true
   done
   for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    local f="$dir/pids/$name"
+    f="$dir/pids/$name"
     [[ -f "$f" ]] || continue
     local pid
     pid=$(cat "$f")

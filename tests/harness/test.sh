@@ -24,6 +24,11 @@ done
 
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/penpot-e2e.XXXXXX")"
 cleanup() {
+  # Components that exited on their own and were restarted (cluster.sh supervise).
+  if [[ -s "$run_dir/logs/restarts" ]]; then
+    log "control-plane components restarted during the run (time, name, exit status):"
+    cat "$run_dir/logs/restarts"
+  fi
   "$here/cluster.sh" down "$run_dir" || true
   if [[ "${PENPOT_E2E_KEEP:-}" != 1 ]]; then rm -rf "$run_dir"; fi
 }
