@@ -36,18 +36,18 @@ supervise() { # NAME COMMAND...
     child=""
     trap '[[ -n "$child" ]] && kill "$child" 2>/dev/null; exit 0' TERM
     while :; do
-      "$@" >>"$dir/logs/$name.log" 2>&1 &
+      "$@" &
       child=$!
       echo "$child" >"$dir/pids/$name"
       status=0
       wait "$child" || status=$?
-      echo "[harness $(date +%T)] $name exited with status $status; restarting in 1 s" >>"$dir/logs/$name.log"
+      echo "[harness $(date +%T)] $name exited with status $status; restarting in 1 s"
       echo "$(date +%T) $name $status" >>"$dir/logs/restarts"
       sleep 1
     done
+    # The loop and every child write to the log. An inherited stdout would keep the caller's
+    # pipe open, and `cluster.sh up | tail` would never end.
   ) </dev/null >>"$dir/logs/$name.log" 2>&1 &
-  # (The loop's own output goes to the log too: an inherited stdout would keep the caller's
-  # pipe open, and `cluster.sh up | tail` would never end.)
   echo "$!" >"$dir/pids/$name.supervisor"
 }
 
