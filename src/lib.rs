@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;

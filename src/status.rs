@@ -18,6 +18,8 @@ pub mod reason {
     pub const INVALID_SECRET_KEY: &str = "InvalidSecretKey";
     pub const OIDC_DISCOVERY_FAILED: &str = "OidcDiscoveryFailed";
     pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// An object with a rendered name exists and this Penpot does not control it.
+    pub const OBJECT_IN_THE_WAY: &str = "ObjectInTheWay";
     pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
     pub const PODS_STARTING: &str = "PodsStarting";
     pub const SCALED_TO_ZERO: &str = "ScaledToZero";
@@ -27,7 +29,7 @@ pub mod reason {
 /// What one reconcile found out.
 pub enum Observation<'a> {
     /// Required relations are absent; nothing was applied.
-    WaitingForRelations { missing: Vec<String>, workload: Option<&'a StatefulSet> },
+    WaitingForRelations { missing: crate::relations::Missing, workload: Option<&'a StatefulSet> },
     /// Relation data or spec cannot be served; nothing was applied, the running pods stay.
     Blocked { reason: &'static str, message: String, workload: Option<&'a StatefulSet> },
     /// The API server refused a rendered object; the operator retries with backoff. Not
@@ -109,7 +111,7 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
         Observation::WaitingForRelations { missing, workload } => (
             Summary {
                 phase: Phase::Blocked,
-                message: format!("waiting for {}", missing.join(", ")),
+                message: format!("waiting for {missing}"),
                 ready: (false, reason::WAITING_FOR_RELATIONS),
                 reconciling: Some(reason::WAITING_FOR_RELATIONS),
                 stalled: None,
@@ -245,11 +247,14 @@ mod tests {
 
     #[test]
     fn missing_relations_block_with_sorted_list() {
-        let obs =
-            Observation::WaitingForRelations { missing: vec!["postgresql".into(), "redis".into()], workload: None };
+        let missing = crate::relations::Missing {
+            relations: vec!["postgresql".into(), "redis".into()],
+            secrets: vec!["p-redis".into()],
+        };
+        let obs = Observation::WaitingForRelations { missing, workload: None };
         let s = compute(&ctx(None, 10), &obs);
         assert_eq!(s.phase, Some(Phase::Blocked));
-        assert_eq!(s.message.as_deref(), Some("waiting for postgresql, redis"));
+        assert_eq!(s.message.as_deref(), Some("waiting for postgresql, redis (Secret p-redis not found)"));
         assert_eq!(cond(&s, "Ready").status, "False");
         assert_eq!(cond(&s, "Reconciling").status, "True");
         assert_eq!(cond(&s, "Stalled").status, "False");

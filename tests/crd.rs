@@ -159,7 +159,9 @@ fn render_documents_without_secrets_waits() {
     let penpot = docs.last().expect("a Penpot");
     assert_eq!(
         penpot.pointer("/status/message").and_then(Value::as_str),
-        Some("waiting for postgresql, redis, s3, smtp"),
+        Some(
+            "waiting for postgresql, redis, s3, smtp (Secrets penpot-postgresql, penpot-redis, penpot-s3, penpot-smtp not found)"
+        ),
         "{out}"
     );
 }

@@ -97,16 +97,16 @@ fn blocked_until_relations_arrive_then_ready_with_owned_objects() {
             (status_message(&p) == message).then_some(p)
         })
     };
-    let p = expect_message("waiting for postgresql, redis, s3");
+    let p = expect_message("waiting for postgresql, redis, s3 (Secrets p-postgresql, p-redis, p-s3 not found)");
     assert_eq!(p["status"]["phase"], "Blocked");
     assert_eq!(condition(&p, "Ready").unwrap()["status"], "False");
     assert_eq!(condition(&p, "Ready").unwrap()["reason"], "WaitingForRelations");
     assert!(c.get(n, "statefulset/p").is_none(), "a workload was created without relations");
 
     c.apply_ok(n, &postgresql_secret("p-postgresql", PG_PASSWORD));
-    expect_message("waiting for redis, s3");
+    expect_message("waiting for redis, s3 (Secrets p-redis, p-s3 not found)");
     c.apply_ok(n, &redis_secret("p-redis", "6379"));
-    expect_message("waiting for s3");
+    expect_message("waiting for s3 (Secret p-s3 not found)");
     c.apply_ok(n, &s3_secret("p-s3"));
     wait_ready(c, n, "p");
 
@@ -306,7 +306,7 @@ fn invalid_relation_keeps_running_pods_and_names_the_key() {
     c.kubectl_ok(&["-n", n, "delete", "secret", "p-redis"]);
     wait_until(LONG, "waiting for redis", || {
         let p = c.get(n, "penpot/p")?;
-        (status_message(&p) == "waiting for redis").then_some(())
+        (status_message(&p) == "waiting for redis (Secret p-redis not found)").then_some(())
     });
     assert_eq!(pods(c, n, "p"), running);
     assert!(c.get(n, "statefulset/p").is_some());

@@ -1068,12 +1068,18 @@ fn resolve_cases() {
     ];
 
     match resolve(&spec_with(None, false), &Found::new()) {
-        Resolution::Missing(m) => assert_eq!(m, ["postgresql", "redis", "s3"]),
+        Resolution::Missing(m) => {
+            assert_eq!(m.relations, ["postgresql", "redis", "s3"]);
+            assert_eq!(m.to_string(), "postgresql, redis, s3 (Secrets pg, redis, s3 not found)");
+        }
         other => panic!("{other:?}"),
     }
     // OIDC without SMTP asks for SMTP too.
     match resolve(&spec_with(None, true), &found(&all[..3])) {
-        Resolution::Missing(m) => assert_eq!(m, ["oidc", "smtp"]),
+        Resolution::Missing(m) => {
+            assert_eq!(m.relations, ["oidc", "smtp"]);
+            assert_eq!(m.to_string(), "oidc, smtp (Secret oidc not found)");
+        }
         other => panic!("{other:?}"),
     }
     // spec.smtp.fromAddress reaches the parser.

@@ -162,18 +162,8 @@ pub fn render_with(
                     // Like the controller, the key Secret appears once the relations resolve.
                     let key_secret = secrets::secret_key_secret(&render::meta(&penpot, &version_str), &secret_key);
                     out.push(to_value(&key_secret)?);
-                    out.push(to_value(&desired.config)?);
-                    out.push(to_value(&desired.headless_service)?);
-                    out.push(to_value(&desired.service)?);
-                    out.push(to_value(&desired.network_policy)?);
-                    if let Some(ingress) = &desired.ingress {
-                        out.push(to_value(ingress)?);
-                    }
-                    out.push(to_value(&desired.dashboard)?);
-                    for obj in desired.monitoring.iter().flatten() {
-                        out.push(to_value(obj)?);
-                    }
-                    out.push(to_value(&desired.statefulset)?);
+                    let objects = desired.objects().map_err(|e| InputError::Output(e.to_string()))?;
+                    out.extend(objects.into_iter().map(|o| o.value));
                     let fresh = StatefulSet { status: None, ..desired.statefulset.clone() };
                     status::compute(&ctx, &Observation::Applied { workload: &fresh, config_hash: desired.config_hash })
                 }

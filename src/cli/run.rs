@@ -27,8 +27,18 @@ pub fn main(args: RunArgs) -> ExitCode {
     runtime.block_on(run(args))
 }
 
+/// A client without kube's default retry layer, which retries a 429/503/504 up to 15 times
+/// with delays growing to 1000 s: during an API server outage a reconcile or a watch would
+/// hang inside it, invisible, long after the server is back. The controller already retries
+/// everything with its own short, logged backoff.
+async fn controller_client() -> Result<kube::Client, kube::Error> {
+    let mut config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+    config.default_retry = false;
+    kube::Client::try_from(config)
+}
+
 async fn run(args: RunArgs) -> ExitCode {
-    let client = match kube::Client::try_default().await {
+    let client = match controller_client().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build a Kubernetes client (KUBECONFIG or in-cluster config)");

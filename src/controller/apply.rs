@@ -1,25 +1,35 @@
-//! Server-side apply of the rendered objects, skipped when the cluster already holds them.
+//! Server-side apply of the rendered objects, then prune of what the render no longer makes.
 //!
-//! Steady state must write nothing, and a no-op SSA is still a PATCH the API server counts.
-//! So each object is compared first and applied only when some field we render differs from
-//! what the server holds. Fields other managers added are left alone, exactly as SSA would.
-//! The comparison reads the object only when [`Seen`](super::seen::Seen) cannot vouch for it.
-
-use std::fmt::Debug;
+//! Three rules, in this order:
+//! 1. **Own only what is ours.** Every object is looked at before anything is written. One
+//!    this Penpot does not control (made by hand, by Helm, by another owner) stops the whole
+//!    apply: nothing is written, and the Penpot reports the object in the way. An object
+//!    annotated [`ADOPT_ANNOTATION`] with the Penpot's name is handed over on purpose.
+//! 2. **Converge to exactly the render.** Each rendered object carries the digest of its own
+//!    render, so a live object matches only if it holds every rendered field *and* that
+//!    digest: a field the render dropped changes the digest and forces the apply, and the
+//!    apply (one field manager, always forced) removes it.
+//! 3. **Write nothing when nothing changed.** A no-op apply is still a PATCH, so an object
+//!    that matches is skipped, and it is not even read while [`Seen`](super::seen::Seen) can
+//!    vouch for it. Fields other managers added are left alone, exactly as SSA would.
+//!
+//! Prune deletes objects of every owned kind that this Penpot controls (its controller
+//! reference, found through the owned watches' labels) and that the render no longer
+//! produces; never by name alone, and with the object's uid as a precondition.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
+use kube::{Api, ResourceExt};
 use serde_json::Value;
 
 use crate::crd::Penpot;
-use crate::render::{Desired, labels, monitoring};
+use crate::render::owned::{self, Object, OwnedKind};
+use crate::render::{Desired, labels};
 
-use super::seen::Reflected;
 use super::{Context, Error};
+
+/// Annotation on an existing object that hands it over to the Penpot it names.
+pub const ADOPT_ANNOTATION: &str = "penpot-operator.dev/adopt";
 
 /// What apply did, for events and status.
 pub struct Applied {
@@ -27,116 +37,155 @@ pub struct Applied {
     pub writes: usize,
 }
 
+/// An object to write, with the watch epoch taken before it was read.
+struct Write<'a> {
+    object: &'a Object,
+    epoch: u64,
+}
+
 pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Context) -> Result<Applied, Error> {
-    let client = &ctx.client;
-    let owner = penpot.uid().unwrap_or_default();
-    let mut writes = 0;
-    // Configuration first, the workload last: pods never start on stale config.
-    writes += apply_seen(&Api::namespaced(client.clone(), ns), &desired.config, &owner, ctx).await?;
-    writes += apply_seen(&Api::namespaced(client.clone(), ns), &desired.headless_service, &owner, ctx).await?;
-    writes += apply_seen(&Api::namespaced(client.clone(), ns), &desired.service, &owner, ctx).await?;
-    writes += apply_seen(&Api::namespaced(client.clone(), ns), &desired.network_policy, &owner, ctx).await?;
-    writes += apply_seen(&Api::namespaced(client.clone(), ns), &desired.dashboard, &owner, ctx).await?;
-    if let Some([pod_monitor, rule]) = &desired.monitoring {
-        let monitors = Api::namespaced_with(client.clone(), ns, &monitoring::pod_monitor_resource());
-        writes += apply(&monitors, pod_monitor, ctx).await?.1;
-        let rules = Api::namespaced_with(client.clone(), ns, &monitoring::prometheus_rule_resource());
-        writes += apply(&rules, rule, ctx).await?.1;
+    let uid = penpot.uid().ok_or(Error::NotNamespaced)?;
+    let objects = desired.objects()?;
+    let mut statefulset = None;
+    let mut writes = Vec::new();
+    // Look at everything first: an object in the way must stop the apply before any write.
+    for object in &objects {
+        let is_workload = object.kind == OwnedKind::StatefulSet;
+        // The StatefulSet is always read: its status is the Penpot's status.
+        if !is_workload && ctx.seen.vouches(object.kind, &uid, ns, &object.name, Some(&object.value)) {
+            continue;
+        }
+        let epoch = ctx.seen.epoch();
+        let live = api(ctx, ns, object.kind).get_opt(&object.name).await?;
+        let Some(live) = live else {
+            writes.push(Write { object, epoch });
+            continue;
+        };
+        check_holder(&live, object, &uid, &penpot.name_any())?;
+        if contains(&serde_json::to_value(&live)?, &object.value) {
+            prove(ctx, object, &uid, &live, epoch);
+            if is_workload {
+                statefulset = Some(live);
+            }
+        } else {
+            writes.push(Write { object, epoch });
+        }
     }
-    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
-    match &desired.ingress {
-        Some(ingress) => writes += apply_seen(&ingresses, ingress, &owner, ctx).await?,
-        None => writes += prune_seen(&ingresses, &penpot.name_any(), penpot, &owner, ctx).await?,
+    let count = writes.len();
+    // Configuration first, the workload last (the order of `objects`): pods never start on
+    // stale config.
+    for Write { object, epoch } in writes {
+        let applied = write(ctx, ns, object).await?;
+        if contains(&serde_json::to_value(&applied)?, &object.value) {
+            prove(ctx, object, &uid, &applied, epoch);
+        } else {
+            // A mutating webhook changed what was sent: only a later read proves anything.
+            ctx.seen.forget(object.kind, &uid, &object.name);
+        }
+        if object.kind == OwnedKind::StatefulSet {
+            statefulset = Some(applied);
+        }
     }
-    // Always read: its status is the Penpot's status.
-    let (statefulset, w) = apply(&Api::namespaced(client.clone(), ns), &desired.statefulset, ctx).await?;
-    Ok(Applied { statefulset, writes: writes + w })
+    let pruned = prune(penpot, ns, &uid, &objects, ctx).await?;
+    let statefulset = statefulset.ok_or_else(|| Error::Missing("StatefulSet".into()))?;
+    let statefulset = serde_json::from_value(serde_json::to_value(statefulset)?)?;
+    Ok(Applied { statefulset, writes: count + pruned })
 }
 
-/// [`apply`] for a kind the operator watches: skipped without a read when the same render was
-/// proven present at the resourceVersion the watch shows now.
-async fn apply_seen<K>(api: &Api<K>, desired: &K, owner: &str, ctx: &Context) -> Result<usize, Error>
-where
-    K: Reflected + Clone + Debug + Serialize + DeserializeOwned,
-{
-    let name = desired.meta().name.clone().unwrap_or_default();
-    let ns = desired.meta().namespace.clone().unwrap_or_default();
-    let want = serde_json::to_value(desired)?;
-    if ctx.seen.vouches::<K>(owner, &ns, &name, Some(&want)) {
-        return Ok(0);
-    }
-    let epoch = ctx.seen.epoch();
-    let (live, writes) = apply_value(api, desired, &name, &want, ctx).await?;
-    // No write: the read already found `want` in the live object. After a patch, only what the
-    // server returned proves anything: a mutating webhook may have changed it.
-    if writes == 0 || contains(&serde_json::to_value(&live)?, &want) {
-        ctx.seen.prove::<K>(owner, &name, Some(&want), live.resource_version(), epoch);
-    } else {
-        ctx.seen.forget::<K>(owner, &name);
-    }
-    Ok(writes)
+fn api(ctx: &Context, ns: &str, kind: OwnedKind) -> Api<DynamicObject> {
+    Api::namespaced_with(ctx.client.clone(), ns, &kind.api_resource())
 }
 
-/// [`prune`] for a kind the operator watches: skipped without a read while the watch vouches
-/// that the object is still gone.
-async fn prune_seen<K>(api: &Api<K>, name: &str, penpot: &Penpot, owner: &str, ctx: &Context) -> Result<usize, Error>
-where
-    K: Reflected + Clone + Debug + DeserializeOwned,
-{
-    let ns = penpot.namespace().unwrap_or_default();
-    if ctx.seen.vouches::<K>(owner, &ns, name, None) {
-        return Ok(0);
-    }
-    let epoch = ctx.seen.epoch();
-    let writes = prune(api, name, penpot, ctx).await?;
-    // Deleted, absent, or not this Penpot's to delete: nothing to do until the watch moves.
-    ctx.seen.prove::<K>(owner, name, None, None, epoch);
-    Ok(writes)
+fn prove(ctx: &Context, object: &Object, owner: &str, live: &DynamicObject, epoch: u64) {
+    ctx.seen.prove(object.kind, owner, &object.name, Some(&object.value), live.resource_version(), epoch);
 }
 
-/// Applies `desired` unless the live object already contains it; returns the live object and
-/// the number of writes (0 or 1).
-async fn apply<K>(api: &Api<K>, desired: &K, ctx: &Context) -> Result<(K, usize), Error>
-where
-    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
-{
-    let name = desired.meta().name.clone().unwrap_or_default();
-    apply_value(api, desired, &name, &serde_json::to_value(desired)?, ctx).await
+/// Refuses an object this Penpot neither controls nor was handed.
+fn check_holder(live: &DynamicObject, object: &Object, uid: &str, penpot: &str) -> Result<(), Error> {
+    let controller = live.owner_references().iter().find(|r| r.controller == Some(true));
+    let holder = match controller {
+        Some(r) if r.uid == uid => return Ok(()),
+        Some(r) => format!("it is controlled by {} {}", r.kind, r.name),
+        None if live.annotations().get(ADOPT_ANNOTATION).map(String::as_str) == Some(penpot) => return Ok(()),
+        None => match live.labels().get(labels::MANAGED_BY_LABEL) {
+            Some(manager) => format!("it is managed by {manager}"),
+            None => "it has no controller".to_string(),
+        },
+    };
+    Err(Error::InTheWay { kind: object.kind, name: object.name.clone(), holder })
 }
 
-async fn apply_value<K>(api: &Api<K>, desired: &K, name: &str, want: &Value, ctx: &Context) -> Result<(K, usize), Error>
-where
-    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
-{
-    if let Some(live) = api.get_opt(name).await?
-        && contains(&serde_json::to_value(&live)?, want)
-    {
-        return Ok((live, 0));
-    }
+async fn write(ctx: &Context, ns: &str, object: &Object) -> Result<DynamicObject, Error> {
     ctx.ensure_leader()?;
-    match api.patch(name, &PatchParams::apply(labels::MANAGER).force(), &Patch::Apply(desired)).await {
-        Ok(applied) => Ok((applied, 1)),
+    let params = PatchParams::apply(labels::MANAGER).force();
+    match api(ctx, ns, object.kind).patch(&object.name, &params, &Patch::Apply(&object.value)).await {
+        Ok(applied) => Ok(applied),
         Err(kube::Error::Api(status)) => {
-            let kind = want.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-            Err(Error::Rejected { kind, name: name.to_string(), status })
+            Err(Error::Rejected { kind: object.kind.to_string(), name: object.name.clone(), status })
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// Deletes an object this Penpot owns that the current render no longer produces.
-async fn prune<K>(api: &Api<K>, name: &str, penpot: &Penpot, ctx: &Context) -> Result<usize, Error>
-where
-    K: Resource + Clone + Debug + DeserializeOwned,
-{
-    let Some(live) = api.get_opt(name).await? else { return Ok(0) };
-    let uid = penpot.uid();
-    if !live.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()) {
-        return Ok(0);
+/// Deletes every object of an owned kind that this Penpot controls and the render no longer
+/// produces. Watched kinds are found in the watches' cache (no read); PodMonitor and
+/// PrometheusRule are listed by label, and only when the render has none of them while the
+/// Prometheus Operator is installed. Returns the number of deletes.
+async fn prune(penpot: &Penpot, ns: &str, uid: &str, objects: &[Object], ctx: &Context) -> Result<usize, Error> {
+    let instance = penpot.name_any();
+    let retained = owned::retained(&instance);
+    let wanted = |kind: OwnedKind, name: &str| {
+        objects.iter().any(|o| o.kind == kind && o.name == name)
+            || retained.iter().any(|(k, n)| *k == kind && n == name)
+    };
+    let mut deleted = 0;
+    for kind in OwnedKind::ALL {
+        let candidates = match ctx.seen.stores().get(kind) {
+            Some(versions) => versions.controlled_by(ns, uid),
+            None => {
+                if objects.iter().any(|o| o.kind == kind) || !ctx.prometheus_operator().await {
+                    continue;
+                }
+                listed(ctx, ns, kind, &instance, uid).await?
+            }
+        };
+        for (name, object_uid) in candidates.into_iter().filter(|(name, _)| !wanted(kind, name)) {
+            ctx.ensure_leader()?;
+            let params = DeleteParams {
+                preconditions: Some(Preconditions { uid: Some(object_uid), resource_version: None }),
+                ..DeleteParams::default()
+            };
+            match api(ctx, ns, kind).delete(&name, &params).await {
+                Ok(_) => {
+                    tracing::info!(%kind, %name, "pruned an object the render no longer produces");
+                    ctx.seen.forget(kind, uid, &name);
+                    deleted += 1;
+                }
+                // Already gone, or replaced by another object of the same name: not ours.
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
-    ctx.ensure_leader()?;
-    api.delete(name, &DeleteParams::default()).await?;
-    Ok(1)
+    Ok(deleted)
+}
+
+/// Objects of an unwatched kind carrying this instance's labels and controlled by it.
+async fn listed(
+    ctx: &Context,
+    ns: &str,
+    kind: OwnedKind,
+    instance: &str,
+    uid: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    let selector = format!("{}={instance},{}={}", labels::INSTANCE_LABEL, labels::MANAGED_BY_LABEL, labels::MANAGER);
+    let list = api(ctx, ns, kind).list_metadata(&ListParams::default().labels(&selector)).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|o| o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid))
+        .map(|o| (o.name_any(), o.uid().unwrap_or_default()))
+        .collect())
 }
 
 /// Whether every field of `want` is present in `have` with the same value. Lists must match

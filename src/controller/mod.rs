@@ -1,6 +1,7 @@
 //! All API I/O: the controller wiring, the shared context and the error policy.
 
 mod apply;
+mod backoff;
 mod oidc_discovery;
 mod reconcile;
 mod report;
@@ -10,19 +11,20 @@ mod unreadable;
 mod versions;
 mod watches;
 
-pub use apply::contains;
+pub use crate::error::Error;
+pub use apply::{ADOPT_ANNOTATION, contains};
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{Event, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -34,42 +36,10 @@ use watches::api;
 
 use oidc_discovery::DiscoveryCache;
 
-#[derive(thiserror::Error, Debug)]
-pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    /// The API server answered, and refused one rendered object (a webhook, a quota, a
-    /// conflict): the message names the object, for status and events.
-    #[error("the API server refused {kind} {name}: {} ({}, HTTP {})", .status.message, .status.reason, .status.code)]
-    Rejected { kind: String, name: String, status: Box<kube::core::Status> },
-    #[error("cannot encode an object: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("Penpot is not namespaced")]
-    NotNamespaced,
-    #[error("not the leader: refusing to write")]
-    NotLeader,
-}
-
-impl Error {
-    /// Stable CamelCase category for metric labels and event reasons.
-    pub fn category(&self) -> &'static str {
-        match self {
-            Error::Kube(kube::Error::Api(s)) | Error::Rejected { status: s, .. } => match s.code {
-                409 => "Conflict",
-                403 => "Forbidden",
-                _ => "ApiError",
-            },
-            Error::Kube(_) => "ClientError",
-            Error::Json(_) => "Encoding",
-            Error::NotNamespaced => "NotNamespaced",
-            Error::NotLeader => "NotLeader",
-        }
-    }
-}
-
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    /// Who publishes the Penpots' Events; see [`Context::publish`].
+    reporter: Reporter,
     pub metrics: Arc<Metrics>,
     /// The controller's cache of Penpots, for metrics over all instances.
     pub store: Store<Stored>,
@@ -82,7 +52,7 @@ pub struct Context {
     resync: Duration,
     /// Whether the Prometheus Operator's CRDs exist, and when that was last asked.
     prometheus: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
-    failures: Mutex<HashMap<ObjectRef<Stored>, u32>>,
+    failures: backoff::Failures,
 }
 
 /// A Penpot as the watch delivers it: parsed, or the reason it cannot be, so one object this
@@ -115,23 +85,22 @@ impl Context {
         found
     }
 
-    fn reset_backoff(&self, penpot: &Stored) {
-        if let Ok(mut f) = self.failures.lock() {
-            f.remove(&ObjectRef::from(penpot));
-        }
+    /// Publishes one Event. kube's `Recorder` folds every event with the same type, reason and
+    /// action into the first one it made, keeping that one's note: `kubectl describe` then
+    /// showed `WaitingForRelations (x3)` with a message that was no longer true. Our events
+    /// fire only on a change, so each is worth its own object: a recorder with an empty cache
+    /// per event never folds.
+    pub async fn publish(&self, event: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
+        Recorder::new(self.client.clone(), self.reporter.clone()).publish(event, regarding).await
     }
 
-    /// Exponential backoff per object: 2 s, 4 s, ... up to 5 minutes.
-    fn next_backoff(&self, penpot: &Stored) -> Duration {
-        let Ok(mut failures) = self.failures.lock() else { return Duration::from_secs(30) };
-        let n = failures.entry(ObjectRef::from(penpot)).or_insert(0);
-        *n = n.saturating_add(1);
-        Duration::from_secs(2u64.saturating_pow((*n).min(9))).min(Duration::from_secs(300))
+    fn reset_backoff(&self, penpot: &Stored) {
+        self.failures.reset(&ObjectRef::from(penpot));
     }
 }
 
 fn error_policy(penpot: Arc<Stored>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.next_backoff(&penpot);
+    let delay = ctx.failures.next(&ObjectRef::from(penpot.as_ref()));
     tracing::warn!(
         namespace = penpot.namespace().unwrap_or_default(),
         name = %penpot.name_any(),
@@ -163,7 +132,9 @@ pub async fn run(
     // One shutdown signal for both controllers.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let shutdown_profiles = shutdown.clone();
-    let (store, penpot_events) = watches::penpots(api(&client, ns));
+    let failures = backoff::Failures::default();
+    let relisted = failures.clone();
+    let (store, penpot_events) = watches::penpots(api(&client, ns), move || relisted.clear());
     let profiles = Controller::new(api::<crate::crd::PenpotProfile>(&client, ns), watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .graceful_shutdown_on(shutdown_profiles.clone())
@@ -179,8 +150,7 @@ pub async fn run(
     let owned_services = watches::owned(api::<PartialObjectMeta<Service>>(&client, ns), epoch.clone());
     let owned_network_policies = watches::owned(api::<PartialObjectMeta<NetworkPolicy>>(&client, ns), epoch.clone());
     let owned_ingresses = watches::owned(api::<PartialObjectMeta<Ingress>>(&client, ns), epoch.clone());
-    let statefulsets = watches::metadata(api::<PartialObjectMeta<StatefulSet>>(&client, ns), watches::owned_selector())
-        .touched_objects();
+    let owned_statefulsets = watches::owned(api::<PartialObjectMeta<StatefulSet>>(&client, ns), epoch.clone());
     // Every Secret but Helm's release records, which never feed a Penpot; metadata only, so
     // Secret payloads stay out of the operator's memory.
     let relation_secrets = watches::metadata(
@@ -190,10 +160,7 @@ pub async fn run(
     .touched_objects();
     let context = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter { controller: "penpot-operator".into(), instance: Some(opts.instance) },
-        ),
+        reporter: Reporter { controller: "penpot-operator".into(), instance: Some(opts.instance) },
         metrics: metrics.clone(),
         store: store.clone(),
         seen: seen::Seen::new(
@@ -203,6 +170,7 @@ pub async fn run(
                 services: owned_services.0,
                 network_policies: owned_network_policies.0,
                 ingresses: owned_ingresses.0,
+                statefulsets: owned_statefulsets.0,
             },
             epoch,
         ),
@@ -210,7 +178,7 @@ pub async fn run(
         leader,
         resync: opts.resync,
         prometheus: tokio::sync::Mutex::new(None),
-        failures: Mutex::new(HashMap::new()),
+        failures,
     });
 
     let ready_store = store.clone();
@@ -231,7 +199,7 @@ pub async fn run(
     let mapper_store = store.clone();
     let penpots = Controller::for_stream(penpot_events, store)
         .trigger_backoff(watches::SpaceErrors)
-        .owns_stream(statefulsets)
+        .owns_stream(owned_statefulsets.1)
         .owns_stream(owned_secrets.1)
         .owns_stream(owned_config_maps.1)
         .owns_stream(owned_services.1)

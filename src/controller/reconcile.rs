@@ -18,6 +18,7 @@ use super::{Context, Error, Stored, apply, report, unreadable};
 /// While pods roll, look again soon even if no watch event arrives.
 const ROLLOUT_POLL: Duration = Duration::from_secs(15);
 const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
+const IN_THE_WAY_RETRY: Duration = Duration::from_secs(20);
 
 pub async fn reconcile(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = stored.namespace().ok_or(Error::NotNamespaced)?;
@@ -101,6 +102,17 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
 
     let applied = match apply::apply_all(penpot, ns, &desired, ctx).await {
         Ok(applied) => applied,
+        Err(e @ Error::InTheWay { .. }) => {
+            // Nothing was written. Not an error for backoff: the user must act, and a look
+            // every IN_THE_WAY_RETRY costs one read. The object has none of our labels, so
+            // no watch tells when it goes.
+            let workload = resolve::current_workload(penpot, ns, ctx).await?;
+            let message = e.to_string();
+            tracing::warn!(%message, "an object in the way");
+            let obs = Observation::Blocked { reason: reason::OBJECT_IN_THE_WAY, message, workload: workload.as_ref() };
+            report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await?;
+            return Ok(Action::requeue(IN_THE_WAY_RETRY));
+        }
         Err(e @ Error::Rejected { .. }) => {
             // Say why in status; the error itself goes back to the controller for backoff.
             let workload = resolve::current_workload(penpot, ns, ctx).await.ok().flatten();

@@ -41,7 +41,7 @@ pub async fn write(
 
     for event in transitions(previous, &status) {
         // Events are best effort: a full event store must not fail the reconcile.
-        if let Err(e) = ctx.recorder.publish(&event, penpot).await {
+        if let Err(e) = ctx.publish(&event, penpot).await {
             tracing::warn!(error = %e, "cannot publish event");
         }
     }

@@ -17,8 +17,8 @@ use super::{Context, Error};
 
 /// The outcome of resolving a Penpot's inputs.
 pub enum Resolved {
-    /// Required relations are absent, sorted by name.
-    Missing(Vec<String>),
+    /// Required relations are absent.
+    Missing(relations::Missing),
     /// A Secret exists but its data cannot be used; the message names Secret and key.
     Invalid { reason: &'static str, message: String },
     /// OIDC endpoint discovery failed; the message names the issuer, never a secret.
@@ -95,9 +95,12 @@ async fn secret_key(penpot: &Penpot, secrets: &Api<Secret>, ctx: &Context) -> Re
     }
 }
 
-/// The StatefulSet as it runs now, if any: status reports on it while nothing is applied.
+/// The Penpot's StatefulSet as it runs now, if any: status reports on it while nothing is
+/// applied. A StatefulSet of that name this Penpot does not control is not its workload.
 pub async fn current_workload(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Option<StatefulSet>, Error> {
-    workload(ns, &penpot.name_any(), ctx).await
+    let uid = penpot.uid();
+    let sts = workload(ns, &penpot.name_any(), ctx).await?;
+    Ok(sts.filter(|s| s.owner_references().iter().any(|r| r.controller == Some(true) && Some(&r.uid) == uid.as_ref())))
 }
 
 /// The StatefulSet of the Penpot called `name`, if any.

@@ -17,41 +17,39 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use kube::Resource;
 use serde_json::Value;
+
+use crate::render::owned::OwnedKind;
 
 use super::versions::Versions;
 
-/// The resourceVersions of the owned kinds whose applies can be skipped. The StatefulSet is
-/// always read: its status feeds the Penpot's status.
+/// The resourceVersions of the owned kinds the operator watches. PodMonitor and
+/// PrometheusRule have no watch (their CRDs may come and go): they are always read.
 pub struct Stores {
     pub secrets: Versions,
     pub config_maps: Versions,
     pub services: Versions,
     pub network_policies: Versions,
     pub ingresses: Versions,
+    pub statefulsets: Versions,
 }
 
-/// A kind with its resourceVersions in [`Stores`].
-pub trait Reflected: Resource<DynamicType = ()> + k8s_openapi::Resource + 'static {
-    fn versions(stores: &Stores) -> &Versions;
+impl Stores {
+    pub fn get(&self, kind: OwnedKind) -> Option<&Versions> {
+        match kind {
+            OwnedKind::Secret => Some(&self.secrets),
+            OwnedKind::ConfigMap => Some(&self.config_maps),
+            OwnedKind::Service => Some(&self.services),
+            OwnedKind::NetworkPolicy => Some(&self.network_policies),
+            OwnedKind::Ingress => Some(&self.ingresses),
+            OwnedKind::StatefulSet => Some(&self.statefulsets),
+            OwnedKind::PodMonitor | OwnedKind::PrometheusRule => None,
+        }
+    }
 }
-
-macro_rules! reflected {
-    ($($kind:ty => $field:ident),* $(,)?) => {
-        $(impl Reflected for $kind {
-            fn versions(stores: &Stores) -> &Versions {
-                &stores.$field
-            }
-        })*
-    };
-}
-reflected!(Secret => secrets, ConfigMap => config_maps, Service => services, NetworkPolicy => network_policies, Ingress => ingresses);
 
 /// (owner Penpot uid, kind, name): the owner lets entries of deleted Penpots be swept.
-type Key = (String, &'static str, String);
+type Key = (String, OwnedKind, String);
 
 /// Bumped on every error of an owned-object watch: proofs from before are void.
 #[derive(Clone, Default)]
@@ -97,25 +95,33 @@ impl Seen {
         Seen { stores, epoch, verified: Mutex::new(Verified { entries: HashMap::new(), swept: Instant::now() }) }
     }
 
-    fn resource_version<K: Reflected>(&self, ns: &str, name: &str) -> Option<String> {
-        K::versions(&self.stores).get(ns, name)
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    fn resource_version(&self, kind: OwnedKind, ns: &str, name: &str) -> Option<String> {
+        self.stores.get(kind)?.get(ns, name)
     }
 
     /// True when the server was proven to hold `want` (`None`: to hold no such object) and
     /// the watch shows nothing has happened to the object since.
-    pub fn vouches<K: Reflected>(&self, owner: &str, ns: &str, name: &str, want: Option<&Value>) -> bool {
-        let current = self.resource_version::<K>(ns, name);
+    pub fn vouches(&self, kind: OwnedKind, owner: &str, ns: &str, name: &str, want: Option<&Value>) -> bool {
+        if self.stores.get(kind).is_none() {
+            return false;
+        }
+        let current = self.resource_version(kind, ns, name);
         let epoch = self.epoch.get();
         let Ok(verified) = self.verified.lock() else { return false };
-        verified.entries.get(&key::<K>(owner, name)).is_some_and(|p| {
+        verified.entries.get(&key(kind, owner, name)).is_some_and(|p| {
             p.digest == digest(want) && p.resource_version == current && p.epoch == epoch && p.at.elapsed() < MAX_AGE
         })
     }
 
     /// Records that the server held `want` (`None`: nothing) at `resource_version`. Take the
     /// epoch before the read or write that proves it, so an error in between voids the proof.
-    pub fn prove<K: Reflected>(
+    pub fn prove(
         &self,
+        kind: OwnedKind,
         owner: &str,
         name: &str,
         want: Option<&Value>,
@@ -124,13 +130,13 @@ impl Seen {
     ) {
         let Ok(mut verified) = self.verified.lock() else { return };
         let proof = Proof { digest: digest(want), resource_version, epoch, at: Instant::now() };
-        verified.entries.insert(key::<K>(owner, name), proof);
+        verified.entries.insert(key(kind, owner, name), proof);
     }
 
     /// Forgets what was proven of an object, for a result that proves nothing.
-    pub fn forget<K: Reflected>(&self, owner: &str, name: &str) {
+    pub fn forget(&self, kind: OwnedKind, owner: &str, name: &str) {
         if let Ok(mut verified) = self.verified.lock() {
-            verified.entries.remove(&key::<K>(owner, name));
+            verified.entries.remove(&key(kind, owner, name));
         }
     }
 
@@ -156,8 +162,8 @@ impl Seen {
     }
 }
 
-fn key<K: Reflected>(owner: &str, name: &str) -> Key {
-    (owner.to_string(), <K as k8s_openapi::Resource>::KIND, name.to_string())
+fn key(kind: OwnedKind, owner: &str, name: &str) -> Key {
+    (owner.to_string(), kind, name.to_string())
 }
 
 /// serde_json maps are ordered, so the same render always gives the same digest.
@@ -172,6 +178,7 @@ fn digest(want: Option<&Value>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Service;
     use kube::core::PartialObjectMeta;
     use kube::runtime::watcher::Event;
     use serde_json::json;
@@ -191,6 +198,7 @@ mod tests {
             services,
             network_policies: Versions::default(),
             ingresses: Versions::default(),
+            statefulsets: Versions::default(),
         };
         Seen::new(stores, Epoch::default())
     }
@@ -201,32 +209,32 @@ mod tests {
         let seen = seen_with(services.clone());
         let want = json!({"spec": {"ports": [{"port": 8080}]}});
         let want = Some(&want);
-        assert!(!seen.vouches::<Service>("uid", "ns", "p", want), "nothing proven, nothing seen");
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want), "nothing proven, nothing seen");
 
         services.apply(&service_meta("p", "10"));
-        assert!(!seen.vouches::<Service>("uid", "ns", "p", want), "seen but not proven");
-        seen.prove::<Service>("uid", "p", want, Some("10".into()), seen.epoch());
-        assert!(seen.vouches::<Service>("uid", "ns", "p", want));
-        assert!(!seen.vouches::<Service>("uid", "ns", "p", Some(&json!({"spec": {}}))), "another render");
-        assert!(!seen.vouches::<Service>("uid", "ns", "p", None), "present is not absent");
-        assert!(!seen.vouches::<Secret>("uid", "ns", "p", want), "another kind");
-        assert!(!seen.vouches::<Service>("other", "ns", "p", want), "another owner");
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want), "seen but not proven");
+        seen.prove(OwnedKind::Service, "uid", "p", want, Some("10".into()), seen.epoch());
+        assert!(seen.vouches(OwnedKind::Service, "uid", "ns", "p", want));
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", Some(&json!({"spec": {}}))), "another render");
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", None), "present is not absent");
+        assert!(!seen.vouches(OwnedKind::Secret, "uid", "ns", "p", want), "another kind");
+        assert!(!seen.vouches(OwnedKind::Service, "other", "ns", "p", want), "another owner");
 
         // Someone else wrote the object: the watch moves on, the proof no longer holds.
         services.apply(&service_meta("p", "11"));
-        assert!(!seen.vouches::<Service>("uid", "ns", "p", want));
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want));
         // Deleted: never skip.
-        seen.prove::<Service>("uid", "p", want, Some("11".into()), seen.epoch());
+        seen.prove(OwnedKind::Service, "uid", "p", want, Some("11".into()), seen.epoch());
         if let Event::Apply(gone) = service_meta("p", "11") {
             services.apply(&Event::Delete(gone));
         }
-        assert!(!seen.vouches::<Service>("uid", "ns", "p", want));
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want));
         // Proven absent, and the watch agrees; until the object shows up.
-        seen.prove::<Service>("uid", "p", None, None, seen.epoch());
-        assert!(seen.vouches::<Service>("uid", "ns", "p", None));
+        seen.prove(OwnedKind::Service, "uid", "p", None, None, seen.epoch());
+        assert!(seen.vouches(OwnedKind::Service, "uid", "ns", "p", None));
         services.apply(&service_meta("p", "12"));
-        assert!(!seen.vouches::<Service>("uid", "ns", "p", None));
-        seen.forget::<Service>("uid", "p");
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", None));
+        seen.forget(OwnedKind::Service, "uid", "p");
         assert_eq!(seen.len(), 0);
     }
 
@@ -238,26 +246,26 @@ mod tests {
         let want = json!({});
         let before = seen.epoch();
         seen.epoch.bump();
-        seen.prove::<Service>("uid", "p", Some(&want), Some("10".into()), before);
-        assert!(!seen.vouches::<Service>("uid", "ns", "p", Some(&want)), "proven across a watch error");
-        seen.prove::<Service>("uid", "p", Some(&want), Some("10".into()), seen.epoch());
-        assert!(seen.vouches::<Service>("uid", "ns", "p", Some(&want)));
+        seen.prove(OwnedKind::Service, "uid", "p", Some(&want), Some("10".into()), before);
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", Some(&want)), "proven across a watch error");
+        seen.prove(OwnedKind::Service, "uid", "p", Some(&want), Some("10".into()), seen.epoch());
+        assert!(seen.vouches(OwnedKind::Service, "uid", "ns", "p", Some(&want)));
         seen.epoch.bump();
-        assert!(!seen.vouches::<Service>("uid", "ns", "p", Some(&want)), "a watch error after the proof");
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", Some(&want)), "a watch error after the proof");
 
-        seen.prove::<Service>("uid", "p", Some(&want), Some("10".into()), seen.epoch());
+        seen.prove(OwnedKind::Service, "uid", "p", Some(&want), Some("10".into()), seen.epoch());
         if let Some(proof) = seen.verified.lock().unwrap().entries.values_mut().next() {
             proof.at = Instant::now().checked_sub(MAX_AGE).unwrap();
         }
-        assert!(!seen.vouches::<Service>("uid", "ns", "p", Some(&want)), "an old proof");
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", Some(&want)), "an old proof");
     }
 
     #[test]
     fn sweep_drops_owners_that_are_gone() {
         let seen = seen_with(Versions::default());
         let want = json!({});
-        seen.prove::<Service>("kept", "a", Some(&want), Some("1".into()), 0);
-        seen.prove::<Service>("gone", "b", Some(&want), Some("1".into()), 0);
+        seen.prove(OwnedKind::Service, "kept", "a", Some(&want), Some("1".into()), 0);
+        seen.prove(OwnedKind::Service, "gone", "b", Some(&want), Some("1".into()), 0);
         assert_eq!(seen.len(), 2);
         seen.sweep(|| panic!("swept before SWEEP_EVERY"));
         seen.verified.lock().unwrap().swept = Instant::now().checked_sub(SWEEP_EVERY).unwrap();

@@ -5,6 +5,10 @@
 //! every watch fails once (410 Gone, or the connection dropped), and with eight watches the
 //! shared delay grew past a minute, during which no event reached any reconcile. So every
 //! stream here backs off by itself, and the controller's shared backoff only spaces errors.
+//!
+//! Each watch's own backoff is capped at [`WATCH_RETRY_MAX`] rather than kube's 30 s: after
+//! an outage the relists are what pull every Penpot forward, so they must come soon after the
+//! API server does. Eight watches retrying every 5 s is no load worth sparing.
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -45,10 +49,21 @@ pub fn owned_selector() -> watcher::Config {
 }
 
 /// The Penpots, cached for the controller and the Secret mapper.
-pub fn penpots(api: Api<Stored>) -> (Store<Stored>, impl Stream<Item = Watched<Stored>> + Send) {
+/// `on_relist` runs whenever a (re)list completes: every Penpot is about to be reconciled.
+pub fn penpots(
+    api: Api<Stored>,
+    on_relist: impl Fn() + Send + 'static,
+) -> (Store<Stored>, impl Stream<Item = Watched<Stored>> + Send) {
     let (store, writer) = reflector::store();
-    let stream =
-        watcher(api, watcher::Config::default().any_semantic()).default_backoff().reflect(writer).applied_objects();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .backoff(WatchBackoff::default())
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                on_relist();
+            }
+        })
+        .applied_objects();
     (store, stream)
 }
 
@@ -61,7 +76,7 @@ pub fn metadata<K>(
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
-    watcher(api, config).default_backoff().modify(|meta| {
+    watcher(api, config).backoff(WatchBackoff::default()).modify(|meta| {
         meta.metadata.managed_fields = None;
         meta.metadata.annotations = None;
     })
@@ -98,6 +113,33 @@ pub fn penpots_for_secret(store: &Store<Stored>, secret: &PartialObjectMeta<Secr
         .collect()
 }
 
+/// Longest wait between two attempts of one watch.
+pub const WATCH_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// One watch's backoff: 500 ms doubling up to [`WATCH_RETRY_MAX`], reset by any event.
+pub struct WatchBackoff(Duration);
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff(Duration::from_millis(500))
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.0;
+        self.0 = (delay * 2).min(WATCH_RETRY_MAX);
+        Some(delay)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        *self = WatchBackoff::default();
+    }
+}
+
 /// The controller-wide backoff between trigger errors: short and fixed, because each watch
 /// above already backs off on its own.
 pub struct SpaceErrors;
@@ -111,4 +153,18 @@ impl Iterator for SpaceErrors {
 
 impl Backoff for SpaceErrors {
     fn reset(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_retries_within_five_seconds_and_starts_over_after_an_event() {
+        let mut b = WatchBackoff::default();
+        let delays: Vec<u64> = b.by_ref().take(6).map(|d| d.as_millis() as u64).collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(500)));
+    }
 }

@@ -94,6 +94,10 @@ pub struct PenpotSpec {
     #[serde(default, skip_serializing_if = "is_false")]
     pub air_gapped: bool,
 
+    /// The PodMonitor and PrometheusRule, made when the Prometheus Operator is installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSpec>,
+
     /// Log forwarding of every Pebble service (Penpot's and nginx's logs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<LoggingSpec>,
@@ -236,6 +240,14 @@ impl PullPolicy {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ExporterSpec {
     /// Run the exporter (PDF/PNG/SVG export) in each pod.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MonitoringSpec {
+    /// Make a PodMonitor and a PrometheusRule when the Prometheus Operator is installed;
+    /// `false` removes them. The Grafana dashboard ConfigMap stays either way.
     #[serde(default = "default_true")]
     pub enabled: bool,
 }

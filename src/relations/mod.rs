@@ -43,10 +43,32 @@ pub type Found = BTreeMap<Relation, (String, BTreeMap<String, Vec<u8>>)>;
 /// What the relation data of one Penpot amounts to.
 #[derive(Debug)]
 pub enum Resolution {
-    /// Relations that are needed but absent, sorted by name.
-    Missing(Vec<String>),
+    /// Relations that are needed but absent.
+    Missing(Missing),
     Invalid(RelationError),
     Ready(Box<Relations>),
+}
+
+/// Relations a Penpot needs and cannot use yet because they are absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Missing {
+    /// Relation names, sorted.
+    pub relations: Vec<String>,
+    /// The Secrets the spec names for them that do not exist, sorted: a typo in a Secret name
+    /// then reads as such, not as a relation nobody configured.
+    pub secrets: Vec<String>,
+}
+
+/// `postgresql, redis (Secret pg not found)`: what the status says it waits for.
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.relations.join(", "))?;
+        match self.secrets.as_slice() {
+            [] => Ok(()),
+            [one] => write!(f, " (Secret {one} not found)"),
+            many => write!(f, " (Secrets {} not found)", many.join(", ")),
+        }
+    }
 }
 
 /// Parses the found Secrets into settings. OIDC endpoints may still need discovery.
@@ -56,7 +78,15 @@ pub fn resolve(spec: &PenpotSpec, found: &Found) -> Resolution {
     let (Some(pg), Some(redis), Some(s3), None) =
         (view(Relation::Postgresql), view(Relation::Redis), view(Relation::S3), missing.as_ref())
     else {
-        return Resolution::Missing(missing.unwrap_or_default());
+        let relations = missing.unwrap_or_default();
+        let mut secrets: Vec<String> = Relation::ALL
+            .into_iter()
+            .filter(|r| relations.iter().any(|m| m == r.name()))
+            .filter_map(|r| spec.secret_name(r).map(str::to_string))
+            .collect();
+        secrets.sort();
+        secrets.dedup();
+        return Resolution::Missing(Missing { relations, secrets });
     };
     let from_address = spec.smtp.as_ref().and_then(|s| s.from_address.as_deref());
     let parsed = (|| {

@@ -9,6 +9,7 @@ pub mod layers;
 pub mod monitoring;
 pub mod network;
 pub mod nginx;
+pub mod owned;
 pub mod paths;
 pub mod pebble;
 pub mod secrets;
@@ -27,6 +28,7 @@ use kube::{Resource, ResourceExt};
 use crate::crd::Penpot;
 use crate::relations::Relations;
 
+use owned::{Object, OwnedKind};
 pub use validate::SpecError;
 use version::Version;
 
@@ -50,12 +52,56 @@ pub struct Desired {
     pub ingress: Option<Ingress>,
     /// Grafana dashboard for the sidecar.
     pub dashboard: ConfigMap,
-    /// PodMonitor and PrometheusRule, when the Prometheus Operator is installed.
-    pub monitoring: Option<[DynamicObject; 2]>,
+    /// When the Prometheus Operator is installed and monitoring is on.
+    pub pod_monitor: Option<DynamicObject>,
+    pub prometheus_rule: Option<DynamicObject>,
     pub statefulset: StatefulSet,
     pub config_hash: String,
     pub public_uri: String,
     pub version: Version,
+}
+
+impl Desired {
+    /// Every rendered object in apply order, each stamped with its digest. The destructuring
+    /// names every field (no `..`): a new object does not compile until it is listed here,
+    /// and apply, prune and the `render` command all take their list from this one.
+    pub fn objects(&self) -> Result<Vec<Object>, serde_json::Error> {
+        let Desired {
+            config,
+            headless_service,
+            service,
+            network_policy,
+            ingress,
+            dashboard,
+            pod_monitor,
+            prometheus_rule,
+            statefulset,
+            config_hash: _,
+            public_uri: _,
+            version: _,
+        } = self;
+        fn one<T: Resource + serde::Serialize>(kind: OwnedKind, o: &T) -> Result<Object, serde_json::Error> {
+            Object::new(kind, o.meta().name.as_deref().unwrap_or_default(), o)
+        }
+        let mut out = vec![
+            one(OwnedKind::Secret, config)?,
+            one(OwnedKind::Service, headless_service)?,
+            one(OwnedKind::Service, service)?,
+            one(OwnedKind::NetworkPolicy, network_policy)?,
+        ];
+        if let Some(ingress) = ingress {
+            out.push(one(OwnedKind::Ingress, ingress)?);
+        }
+        out.push(one(OwnedKind::ConfigMap, dashboard)?);
+        if let Some(pod_monitor) = pod_monitor {
+            out.push(one(OwnedKind::PodMonitor, pod_monitor)?);
+        }
+        if let Some(rule) = prometheus_rule {
+            out.push(one(OwnedKind::PrometheusRule, rule)?);
+        }
+        out.push(one(OwnedKind::StatefulSet, statefulset)?);
+        Ok(out)
+    }
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -133,6 +179,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         version: &version_str,
         config_hash: &config_hash,
     });
+    let monitor = inputs.prometheus_operator && spec.monitoring.as_ref().is_none_or(|m| m.enabled);
     Ok(Desired {
         config: secrets::config_secret(&m, data),
         headless_service: network::headless_service(&m),
@@ -140,9 +187,8 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         network_policy: network::network_policy(&m),
         ingress: spec.ingress.as_ref().and_then(|i| network::ingress(&m, i)),
         dashboard: monitoring::dashboard(&m, version),
-        monitoring: inputs
-            .prometheus_operator
-            .then(|| [monitoring::pod_monitor(&m), monitoring::prometheus_rule(&m, version)]),
+        pod_monitor: monitor.then(|| monitoring::pod_monitor(&m)),
+        prometheus_rule: monitor.then(|| monitoring::prometheus_rule(&m, version)),
         statefulset,
         config_hash,
         public_uri: settings.public_uri,

@@ -1,0 +1,184 @@
+//! The kinds a Penpot owns and its rendered objects as one list, so apply, prune and the
+//! `render` command consume the same set and a new kind cannot be forgotten by one of them.
+//!
+//! Every object carries a digest of its own rendered form. Server-side apply removes the
+//! fields its manager no longer sends, but only if the apply happens; comparing the live
+//! object with the render cannot see a removed field, since it is simply absent from the
+//! render. A changed digest can: any difference in the render, removals included, changes
+//! the annotation the live object must hold.
+
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::labels;
+
+/// Annotation holding the digest of the rendered object it sits on.
+pub const RENDER_DIGEST_ANNOTATION: &str = "penpot-operator.dev/render-digest";
+
+/// Every kind of object a Penpot may own, in apply order: configuration before the workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OwnedKind {
+    Secret,
+    Service,
+    NetworkPolicy,
+    Ingress,
+    ConfigMap,
+    PodMonitor,
+    PrometheusRule,
+    StatefulSet,
+}
+
+impl OwnedKind {
+    pub const ALL: [OwnedKind; 8] = [
+        OwnedKind::Secret,
+        OwnedKind::Service,
+        OwnedKind::NetworkPolicy,
+        OwnedKind::Ingress,
+        OwnedKind::ConfigMap,
+        OwnedKind::PodMonitor,
+        OwnedKind::PrometheusRule,
+        OwnedKind::StatefulSet,
+    ];
+
+    pub fn gvk(self) -> GroupVersionKind {
+        let (group, version, kind) = match self {
+            OwnedKind::Secret => ("", "v1", "Secret"),
+            OwnedKind::Service => ("", "v1", "Service"),
+            OwnedKind::ConfigMap => ("", "v1", "ConfigMap"),
+            OwnedKind::NetworkPolicy => ("networking.k8s.io", "v1", "NetworkPolicy"),
+            OwnedKind::Ingress => ("networking.k8s.io", "v1", "Ingress"),
+            OwnedKind::StatefulSet => ("apps", "v1", "StatefulSet"),
+            OwnedKind::PodMonitor => ("monitoring.coreos.com", "v1", "PodMonitor"),
+            OwnedKind::PrometheusRule => ("monitoring.coreos.com", "v1", "PrometheusRule"),
+        };
+        GroupVersionKind::gvk(group, version, kind)
+    }
+
+    pub fn api_resource(self) -> ApiResource {
+        let plural = match self {
+            OwnedKind::Secret => "secrets",
+            OwnedKind::Service => "services",
+            OwnedKind::ConfigMap => "configmaps",
+            OwnedKind::NetworkPolicy => "networkpolicies",
+            OwnedKind::Ingress => "ingresses",
+            OwnedKind::StatefulSet => "statefulsets",
+            OwnedKind::PodMonitor => "podmonitors",
+            OwnedKind::PrometheusRule => "prometheusrules",
+        };
+        ApiResource::from_gvk_with_plural(&self.gvk(), plural)
+    }
+
+    /// Kinds that exist only where the Prometheus Operator is installed.
+    pub fn needs_prometheus_operator(self) -> bool {
+        matches!(self, OwnedKind::PodMonitor | OwnedKind::PrometheusRule)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnedKind::Secret => "Secret",
+            OwnedKind::Service => "Service",
+            OwnedKind::NetworkPolicy => "NetworkPolicy",
+            OwnedKind::Ingress => "Ingress",
+            OwnedKind::ConfigMap => "ConfigMap",
+            OwnedKind::PodMonitor => "PodMonitor",
+            OwnedKind::PrometheusRule => "PrometheusRule",
+            OwnedKind::StatefulSet => "StatefulSet",
+        }
+    }
+}
+
+impl std::fmt::Display for OwnedKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One rendered object, ready to apply: untyped, with its digest annotation set.
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub kind: OwnedKind,
+    pub name: String,
+    pub value: Value,
+}
+
+impl Object {
+    /// Serialises `object` and stamps it with the digest of everything else it holds.
+    pub fn new<T: Serialize>(kind: OwnedKind, name: &str, object: &T) -> Result<Object, serde_json::Error> {
+        let mut value = serde_json::to_value(object)?;
+        let digest = digest(&value);
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            let annotations = meta.entry("annotations").or_insert_with(|| Value::Object(Default::default()));
+            if let Some(annotations) = annotations.as_object_mut() {
+                annotations.insert(RENDER_DIGEST_ANNOTATION.into(), Value::String(digest));
+            }
+        }
+        Ok(Object { kind, name: name.to_string(), value })
+    }
+
+    pub fn digest(&self) -> Option<&str> {
+        self.value.pointer(&annotation_pointer()).and_then(Value::as_str)
+    }
+
+    pub fn as_dynamic(&self) -> Result<DynamicObject, serde_json::Error> {
+        serde_json::from_value(self.value.clone())
+    }
+}
+
+/// The JSON pointer of the digest annotation (`/` in its key escaped as `~1`).
+pub fn annotation_pointer() -> String {
+    format!("/metadata/annotations/{}", RENDER_DIGEST_ANNOTATION.replace('/', "~1"))
+}
+
+/// Hex SHA-256 (first 16 bytes) of the object's JSON. serde_json writes map keys sorted and
+/// struct fields in declaration order, so the same render gives the same digest.
+fn digest(value: &Value) -> String {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    Sha256::digest(bytes)[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Objects a Penpot owns that no render produces and that prune must leave alone: the secret
+/// key is created once by the reconcile and lives as long as the Penpot.
+pub fn retained(instance: &str) -> [(OwnedKind, String); 1] {
+    [(OwnedKind::Secret, labels::secret_key_secret_name(instance))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::ObjectMeta;
+
+    fn service(selector: &[(&str, &str)]) -> Service {
+        Service {
+            metadata: ObjectMeta { name: Some("p".into()), ..Default::default() },
+            spec: Some(k8s_openapi::api::core::v1::ServiceSpec {
+                selector: Some(selector.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_digest_changes_when_a_field_is_removed_and_only_then() {
+        let both = Object::new(OwnedKind::Service, "p", &service(&[("a", "1"), ("b", "2")])).unwrap();
+        let again = Object::new(OwnedKind::Service, "p", &service(&[("a", "1"), ("b", "2")])).unwrap();
+        let one = Object::new(OwnedKind::Service, "p", &service(&[("a", "1")])).unwrap();
+        assert_eq!(both.digest(), again.digest());
+        assert_ne!(both.digest(), one.digest(), "a removed map key must change the digest");
+        assert_eq!(both.digest().map(str::len), Some(32));
+        assert_eq!(both.value["kind"], "Service");
+        assert_eq!(both.as_dynamic().unwrap().metadata.name.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn kinds_name_their_api() {
+        for kind in OwnedKind::ALL {
+            let ar = kind.api_resource();
+            assert_eq!(ar.kind, kind.as_str());
+            assert!(ar.plural.ends_with('s'), "{}", ar.plural);
+        }
+    }
+}
