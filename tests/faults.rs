@@ -168,6 +168,48 @@ fn refused_apply_is_reported_and_retried_with_backoff() {
     );
 }
 
+/// A Penpot that owns nothing yet fails seven reconciles in a row: an admission webhook
+/// refuses its first write (the secret-key Secret) while a flag file exists. Each failure
+/// doubles the retry delay; with a cap of minutes the Penpot would wait that long after the
+/// cause is gone (issue 11: 128 s after seven failures). The cap is 30 s: once the webhook
+/// relents the Penpot must be Ready well within a minute, without any other trigger.
+#[test]
+fn seven_failures_in_a_row_do_not_delay_recovery() {
+    let _serial = serial();
+    let Some(c) = cluster() else { return };
+    let Running { ns, op: _op, user, .. } = operator_in(c, "backoff");
+    let n = ns.name.as_str();
+
+    let deny = c.dir.join(format!("{n}-deny"));
+    let calls = c.dir.join(format!("logs/{n}-webhook.jsonl"));
+    std::fs::write(&deny, "").unwrap();
+    let webhook = Webhook::start(c, &deny, &calls, None);
+    let config = format!("penpot-e2e-{n}");
+    let rule = "{apiGroups: [\"\"], apiVersions: [v1], operations: [CREATE], resources: [secrets]}";
+    c.apply_ok(n, &webhook.configuration(&config, n, &user, rule, "request.name == 'b-secret-key'"));
+    let _unregister = Defer(|| drop(c.kubectl(&["delete", "validatingwebhookconfiguration", &config])));
+
+    c.apply_ok(n, &postgresql_secret("b-postgresql", PG_PASSWORD));
+    c.apply_ok(n, &redis_secret("b-redis", "6379"));
+    c.apply_ok(n, &s3_secret("b-s3"));
+    c.apply_ok(n, &penpot_yaml("b", 1));
+    let refused = || {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["name"] == "b-secret-key" && e["denied"] == true)
+            .count()
+    };
+    wait_until(Duration::from_secs(150), "seven refused attempts", || (refused() >= 7).then_some(()));
+    std::fs::remove_file(&deny).unwrap();
+    let cleared = std::time::Instant::now();
+    wait_ready(c, n, "b");
+    let took = cleared.elapsed();
+    assert!(took < Duration::from_secs(45), "Ready {took:?} after the cause cleared; the backoff grew too far");
+    assert!(c.get(n, "statefulset/b").is_some());
+}
+
 /// Two writers race for the instance's secret key: between the operator's check that
 /// `<name>-secret-key` is absent and its create, an admission webhook holds the create up and
 /// creates the Secret itself. The operator's create fails with 409 AlreadyExists; it must adopt

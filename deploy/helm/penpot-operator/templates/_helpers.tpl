@@ -65,35 +65,38 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   resources: [pods/exec]
   verbs: [get, create]
 # Relation Secrets (read, metadata watch), the secret-key Secret (created once) and the
-# rendered configuration Secret (server-side apply).
+# rendered configuration Secret (server-side apply). delete: prune removes a Secret this
+# Penpot controls and no longer renders (never one it does not control; the uid is a
+# precondition of every delete).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create, patch]
-# The ClusterIP and headless Services.
+  verbs: [get, list, watch, create, patch, delete]
+# The ClusterIP and headless Services; delete for prune, as above.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, patch]
-# The Grafana dashboard ConfigMap.
+  verbs: [get, list, watch, create, patch, delete]
+# The Grafana dashboard ConfigMap; delete for prune.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, list, watch, create, patch]
-# PodMonitor and PrometheusRule, applied only when the Prometheus Operator is installed.
+  verbs: [get, list, watch, create, patch, delete]
+# PodMonitor and PrometheusRule, applied only when the Prometheus Operator is installed;
+# listed by label and deleted when spec.monitoring.enabled turns false.
 - apiGroups: [monitoring.coreos.com]
   resources: [podmonitors, prometheusrules]
-  verbs: [get, create, patch]
-# The workload.
+  verbs: [get, list, create, patch, delete]
+# The workload; delete for prune.
 - apiGroups: [apps]
   resources: [statefulsets]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 # The NetworkPolicy, and the Ingress, deleted again when spec.ingress.host is removed.
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
   verbs: [get, list, watch, create, patch, delete]
-# Events on phase changes and rollouts; repeats become series updates (patch).
+# Events on phase changes and rollouts; each event is a new object, never a series update.
 - apiGroups: [events.k8s.io]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- end -}}
