@@ -98,10 +98,16 @@ fn rollout(sts: &StatefulSet) -> Summary {
     } else {
         (Phase::Waiting, reason::PODS_STARTING)
     };
+    // Say what is actually outstanding: "1/1 ready" while the StatefulSet controller has not
+    // yet seen the latest spec read as a contradiction.
     let message = if updating {
         format!("rolling out new configuration: {updated}/{want} pods updated, {ready} ready")
-    } else {
+    } else if ready < want {
         format!("waiting for pods: {ready}/{want} ready")
+    } else if !observed {
+        "waiting for the StatefulSet controller to take up the new spec".to_string()
+    } else {
+        format!("waiting for pods: {}/{want} running, {updated}/{want} up to date", st.replicas)
     };
     Summary { phase, message, ready: (false, why), reconciling: Some(why), stalled: None }
 }
@@ -269,6 +275,25 @@ mod tests {
         assert_eq!(cond(&first, "Ready").status, "True");
         let again = compute(&ctx(Some(&first), 99), &Observation::Applied { workload: &w, config_hash: "h".into() });
         assert_eq!(first, again, "an unchanged observation must give an identical status");
+    }
+
+    #[test]
+    fn messages_name_what_is_outstanding() {
+        let message = |sts: &StatefulSet| {
+            compute(&ctx(None, 1), &Observation::Applied { workload: sts, config_hash: "h".into() }).message
+        };
+        let mut unobserved = sts(1, 1, "a", "a");
+        unobserved.metadata.generation = Some(4);
+        assert_eq!(
+            message(&unobserved).as_deref(),
+            Some("waiting for the StatefulSet controller to take up the new spec")
+        );
+        assert_eq!(message(&sts(2, 1, "a", "a")).as_deref(), Some("waiting for pods: 1/2 ready"));
+        let mut extra = sts(1, 1, "a", "a");
+        if let Some(st) = extra.status.as_mut() {
+            st.replicas = 2;
+        }
+        assert_eq!(message(&extra).as_deref(), Some("waiting for pods: 2/1 running, 1/1 up to date"));
     }
 
     #[test]

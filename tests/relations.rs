@@ -1091,6 +1091,17 @@ fn resolve_cases() {
         }
         other => panic!("{other:?}"),
     }
+    // Debug output of parsed relations never shows a credential.
+    match resolve(&spec_with(None, false), &found(&all[..3])) {
+        Resolution::Ready(r) => {
+            let debug = format!("{r:?}");
+            for secret in ["postgresql-password", "s3-secret-key"] {
+                assert!(!debug.contains(secret), "{secret} in {debug}");
+            }
+            assert!(debug.contains("postgresql-username") && debug.contains("<redacted>"), "{debug}");
+        }
+        other => panic!("{other:?}"),
+    }
     // An SMTP Secret the spec does not reference is not read.
     match resolve(&spec_with(None, false), &found(&all[..3])) {
         Resolution::Ready(r) => assert!(r.smtp.is_none()),

@@ -133,10 +133,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "0.0.0.0:8080", env = "PENPOT_OPERATOR_HTTP_ADDR")]
     pub http_addr: SocketAddr,
     /// Penpots reconciled at the same time.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, env = "PENPOT_OPERATOR_CONCURRENCY")]
     pub concurrency: u16,
     /// Seconds between full resyncs of a settled Penpot (watch events trigger reconciles anyway).
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..), env = "PENPOT_OPERATOR_RESYNC_SECONDS")]
     pub resync_seconds: u64,
 }
 

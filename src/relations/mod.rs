@@ -4,6 +4,25 @@
 //! operators write (CloudNativePG, ObjectBucketClaims, ...). Errors name the Secret and the key
 //! and never carry a value: they end up in status, events and logs.
 
+/// `Debug` for a struct holding credentials: the `shows` fields as usual, the `hides` fields
+/// as `<redacted>`, so a `{:?}` in a log line or panic can never print a password. The
+/// struct is destructured without `..`: a new field does not compile until it is listed.
+macro_rules! debug_hiding {
+    ($ty:ident { shows: [$($shown:ident),*], hides: [$($hidden:ident),*] }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let $ty { $($shown,)* $($hidden,)* } = self;
+                $(let _ = $hidden;)*
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($shown), $shown))*
+                    $(.field(stringify!($hidden), &format_args!("<redacted>")))*
+                    .finish()
+            }
+        }
+    };
+}
+pub(crate) use debug_hiding;
+
 mod data;
 pub mod oidc;
 pub mod postgresql;

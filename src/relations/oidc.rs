@@ -9,7 +9,7 @@ pub struct Endpoints {
     pub userinfo: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Oidc {
     pub client_id: String,
     pub client_secret: String,
@@ -19,6 +19,8 @@ pub struct Oidc {
     pub endpoints: Option<Endpoints>,
     pub scopes: String,
 }
+
+super::debug_hiding!(Oidc { shows: [client_id, issuer, endpoints, scopes], hides: [client_secret] });
 
 impl Oidc {
     /// Every host the backend will call, for the SSRF allow-list.

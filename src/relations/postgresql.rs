@@ -2,13 +2,15 @@
 
 use super::{RelationError, SecretData, check_host, host_port, parse_port};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Postgresql {
     /// `postgresql://host:port/database[?params]`, credentials kept out of it.
     pub uri: String,
     pub username: String,
     pub password: String,
 }
+
+super::debug_hiding!(Postgresql { shows: [uri, username], hides: [password] });
 
 /// Database names go into a URI path; allow what real deployments use and nothing that
 /// needs escaping.

@@ -4,11 +4,13 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{RelationError, SecretData, check_host, host_port, parse_port};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Redis {
     /// `redis://[[user]:password@]host:port[/db]`, or `rediss://` for TLS.
     pub uri: String,
 }
+
+super::debug_hiding!(Redis { shows: [], hides: [uri] });
 
 pub fn parse(d: &SecretData) -> Result<Redis, RelationError> {
     if let Some((key, host)) = d.first(&["hostname", "host"])? {

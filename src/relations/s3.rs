@@ -3,7 +3,7 @@
 
 use super::{RelationError, SecretData, check_host, parse_port};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct S3 {
     pub access_key: String,
     pub secret_key: String,
@@ -12,6 +12,8 @@ pub struct S3 {
     pub endpoint: Option<String>,
     pub region: String,
 }
+
+super::debug_hiding!(S3 { shows: [access_key, bucket, endpoint, region], hides: [secret_key] });
 
 pub fn parse(d: &SecretData) -> Result<S3, RelationError> {
     let (_, access_key) = d.require(&["access-key", "AWS_ACCESS_KEY_ID"])?;

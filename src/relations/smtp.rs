@@ -11,7 +11,7 @@ pub enum TransportSecurity {
     Tls,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Smtp {
     pub host: String,
     pub port: u16,
@@ -21,6 +21,8 @@ pub struct Smtp {
     /// Sender and reply-to address.
     pub from: String,
 }
+
+super::debug_hiding!(Smtp { shows: [host, port, username, security, from], hides: [password] });
 
 /// `from_address` is `spec.smtp.fromAddress`, which wins over the relation's user and domain.
 pub fn parse(d: &SecretData, from_address: Option<&str>) -> Result<Smtp, RelationError> {

@@ -33,7 +33,7 @@ pub use validate::SpecError;
 use version::Version;
 
 /// What the reconcile read from the cluster, resolved and parsed.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Inputs {
     pub relations: Relations,
     pub secret_key: String,
@@ -41,9 +41,11 @@ pub struct Inputs {
     pub prometheus_operator: bool,
 }
 
+crate::relations::debug_hiding!(Inputs { shows: [relations, prometheus_operator], hides: [secret_key] });
+
 /// Every object one Penpot owns, in apply order: configuration before the workload, so pods
 /// never start on stale config.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Desired {
     pub config: Secret,
     pub headless_service: Service,
@@ -60,6 +62,24 @@ pub struct Desired {
     pub public_uri: String,
     pub version: Version,
 }
+
+// The config Secret holds every credential in its layers.
+crate::relations::debug_hiding!(Desired {
+    shows: [
+        headless_service,
+        service,
+        network_policy,
+        ingress,
+        dashboard,
+        pod_monitor,
+        prometheus_rule,
+        statefulset,
+        config_hash,
+        public_uri,
+        version
+    ],
+    hides: [config]
+});
 
 impl Desired {
     /// Every rendered object in apply order, each stamped with its digest. The destructuring

@@ -21,6 +21,8 @@ esac
 
 log "building penpot-operator"
 cargo build --quiet
+# Wherever cargo puts it (CARGO_TARGET_DIR, .cargo/config.toml): ask cargo.
+bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/penpot-operator"
 "$here/cluster.sh" down "$dir" >/dev/null 2>&1 || true
 rm -rf "$dir"
 "$here/cluster.sh" up "$dir"
@@ -30,7 +32,7 @@ source "$dir/env"
 install_operator "$dir"
 
 KUBECONFIG="$dir/operator.kubeconfig" POD_NAMESPACE=penpot-operator \
-  target/debug/penpot-operator run --leader-elect --http-addr 127.0.0.1:0 >"$dir/logs/operator.log" 2>&1 &
+  "$bin" run --leader-elect --http-addr 127.0.0.1:0 >"$dir/logs/operator.log" 2>&1 &
 echo $! >"$dir/operator.pid"
 trap '"$0" down' EXIT INT TERM
 
@@ -46,7 +48,7 @@ The demo is running. In another shell:
   kubectl -n penpot-demo get penpot -o wide
   kubectl -n penpot-demo describe penpot penpot
   kubectl -n penpot-demo get secret penpot-config -o jsonpath='{.data.001-penpot\.yaml}' | base64 -d
-  target/debug/penpot-operator render -f docs/examples/penpot.yaml
+  $bin render -f docs/examples/penpot.yaml
 Operator log: $dir/logs/operator.log    Control plane logs: $dir/logs/
 Press Ctrl-C (or run 'make demo-down') to stop.
 MSG
