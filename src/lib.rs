@@ -4,6 +4,7 @@
 //! without I/O; `controller` reads inputs, applies the result and writes status.
 
 pub mod cli;
+pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod error;

@@ -3,35 +3,17 @@
 //! a status write with nothing new is skipped.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::conditions::{self, Progress, Reason};
 use crate::crd::{PenpotStatus, Phase};
-
-/// Condition reasons; CamelCase tokens that double as Event reasons.
-pub mod reason {
-    pub const READY: &str = "Ready";
-    pub const WAITING_FOR_RELATIONS: &str = "WaitingForRelations";
-    pub const INVALID_RELATION: &str = "InvalidRelation";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    /// The stored object does not parse as this operator's Penpot.
-    pub const UNREADABLE_SPEC: &str = "UnreadableSpec";
-    pub const INVALID_SECRET_KEY: &str = "InvalidSecretKey";
-    pub const OIDC_DISCOVERY_FAILED: &str = "OidcDiscoveryFailed";
-    pub const APPLY_FAILED: &str = "ApplyFailed";
-    /// An object with a rendered name exists and this Penpot does not control it.
-    pub const OBJECT_IN_THE_WAY: &str = "ObjectInTheWay";
-    pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
-    pub const PODS_STARTING: &str = "PodsStarting";
-    pub const SCALED_TO_ZERO: &str = "ScaledToZero";
-    pub const AS_EXPECTED: &str = "AsExpected";
-}
 
 /// What one reconcile found out.
 pub enum Observation<'a> {
     /// Required relations are absent; nothing was applied.
     WaitingForRelations { missing: crate::relations::Missing, workload: Option<&'a StatefulSet> },
     /// Relation data or spec cannot be served; nothing was applied, the running pods stay.
-    Blocked { reason: &'static str, message: String, workload: Option<&'a StatefulSet> },
+    Blocked { reason: Reason, message: String, workload: Option<&'a StatefulSet> },
     /// The API server refused a rendered object; the operator retries with backoff. Not
     /// Stalled: a webhook, quota or conflict usually clears without a change to the Penpot.
     ApplyFailed { message: String, workload: Option<&'a StatefulSet> },
@@ -50,9 +32,8 @@ pub struct Context<'a> {
 struct Summary {
     phase: Phase,
     message: String,
-    ready: (bool, &'static str),
-    reconciling: Option<&'static str>,
-    stalled: Option<&'static str>,
+    progress: Progress,
+    reason: Reason,
 }
 
 fn ready_replicas(sts: Option<&StatefulSet>) -> Option<i32> {
@@ -78,26 +59,21 @@ fn rollout(sts: &StatefulSet) -> Summary {
         return Summary {
             phase: Phase::Active,
             message: "scaled to zero".into(),
-            ready: (true, reason::SCALED_TO_ZERO),
-            reconciling: None,
-            stalled: None,
+            progress: Progress::Done,
+            reason: Reason::ScaledToZero,
         };
     }
     if observed && ready >= want && updated >= want && st.replicas == want && revisions_match {
         return Summary {
             phase: Phase::Active,
             message: String::new(),
-            ready: (true, reason::READY),
-            reconciling: None,
-            stalled: None,
+            progress: Progress::Done,
+            reason: Reason::Ready,
         };
     }
     let updating = st.current_revision.is_some() && !revisions_match;
-    let (phase, why) = if updating {
-        (Phase::Maintenance, reason::ROLLOUT_IN_PROGRESS)
-    } else {
-        (Phase::Waiting, reason::PODS_STARTING)
-    };
+    let (phase, why) =
+        if updating { (Phase::Maintenance, Reason::RolloutInProgress) } else { (Phase::Waiting, Reason::PodsStarting) };
     // Say what is actually outstanding: "1/1 ready" while the StatefulSet controller has not
     // yet seen the latest spec read as a contradiction.
     let message = if updating {
@@ -109,7 +85,7 @@ fn rollout(sts: &StatefulSet) -> Summary {
     } else {
         format!("waiting for pods: {}/{want} running, {updated}/{want} up to date", st.replicas)
     };
-    Summary { phase, message, ready: (false, why), reconciling: Some(why), stalled: None }
+    Summary { phase, message, progress: Progress::Reconciling, reason: why }
 }
 
 pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
@@ -118,9 +94,8 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
             Summary {
                 phase: Phase::Blocked,
                 message: format!("waiting for {missing}"),
-                ready: (false, reason::WAITING_FOR_RELATIONS),
-                reconciling: Some(reason::WAITING_FOR_RELATIONS),
-                stalled: None,
+                progress: Progress::Reconciling,
+                reason: Reason::WaitingForRelations,
             },
             *workload,
             None,
@@ -129,9 +104,8 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
             Summary {
                 phase: Phase::Blocked,
                 message: format!("{message}{}", running_note(*workload)),
-                ready: (false, reason),
-                reconciling: None,
-                stalled: Some(reason),
+                progress: Progress::Stalled,
+                reason: *reason,
             },
             *workload,
             None,
@@ -140,9 +114,8 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
             Summary {
                 phase: Phase::Waiting,
                 message: format!("{message}; retrying{}", running_note(*workload)),
-                ready: (false, reason::APPLY_FAILED),
-                reconciling: Some(reason::APPLY_FAILED),
-                stalled: None,
+                progress: Progress::Reconciling,
+                reason: Reason::ApplyFailed,
             },
             *workload,
             None,
@@ -158,17 +131,18 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
     } else {
         summary.message.clone()
     };
-    let conditions = vec![
-        condition(ctx, "Ready", summary.ready.0, summary.ready.1, &ready_message),
-        match summary.reconciling {
-            Some(r) => condition(ctx, "Reconciling", true, r, &summary.message),
-            None => condition(ctx, "Reconciling", false, reason::AS_EXPECTED, ""),
+    let previous_conditions = ctx.previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    let conditions = conditions::kstatus(
+        previous_conditions,
+        &ctx.now,
+        ctx.generation,
+        &conditions::Summary {
+            progress: summary.progress,
+            reason: summary.reason,
+            ready_message: &ready_message,
+            message: &summary.message,
         },
-        match summary.stalled {
-            Some(r) => condition(ctx, "Stalled", true, r, &summary.message),
-            None => condition(ctx, "Stalled", false, reason::AS_EXPECTED, ""),
-        },
-    ];
+    );
     let previous = ctx.previous;
     PenpotStatus {
         observed_generation: ctx.generation,
@@ -183,42 +157,11 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
     }
 }
 
-fn condition(ctx: &Context, type_: &str, status: bool, reason: &str, message: &str) -> Condition {
-    let previous = ctx.previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
-    make_condition(previous, &ctx.now, ctx.generation, type_, status, reason, message)
-}
-
-/// A condition that keeps its `lastTransitionTime` while its status does not change (the rule
-/// of apimachinery's `meta.SetStatusCondition`), so an unchanged status writes nothing.
-pub fn make_condition(
-    previous: &[Condition],
-    now: &Time,
-    generation: Option<i64>,
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: &str,
-) -> Condition {
-    let status = if status { "True" } else { "False" }.to_string();
-    let since = previous
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| now.clone());
-    Condition {
-        type_: type_.into(),
-        status,
-        reason: reason.into(),
-        message: message.into(),
-        observed_generation: generation,
-        last_transition_time: since,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::{StatefulSetSpec, StatefulSetStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     use k8s_openapi::jiff::Timestamp;
 
     fn ctx<'a>(previous: Option<&'a PenpotStatus>, secs: i64) -> Context<'a> {
@@ -301,9 +244,9 @@ mod tests {
         let w = sts(2, 1, "r1", "r2");
         let s = compute(&ctx(None, 10), &Observation::Applied { workload: &w, config_hash: "h".into() });
         assert_eq!(s.phase, Some(Phase::Maintenance));
-        assert_eq!(cond(&s, "Reconciling").reason, reason::ROLLOUT_IN_PROGRESS);
+        assert_eq!(cond(&s, "Reconciling").reason, "RolloutInProgress");
         let w = sts(2, 2, "r1", "r1");
-        let obs = Observation::Blocked { reason: reason::INVALID_RELATION, message: "bad".into(), workload: Some(&w) };
+        let obs = Observation::Blocked { reason: Reason::InvalidRelation, message: "bad".into(), workload: Some(&w) };
         let b = compute(&ctx(Some(&s), 20), &obs);
         assert_eq!(b.phase, Some(Phase::Blocked));
         assert_eq!(cond(&b, "Stalled").status, "True");

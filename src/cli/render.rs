@@ -12,10 +12,11 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use crate::cli::RenderArgs;
+use crate::conditions::Reason;
 use crate::crd::Penpot;
 use crate::relations::{self, Resolution};
 use crate::render::{self, labels, secrets};
-use crate::status::{self, Observation, reason};
+use crate::status::{self, Observation};
 
 /// Invalid input: exit status 2 and a message naming the document and field.
 #[derive(thiserror::Error, Debug)]
@@ -148,7 +149,7 @@ pub fn render_with(
         }
         Resolution::Invalid(e) => status::compute(
             &ctx,
-            &Observation::Blocked { reason: reason::INVALID_RELATION, message: e.to_string(), workload: None },
+            &Observation::Blocked { reason: Reason::InvalidRelation, message: e.to_string(), workload: None },
         ),
         Resolution::Ready(relations) => {
             if relations.oidc.as_ref().is_some_and(|o| o.endpoints.is_none()) {
@@ -169,7 +170,7 @@ pub fn render_with(
                 }
                 Err(e) => status::compute(
                     &ctx,
-                    &Observation::Blocked { reason: reason::INVALID_SPEC, message: e.to_string(), workload: None },
+                    &Observation::Blocked { reason: Reason::InvalidSpec, message: e.to_string(), workload: None },
                 ),
             }
         }

@@ -8,9 +8,10 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info_span};
 
+use crate::conditions::{self, Reason};
 use crate::crd::Penpot;
 use crate::render;
-use crate::status::{self, Observation, reason};
+use crate::status::{self, Observation};
 
 use super::resolve::{self, Resolved};
 use super::{Context, Error, Stored, apply, report, unreadable};
@@ -75,7 +76,7 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
                 Resolved::DiscoveryFailed(message) => {
                     tracing::warn!(%message, "OIDC discovery failed");
                     let obs = Observation::Blocked {
-                        reason: reason::OIDC_DISCOVERY_FAILED,
+                        reason: Reason::OidcDiscoveryFailed,
                         message,
                         workload: workload.as_ref(),
                     };
@@ -94,7 +95,7 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
             let workload = resolve::current_workload(penpot, ns, ctx).await?;
             let message = e.to_string();
             tracing::warn!(%message, "spec cannot be rendered");
-            let obs = Observation::Blocked { reason: reason::INVALID_SPEC, message, workload: workload.as_ref() };
+            let obs = Observation::Blocked { reason: Reason::InvalidSpec, message, workload: workload.as_ref() };
             report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await?;
             return Ok(Action::requeue(ctx.resync));
         }
@@ -109,7 +110,7 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
             let workload = resolve::current_workload(penpot, ns, ctx).await?;
             let message = e.to_string();
             tracing::warn!(%message, "an object in the way");
-            let obs = Observation::Blocked { reason: reason::OBJECT_IN_THE_WAY, message, workload: workload.as_ref() };
+            let obs = Observation::Blocked { reason: Reason::ObjectInTheWay, message, workload: workload.as_ref() };
             report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await?;
             return Ok(Action::requeue(IN_THE_WAY_RETRY));
         }
@@ -130,7 +131,7 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
     status_ctx.public_uri = Some(desired.public_uri.clone());
     let obs = Observation::Applied { workload: &applied.statefulset, config_hash: desired.config_hash.clone() };
     let next = status::compute(&status_ctx, &obs);
-    let settled = next.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    let settled = conditions::is_ready(&next.conditions);
     report::report(penpot, ns, next, ctx).await?;
     Ok(Action::requeue(if settled { ctx.resync } else { ROLLOUT_POLL }))
 }

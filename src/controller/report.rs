@@ -7,9 +7,9 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource};
 use serde_json::json;
 
+use crate::conditions::{self, ConditionType, Reason};
 use crate::crd::{Penpot, PenpotStatus, Phase};
 use crate::render::labels;
-use crate::status::reason::APPLY_FAILED;
 
 use super::{Context, Error};
 
@@ -55,11 +55,12 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
     let blocked_again = previous.is_some_and(|p| p.phase == Some(Phase::Blocked) && p.message != next.message)
         && next.phase == Some(Phase::Blocked);
     // A refusal while pods start keeps the phase (`Waiting`) but still deserves its warning.
-    let refused = ready_reason == APPLY_FAILED && previous.and_then(ready_reason_of) != Some(APPLY_FAILED);
+    let applied_failed = Reason::ApplyFailed.as_str();
+    let refused = ready_reason == applied_failed && previous.and_then(ready_reason_of) != Some(applied_failed);
     if previous.and_then(|p| p.phase) != next.phase || blocked_again || refused {
         let phase = next.phase.map(|p| format!("{p:?}")).unwrap_or_default();
         events.push(Event {
-            type_: if next.phase == Some(Phase::Blocked) || ready_reason == APPLY_FAILED {
+            type_: if next.phase == Some(Phase::Blocked) || ready_reason == applied_failed {
                 EventType::Warning
             } else {
                 EventType::Normal
@@ -89,7 +90,7 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
 }
 
 fn ready_reason_of(status: &PenpotStatus) -> Option<&str> {
-    status.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.reason.as_str())
+    conditions::find(&status.conditions, ConditionType::Ready).map(|c| c.reason.as_str())
 }
 
 /// Event notes are limited to 1 kB.
@@ -132,8 +133,12 @@ mod tests {
     #[test]
     fn a_refused_apply_warns_once_even_when_the_phase_stays() {
         let starting = status(Phase::Waiting, "PodsStarting", "waiting for pods: 0/1 ready");
-        let refused = status(Phase::Waiting, APPLY_FAILED, "the API server refused StatefulSet p: ...; retrying");
-        assert_eq!(kinds(&transitions(Some(&starting), &refused)), [("Warning".into(), APPLY_FAILED.into())]);
+        let refused =
+            status(Phase::Waiting, Reason::ApplyFailed.as_str(), "the API server refused StatefulSet p: ...; retrying");
+        assert_eq!(
+            kinds(&transitions(Some(&starting), &refused)),
+            [("Warning".into(), Reason::ApplyFailed.as_str().into())]
+        );
         assert!(transitions(Some(&refused), &refused).is_empty(), "the same refusal again says nothing");
     }
 

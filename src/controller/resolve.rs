@@ -10,7 +10,7 @@ use crate::crd::Penpot;
 use crate::relations::{self, Resolution};
 use crate::render::{self, labels, secrets};
 
-use crate::status::reason;
+use crate::conditions::Reason;
 
 use super::oidc_discovery::Discovery;
 use super::{Context, Error};
@@ -20,7 +20,7 @@ pub enum Resolved {
     /// Required relations are absent.
     Missing(relations::Missing),
     /// A Secret exists but its data cannot be used; the message names Secret and key.
-    Invalid { reason: &'static str, message: String },
+    Invalid { reason: Reason, message: String },
     /// OIDC endpoint discovery failed; the message names the issuer, never a secret.
     DiscoveryFailed(String),
     /// Everything render needs.
@@ -43,7 +43,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         Resolution::Ready(r) => *r,
         Resolution::Missing(missing) => return Ok(Resolved::Missing(missing)),
         Resolution::Invalid(e) => {
-            return Ok(Resolved::Invalid { reason: reason::INVALID_RELATION, message: e.to_string() });
+            return Ok(Resolved::Invalid { reason: Reason::InvalidRelation, message: e.to_string() });
         }
     };
 
@@ -58,7 +58,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
 
     let secret_key = match secret_key(penpot, &secrets, ctx).await? {
         Ok(key) => key,
-        Err(message) => return Ok(Resolved::Invalid { reason: reason::INVALID_SECRET_KEY, message }),
+        Err(message) => return Ok(Resolved::Invalid { reason: Reason::InvalidSecretKey, message }),
     };
     let prometheus_operator = ctx.prometheus_operator().await;
     Ok(Resolved::Ready(Box::new(render::Inputs { relations, secret_key, prometheus_operator })))

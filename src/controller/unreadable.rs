@@ -9,8 +9,9 @@ use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource};
 
+use crate::conditions::Reason;
 use crate::crd::{Penpot, PenpotStatus};
-use crate::status::{self, Observation, reason};
+use crate::status::{self, Observation};
 
 use super::{Context, Error, Stored, report, resolve};
 
@@ -35,7 +36,7 @@ pub async fn report(stored: &Stored, invalid: &InvalidObject, ns: &str, ctx: &Co
         public_uri: None,
         version: None,
     };
-    let obs = Observation::Blocked { reason: reason::UNREADABLE_SPEC, message, workload: workload.as_ref() };
+    let obs = Observation::Blocked { reason: Reason::UnreadableSpec, message, workload: workload.as_ref() };
     report::write(&stored.object_ref(&()), ns, previous.as_ref(), status::compute(&status_ctx, &obs), ctx).await?;
     // Only an edit can fix it, and an edit is a watch event.
     Ok(Action::await_change())

@@ -13,10 +13,10 @@ use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::conditions::{self, Progress, Reason};
 use crate::crd::profile::DeletionPolicy;
 use crate::crd::{Penpot, PenpotProfile, PenpotProfileStatus};
 use crate::render::labels;
-use crate::status::make_condition;
 
 use super::exec::{self, ManageError, Outcome};
 
@@ -69,7 +69,7 @@ pub fn error_policy(profile: Arc<PenpotProfile>, error: &Error, _ctx: Arc<Contex
 }
 
 fn is_done(profile: &PenpotProfile) -> bool {
-    profile.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    profile.status.as_ref().is_some_and(|s| conditions::is_ready(&s.conditions))
 }
 
 async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
@@ -80,14 +80,14 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
     let penpot_name = &profile.spec.penpot_ref.name;
     if Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await?.is_none() {
         let message = format!("waiting for Penpot {penpot_name}");
-        report(profile, ns, ctx, false, "PenpotNotFound", &message, None).await?;
+        report(profile, ns, ctx, Reason::PenpotNotFound, &message, None).await?;
         return Ok(Action::requeue(RETRY));
     }
     let pod = match exec::ready_pod(&ctx.client, ns, penpot_name).await {
         Ok(pod) => pod,
         Err(ManageError::NotReady(_)) => {
             let message = format!("waiting for Penpot {penpot_name} to be ready");
-            report(profile, ns, ctx, false, "PenpotNotReady", &message, None).await?;
+            report(profile, ns, ctx, Reason::PenpotNotReady, &message, None).await?;
             return Ok(Action::requeue(RETRY));
         }
         Err(e) => return Err(e.into()),
@@ -95,7 +95,7 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
     let (password, secret_name) = match password(profile, ns, ctx).await? {
         Ok(found) => found,
         Err(message) => {
-            report(profile, ns, ctx, false, "InvalidPasswordSecret", &message, None).await?;
+            report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, None).await?;
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
     };
@@ -104,17 +104,17 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
         exec::create_profile(&ctx.client, ns, &pod, &profile.spec.email, &profile.spec.fullname, &password).await;
     match result {
         Ok(Outcome::Created) => {
-            report(profile, ns, ctx, true, "Created", "profile created", Some(secret_name)).await?;
+            report(profile, ns, ctx, Reason::Created, "profile created", Some(secret_name)).await?;
             Ok(Action::await_change())
         }
         Ok(_) => {
             let message = "a profile with this email already existed; its password was not changed";
-            report(profile, ns, ctx, true, "AlreadyExists", message, Some(secret_name)).await?;
+            report(profile, ns, ctx, Reason::AlreadyExists, message, Some(secret_name)).await?;
             Ok(Action::await_change())
         }
         Err(ManageError::Failed { command, code, output }) => {
             let message = format!("manage.py {command} failed (exit {code}): {output}");
-            report(profile, ns, ctx, false, "CreateFailed", &message, Some(secret_name)).await?;
+            report(profile, ns, ctx, Reason::CreateFailed, &message, Some(secret_name)).await?;
             Ok(Action::requeue(RETRY))
         }
         Err(e) => Err(e.into()),
@@ -179,38 +179,27 @@ async fn password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Re
     }
 }
 
+/// Writes the profile's status for `reason` (which says whether it is done, waiting or stuck)
+/// unless nothing changed.
 async fn report(
     profile: &PenpotProfile,
     ns: &str,
     ctx: &Context,
-    ready: bool,
-    reason: &str,
+    reason: Reason,
     message: &str,
     password_secret: Option<String>,
 ) -> Result<(), Error> {
     let previous = profile.status.clone().unwrap_or_default();
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let condition = |type_: &str, status: bool, reason: &str, message: &str| {
-        make_condition(&previous.conditions, &now, profile.meta().generation, type_, status, reason, message)
+    let progress = match reason {
+        Reason::Created | Reason::AlreadyExists => Progress::Done,
+        Reason::InvalidPasswordSecret => Progress::Stalled,
+        _ => Progress::Reconciling,
     };
-    let stalled = reason == "InvalidPasswordSecret";
+    let summary = conditions::Summary { progress, reason, ready_message: message, message };
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
     let status = PenpotProfileStatus {
         observed_generation: profile.meta().generation,
-        conditions: vec![
-            condition("Ready", ready, reason, message),
-            condition(
-                "Reconciling",
-                !ready && !stalled,
-                if ready { "AsExpected" } else { reason },
-                if ready { "" } else { message },
-            ),
-            condition(
-                "Stalled",
-                stalled,
-                if stalled { reason } else { "AsExpected" },
-                if stalled { message } else { "" },
-            ),
-        ],
+        conditions: conditions::kstatus(&previous.conditions, &now, profile.meta().generation, &summary),
         password_secret: password_secret.or(previous.password_secret.clone()),
     };
     if profile.status.as_ref() == Some(&status) {
