@@ -8,17 +8,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::conditions::{self, Progress, Reason};
 use crate::crd::{PenpotStatus, Phase};
 
-/// What one reconcile found out.
-pub enum Observation<'a> {
+/// What one reconcile found out: the one outcome type status is computed from, offline
+/// (`render`) and in the cluster alike.
+pub enum Observation {
     /// Required relations are absent; nothing was applied.
-    WaitingForRelations { missing: crate::relations::Missing, workload: Option<&'a StatefulSet> },
+    WaitingForRelations { missing: crate::relations::Missing, workload: Option<StatefulSet> },
     /// Relation data or spec cannot be served; nothing was applied, the running pods stay.
-    Blocked { reason: Reason, message: String, workload: Option<&'a StatefulSet> },
+    Blocked { reason: Reason, message: String, workload: Option<StatefulSet> },
     /// The API server refused a rendered object; the operator retries with backoff. Not
     /// Stalled: a webhook, quota or conflict usually clears without a change to the Penpot.
-    ApplyFailed { message: String, workload: Option<&'a StatefulSet> },
+    ApplyFailed { message: String, workload: Option<StatefulSet> },
     /// The desired state was applied; the StatefulSet is as the API server returned it.
-    Applied { workload: &'a StatefulSet, config_hash: String },
+    Applied { workload: StatefulSet, config_hash: String },
 }
 
 pub struct Context<'a> {
@@ -27,6 +28,19 @@ pub struct Context<'a> {
     pub now: Time,
     pub public_uri: Option<String>,
     pub version: Option<String>,
+}
+
+impl<'a> Context<'a> {
+    /// The context of `penpot` at `now`, with its current status as the previous one.
+    pub fn of(penpot: &'a crate::crd::Penpot, now: Time) -> Self {
+        Context {
+            generation: penpot.metadata.generation,
+            previous: penpot.status.as_ref(),
+            now,
+            public_uri: crate::render::validate::public_uri(penpot).ok(),
+            version: Some(crate::render::penpot_version(penpot).to_string()),
+        }
+    }
 }
 
 struct Summary {
@@ -97,31 +111,31 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
                 progress: Progress::Reconciling,
                 reason: Reason::WaitingForRelations,
             },
-            *workload,
+            workload.as_ref(),
             None,
         ),
         Observation::Blocked { reason, message, workload } => (
             Summary {
                 phase: Phase::Blocked,
-                message: format!("{message}{}", running_note(*workload)),
+                message: format!("{message}{}", running_note(workload.as_ref())),
                 progress: Progress::Stalled,
                 reason: *reason,
             },
-            *workload,
+            workload.as_ref(),
             None,
         ),
         Observation::ApplyFailed { message, workload } => (
             Summary {
                 phase: Phase::Waiting,
-                message: format!("{message}; retrying{}", running_note(*workload)),
+                message: format!("{message}; retrying{}", running_note(workload.as_ref())),
                 progress: Progress::Reconciling,
                 reason: Reason::ApplyFailed,
             },
-            *workload,
+            workload.as_ref(),
             None,
         ),
         Observation::Applied { workload, config_hash } => {
-            (rollout(workload), Some(*workload), Some(config_hash.clone()))
+            (rollout(workload), Some(workload), Some(config_hash.clone()))
         }
     };
 
@@ -213,17 +227,17 @@ mod tests {
     #[test]
     fn ready_when_all_pods_current_and_timestamps_kept() {
         let w = sts(2, 2, "r1", "r1");
-        let first = compute(&ctx(None, 10), &Observation::Applied { workload: &w, config_hash: "h".into() });
+        let first = compute(&ctx(None, 10), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
         assert_eq!(first.phase, Some(Phase::Active));
         assert_eq!(cond(&first, "Ready").status, "True");
-        let again = compute(&ctx(Some(&first), 99), &Observation::Applied { workload: &w, config_hash: "h".into() });
+        let again = compute(&ctx(Some(&first), 99), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
         assert_eq!(first, again, "an unchanged observation must give an identical status");
     }
 
     #[test]
     fn messages_name_what_is_outstanding() {
         let message = |sts: &StatefulSet| {
-            compute(&ctx(None, 1), &Observation::Applied { workload: sts, config_hash: "h".into() }).message
+            compute(&ctx(None, 1), &Observation::Applied { workload: sts.clone(), config_hash: "h".into() }).message
         };
         let mut unobserved = sts(1, 1, "a", "a");
         unobserved.metadata.generation = Some(4);
@@ -242,11 +256,11 @@ mod tests {
     #[test]
     fn rollout_and_blocked_keep_running_note() {
         let w = sts(2, 1, "r1", "r2");
-        let s = compute(&ctx(None, 10), &Observation::Applied { workload: &w, config_hash: "h".into() });
+        let s = compute(&ctx(None, 10), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
         assert_eq!(s.phase, Some(Phase::Maintenance));
         assert_eq!(cond(&s, "Reconciling").reason, "RolloutInProgress");
         let w = sts(2, 2, "r1", "r1");
-        let obs = Observation::Blocked { reason: Reason::InvalidRelation, message: "bad".into(), workload: Some(&w) };
+        let obs = Observation::Blocked { reason: Reason::InvalidRelation, message: "bad".into(), workload: Some(w.clone()) };
         let b = compute(&ctx(Some(&s), 20), &obs);
         assert_eq!(b.phase, Some(Phase::Blocked));
         assert_eq!(cond(&b, "Stalled").status, "True");
@@ -257,9 +271,9 @@ mod tests {
     #[test]
     fn refused_apply_is_reconciling_not_stalled_and_keeps_the_rollout_hash() {
         let w = sts(2, 2, "r1", "r1");
-        let active = compute(&ctx(None, 10), &Observation::Applied { workload: &w, config_hash: "h".into() });
+        let active = compute(&ctx(None, 10), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
         let obs =
-            Observation::ApplyFailed { message: "the API server refused StatefulSet p".into(), workload: Some(&w) };
+            Observation::ApplyFailed { message: "the API server refused StatefulSet p".into(), workload: Some(w.clone()) };
         let s = compute(&ctx(Some(&active), 20), &obs);
         assert_eq!(s.phase, Some(Phase::Waiting));
         assert_eq!((cond(&s, "Ready").status.as_str(), cond(&s, "Ready").reason.as_str()), ("False", "ApplyFailed"));

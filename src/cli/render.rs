@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::CustomResourceExt;
+use kube::{CustomResourceExt, ResourceExt};
 use serde_json::Value;
 
 use crate::cli::RenderArgs;
@@ -107,91 +107,72 @@ pub fn render_with(
         }
     }
     let (label, doc) = penpot.ok_or(InputError::NoPenpot)?;
-    let schema = serde_json::to_value(Penpot::crd()).map_err(|e| InputError::Output(e.to_string()))?;
-    let open_api = schema.pointer("/spec/versions/0/schema/openAPIV3Schema").cloned().unwrap_or(Value::Null);
-    crate::schema::check(&open_api, &doc, "").map_err(|e| InputError::Invalid(label.clone(), e))?;
-    let mut penpot: Penpot = serde_json::from_value(doc).map_err(|e| InputError::Invalid(label, e.to_string()))?;
-    penpot.status = None;
-
-    let name = penpot.metadata.name.clone().unwrap_or_default();
-    let version = render::penpot_version(&penpot);
-    let version_str = version.to_string();
-    let mut out: Vec<Value> = Vec::new();
-
-    let key_name = labels::secret_key_secret_name(&name);
-    let secret_key = match secret_docs.get(&key_name) {
-        Some(existing) => secrets::read_secret_key(&with_string_data(existing)).ok_or_else(|| {
-            InputError::Invalid(
-                key_name.clone(),
-                format!("key {:?} is not a usable secret key", secrets::SECRET_KEY_FIELD),
-            )
-        })?,
-        None => new_key(),
-    };
-
+    let penpot = checked_penpot(label, doc)?;
+    let secret_key = secret_key(&penpot, &secret_docs, new_key)?;
     let mut found = relations::Found::new();
-    for (relation, secret_name) in penpot.spec.referenced_secrets() {
-        if let Some(s) = secret_docs.get(secret_name) {
-            let data = with_string_data(s).data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-            found.insert(relation, (secret_name.to_string(), data));
+    for (relation, name) in penpot.spec.referenced_secrets() {
+        if let Some(secret) = secret_docs.get(name) {
+            found.insert(relation, (name.to_string(), relations::secret_data(secret)));
         }
     }
-    let ctx = status::Context {
-        generation: penpot.metadata.generation,
-        previous: None,
-        now: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
-        public_uri: render::validate::public_uri(&penpot).ok(),
-        version: Some(version_str.clone()),
-    };
-    let status = match relations::resolve(&penpot.spec, &found) {
-        Resolution::Missing(missing) => {
-            status::compute(&ctx, &Observation::WaitingForRelations { missing, workload: None })
+
+    let mut out: Vec<Value> = Vec::new();
+    let observation = match relations::resolve(&penpot.spec, &found) {
+        Resolution::Missing(missing) => Observation::WaitingForRelations { missing, workload: None },
+        Resolution::Invalid(e) => {
+            Observation::Blocked { reason: Reason::InvalidRelation, message: e.to_string(), workload: None }
         }
-        Resolution::Invalid(e) => status::compute(
-            &ctx,
-            &Observation::Blocked { reason: Reason::InvalidRelation, message: e.to_string(), workload: None },
-        ),
         Resolution::Ready(relations) => {
             if relations.oidc.as_ref().is_some_and(|o| o.endpoints.is_none()) {
                 eprintln!("note: offline render does not discover OIDC endpoints; the operator fills them in");
             }
-            match render::render(
-                &penpot,
-                &render::Inputs { relations: *relations, secret_key: secret_key.clone(), prometheus_operator },
-            ) {
+            let inputs = render::Inputs { relations: *relations, secret_key: secret_key.clone(), prometheus_operator };
+            match render::render(&penpot, &inputs) {
                 Ok(desired) => {
                     // Like the controller, the key Secret appears once the relations resolve.
-                    let key_secret = secrets::secret_key_secret(&render::meta(&penpot, &version_str), &secret_key);
-                    out.push(to_value(&key_secret)?);
+                    let version = desired.version.to_string();
+                    out.push(to_value(&secrets::secret_key_secret(&render::meta(&penpot, &version), &secret_key))?);
                     let objects = desired.objects().map_err(|e| InputError::Output(e.to_string()))?;
                     out.extend(objects.into_iter().map(|o| o.value));
-                    let fresh = StatefulSet { status: None, ..desired.statefulset.clone() };
-                    status::compute(&ctx, &Observation::Applied { workload: &fresh, config_hash: desired.config_hash })
+                    // Offline, no StatefulSet controller has looked at it yet.
+                    let workload = StatefulSet { status: None, ..desired.statefulset };
+                    Observation::Applied { workload, config_hash: desired.config_hash }
                 }
-                Err(e) => status::compute(
-                    &ctx,
-                    &Observation::Blocked { reason: Reason::InvalidSpec, message: e.to_string(), workload: None },
-                ),
+                Err(e) => Observation::Blocked { reason: Reason::InvalidSpec, message: e.to_string(), workload: None },
             }
         }
     };
-    penpot.status = Some(status);
+    // A fixed clock: the same input prints the same output.
+    let status =
+        status::compute(&status::Context::of(&penpot, Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)), &observation);
+    let penpot = Penpot { status: Some(status), ..penpot };
     out.push(to_value(&penpot)?);
     serde_saphyr::to_string_multiple(&out).map_err(|e| InputError::Output(e.to_string()))
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, InputError> {
-    serde_json::to_value(v).map_err(|e| InputError::Output(e.to_string()))
+/// The Penpot document, checked against the CRD's own schema (as the API server would) and
+/// parsed; a status in the input is dropped.
+fn checked_penpot(label: String, doc: Value) -> Result<Penpot, InputError> {
+    let schema = serde_json::to_value(Penpot::crd()).map_err(|e| InputError::Output(e.to_string()))?;
+    let open_api = schema.pointer("/spec/versions/0/schema/openAPIV3Schema").cloned().unwrap_or(Value::Null);
+    crate::schema::check(&open_api, &doc, "").map_err(|e| InputError::Invalid(label.clone(), e))?;
+    let penpot: Penpot = serde_json::from_value(doc).map_err(|e| InputError::Invalid(label, e.to_string()))?;
+    Ok(Penpot { status: None, ..penpot })
 }
 
-/// A Secret as the API server would store it: `stringData` folded into `data`.
-fn with_string_data(secret: &Secret) -> Secret {
-    let mut s = secret.clone();
-    if let Some(string_data) = s.string_data.take() {
-        let data = s.data.get_or_insert_with(BTreeMap::new);
-        for (k, v) in string_data {
-            data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
-        }
-    }
-    s
+/// The key from the input's `<name>-secret-key` Secret, or a new one.
+fn secret_key(
+    penpot: &Penpot,
+    secret_docs: &BTreeMap<String, Secret>,
+    new_key: impl Fn() -> String,
+) -> Result<String, InputError> {
+    let key_name = labels::secret_key_secret_name(&penpot.name_any());
+    let Some(existing) = secret_docs.get(&key_name) else { return Ok(new_key()) };
+    secrets::read_secret_key(&relations::secret_data(existing)).ok_or_else(|| {
+        InputError::Invalid(key_name.clone(), format!("key {:?} is not a usable secret key", secrets::SECRET_KEY_FIELD))
+    })
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, InputError> {
+    serde_json::to_value(v).map_err(|e| InputError::Output(e.to_string()))
 }

@@ -31,7 +31,7 @@ async fn report(args: &StatusArgs) -> Result<String, kube::Error> {
             Some(name) => match secrets.get_opt(name).await? {
                 None => format!("Secret {name}: missing"),
                 Some(secret) => {
-                    let data = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+                    let data = relations::secret_data(&secret);
                     match relations::check(&penpot.spec, &SecretData::new(relation, name, &data)) {
                         Ok(()) => format!("Secret {name}: present"),
                         Err(e) => format!("Secret {name}: invalid: key {:?} {}", e.key, e.problem),

@@ -52,86 +52,112 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
         // Owner references garbage-collect everything; nothing to do.
         return Ok(Action::await_change());
     }
-    let mut status_ctx = status::Context {
-        generation: penpot.meta().generation,
-        previous: penpot.status.as_ref(),
-        now: Time(k8s_openapi::jiff::Timestamp::now()),
-        public_uri: render::validate::public_uri(penpot).ok(),
-        version: Some(render::penpot_version(penpot).to_string()),
-    };
+    let outcome = steps(penpot, ns, ctx).await?;
+    // Status is computed from the outcome and written once, whatever the outcome was.
+    let mut status_ctx = status::Context::of(penpot, Time(k8s_openapi::jiff::Timestamp::now()));
+    if let Some(uri) = outcome.public_uri {
+        status_ctx.public_uri = Some(uri);
+    }
+    let status = status::compute(&status_ctx, &outcome.observation);
+    let ready = conditions::is_ready(&status.conditions);
+    let written = report::report(penpot, ns, status, ctx).await;
+    match outcome.next {
+        Next::Retry(error) => {
+            // The error goes back to the controller for backoff, reported or not.
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "cannot report the failed apply");
+            }
+            Err(error)
+        }
+        Next::After(delay) => written.map(|()| Action::requeue(delay)),
+        Next::Rollout => written.map(|()| Action::requeue(if ready { ctx.resync } else { ROLLOUT_POLL })),
+    }
+}
 
+/// What one pass came to: what status says, and what happens next.
+struct Outcome {
+    observation: Observation,
+    next: Next,
+    /// The public URI the render settled on, once it rendered.
+    public_uri: Option<String>,
+}
+
+enum Next {
+    /// Look again after this long (or on any watch event).
+    After(Duration),
+    /// Applied: soon while pods roll, at the resync once Ready.
+    Rollout,
+    /// Failed: the controller's backoff decides when to retry.
+    Retry(Error),
+}
+
+/// resolve -> render -> apply. Each step either hands its typed result to the next or ends
+/// the pass with an outcome; nothing is written before apply, and apply writes all or nothing
+/// of what is in the way.
+async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Error> {
     let inputs = match resolve::resolve(penpot, ns, ctx).await? {
         Resolved::Ready(inputs) => inputs,
-        other => {
-            // Nothing is applied: whatever runs keeps running on its last good configuration.
+        Resolved::Missing(missing) => {
             let workload = resolve::current_workload(penpot, ns, ctx).await?;
-            let (obs, next) = match other {
-                Resolved::Missing(missing) => {
-                    (Observation::WaitingForRelations { missing, workload: workload.as_ref() }, ctx.resync)
-                }
-                Resolved::Invalid { reason, message } => {
-                    tracing::warn!(%message, "relation data rejected");
-                    (Observation::Blocked { reason, message, workload: workload.as_ref() }, ctx.resync)
-                }
-                Resolved::DiscoveryFailed(message) => {
-                    tracing::warn!(%message, "OIDC discovery failed");
-                    let obs = Observation::Blocked {
-                        reason: Reason::OidcDiscoveryFailed,
-                        message,
-                        workload: workload.as_ref(),
-                    };
-                    (obs, DISCOVERY_RETRY)
-                }
-                Resolved::Ready(_) => unreachable!("handled above"),
-            };
-            report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await?;
-            return Ok(Action::requeue(next));
+            return Ok(held(Observation::WaitingForRelations { missing, workload }, ctx.resync));
+        }
+        Resolved::Invalid { reason, message } => {
+            tracing::warn!(%message, "relation data rejected");
+            return blocked(penpot, ns, ctx, reason, message, ctx.resync).await;
+        }
+        Resolved::DiscoveryFailed(message) => {
+            tracing::warn!(%message, "OIDC discovery failed");
+            return blocked(penpot, ns, ctx, Reason::OidcDiscoveryFailed, message, DISCOVERY_RETRY).await;
         }
     };
-
     let desired = match render::render(penpot, inputs.as_ref()) {
-        Ok(d) => d,
+        Ok(desired) => desired,
         Err(e) => {
-            let workload = resolve::current_workload(penpot, ns, ctx).await?;
             let message = e.to_string();
             tracing::warn!(%message, "spec cannot be rendered");
-            let obs = Observation::Blocked { reason: Reason::InvalidSpec, message, workload: workload.as_ref() };
-            report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await?;
-            return Ok(Action::requeue(ctx.resync));
+            return blocked(penpot, ns, ctx, Reason::InvalidSpec, message, ctx.resync).await;
         }
     };
-
-    let applied = match apply::apply_all(penpot, ns, &desired, ctx).await {
-        Ok(applied) => applied,
+    match apply::apply_all(penpot, ns, &desired, ctx).await {
+        Ok(applied) => {
+            if applied.writes > 0 {
+                tracing::info!(writes = applied.writes, config_hash = %desired.config_hash, "applied desired state");
+            }
+            let observation =
+                Observation::Applied { workload: applied.statefulset, config_hash: desired.config_hash.clone() };
+            Ok(Outcome { observation, next: Next::Rollout, public_uri: Some(desired.public_uri) })
+        }
+        // Nothing was written. Not an error for backoff: the user must act, and a look every
+        // IN_THE_WAY_RETRY costs one read. The object has none of our labels, so no watch
+        // tells when it goes.
         Err(e @ Error::InTheWay { .. }) => {
-            // Nothing was written. Not an error for backoff: the user must act, and a look
-            // every IN_THE_WAY_RETRY costs one read. The object has none of our labels, so
-            // no watch tells when it goes.
-            let workload = resolve::current_workload(penpot, ns, ctx).await?;
             let message = e.to_string();
             tracing::warn!(%message, "an object in the way");
-            let obs = Observation::Blocked { reason: Reason::ObjectInTheWay, message, workload: workload.as_ref() };
-            report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await?;
-            return Ok(Action::requeue(IN_THE_WAY_RETRY));
+            blocked(penpot, ns, ctx, Reason::ObjectInTheWay, message, IN_THE_WAY_RETRY).await
         }
         Err(e @ Error::Rejected { .. }) => {
-            // Say why in status; the error itself goes back to the controller for backoff.
+            // Say why in status; the workload is best effort, the refusal is what matters.
             let workload = resolve::current_workload(penpot, ns, ctx).await.ok().flatten();
-            let obs = Observation::ApplyFailed { message: e.to_string(), workload: workload.as_ref() };
-            if let Err(report) = report::report(penpot, ns, status::compute(&status_ctx, &obs), ctx).await {
-                tracing::warn!(error = %report, "cannot report the failed apply");
-            }
-            return Err(e);
+            let observation = Observation::ApplyFailed { message: e.to_string(), workload };
+            Ok(Outcome { observation, next: Next::Retry(e), public_uri: None })
         }
-        Err(e) => return Err(e),
-    };
-    if applied.writes > 0 {
-        tracing::info!(writes = applied.writes, config_hash = %desired.config_hash, "applied desired state");
+        Err(e) => Err(e),
     }
-    status_ctx.public_uri = Some(desired.public_uri.clone());
-    let obs = Observation::Applied { workload: &applied.statefulset, config_hash: desired.config_hash.clone() };
-    let next = status::compute(&status_ctx, &obs);
-    let settled = conditions::is_ready(&next.conditions);
-    report::report(penpot, ns, next, ctx).await?;
-    Ok(Action::requeue(if settled { ctx.resync } else { ROLLOUT_POLL }))
+}
+
+/// Nothing applied: whatever runs keeps running on its last good configuration.
+fn held(observation: Observation, retry: Duration) -> Outcome {
+    Outcome { observation, next: Next::After(retry), public_uri: None }
+}
+
+async fn blocked(
+    penpot: &Penpot,
+    ns: &str,
+    ctx: &Context,
+    reason: Reason,
+    message: String,
+    retry: Duration,
+) -> Result<Outcome, Error> {
+    let workload = resolve::current_workload(penpot, ns, ctx).await?;
+    Ok(held(Observation::Blocked { reason, message, workload }, retry))
 }

@@ -35,8 +35,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
     let mut found = relations::Found::new();
     for (relation, name) in spec.referenced_secrets() {
         if let Some(secret) = secrets.get_opt(name).await? {
-            let bytes = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-            found.insert(relation, (name.to_string(), bytes));
+            found.insert(relation, (name.to_string(), relations::secret_data(&secret)));
         }
     }
     let mut relations = match relations::resolve(spec, &found) {
@@ -75,7 +74,7 @@ async fn secret_key(penpot: &Penpot, secrets: &Api<Secret>, ctx: &Context) -> Re
         )
     };
     if let Some(existing) = secrets.get_opt(&name).await? {
-        return Ok(secrets::read_secret_key(&existing).ok_or_else(invalid));
+        return Ok(secrets::read_secret_key(&relations::secret_data(&existing)).ok_or_else(invalid));
     }
     ctx.ensure_leader()?;
     let version = render::penpot_version(penpot).to_string();
@@ -89,7 +88,7 @@ async fn secret_key(penpot: &Penpot, secrets: &Api<Secret>, ctx: &Context) -> Re
         // Another reconcile (or a restarted operator) created it first: use theirs.
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let existing = secrets.get(&name).await?;
-            Ok(secrets::read_secret_key(&existing).ok_or_else(invalid))
+            Ok(secrets::read_secret_key(&relations::secret_data(&existing)).ok_or_else(invalid))
         }
         Err(e) => Err(e.into()),
     }

@@ -36,7 +36,7 @@ pub async fn report(stored: &Stored, invalid: &InvalidObject, ns: &str, ctx: &Co
         public_uri: None,
         version: None,
     };
-    let obs = Observation::Blocked { reason: Reason::UnreadableSpec, message, workload: workload.as_ref() };
+    let obs = Observation::Blocked { reason: Reason::UnreadableSpec, message, workload };
     report::write(&stored.object_ref(&()), ns, previous.as_ref(), status::compute(&status_ctx, &obs), ctx).await?;
     // Only an edit can fix it, and an edit is a watch event.
     Ok(Action::await_change())

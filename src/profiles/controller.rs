@@ -149,11 +149,16 @@ async fn password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Re
         });
     }
     let name = format!("{}-password", profile.name_any());
-    if let Some(existing) = secrets.get_opt(&name).await?
-        && let Some(p) =
-            existing.data.and_then(|d| d.get(PASSWORD_KEY).and_then(|v| String::from_utf8(v.0.clone()).ok()))
-    {
-        return Ok(Ok((p, name)));
+    // An existing Secret is used as it is, never rewritten: the profile may already have
+    // been created with its password.
+    let stored = |secret: Secret| {
+        let password = secret.data.and_then(|d| d.get(PASSWORD_KEY).and_then(|v| String::from_utf8(v.0.clone()).ok()));
+        password.filter(|p| !p.trim().is_empty()).map(|p| (p, name.clone())).ok_or_else(|| {
+            format!("Secret {name:?} exists but key {PASSWORD_KEY:?} is missing, empty or not UTF-8; fix or delete it")
+        })
+    };
+    if let Some(existing) = secrets.get_opt(&name).await? {
+        return Ok(stored(existing));
     }
     ctx.ensure_leader()?;
     let generated = exec::generate_password();
@@ -174,7 +179,9 @@ async fn password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Re
         .await
     {
         Ok(_) => Ok(Ok((generated, name))),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Err(format!("Secret {name:?} appeared meanwhile; retrying"))),
+        // Created meanwhile (another replica, a restarted operator, a user): use that one,
+        // as the secret key's create race does.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(stored(secrets.get(&name).await?)),
         Err(e) => Err(e.into()),
     }
 }

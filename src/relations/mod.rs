@@ -59,6 +59,15 @@ pub struct Relations {
 /// The relation Secrets found for one Penpot: relation -> (Secret name, data).
 pub type Found = BTreeMap<Relation, (String, BTreeMap<String, Vec<u8>>)>;
 
+/// A Secret's keys and values as bytes, `stringData` folded over `data` as the API server
+/// does on write (a Secret read from a file may carry either). The one place a Secret becomes
+/// relation data, for the controller, `render` and `status` alike.
+pub fn secret_data(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<String, Vec<u8>> {
+    let data = secret.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone()));
+    let strings = secret.string_data.iter().flatten().map(|(k, v)| (k.clone(), v.clone().into_bytes()));
+    data.chain(strings).collect()
+}
+
 /// What the relation data of one Penpot amounts to.
 #[derive(Debug)]
 pub enum Resolution {

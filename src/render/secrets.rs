@@ -39,9 +39,9 @@ pub fn secret_key_secret(m: &Meta, key: &str) -> Secret {
     }
 }
 
-/// The key stored in an existing secret-key Secret, if it holds a usable one.
-pub fn read_secret_key(secret: &Secret) -> Option<String> {
-    let bytes = secret.data.as_ref()?.get(SECRET_KEY_FIELD)?;
-    let key = std::str::from_utf8(&bytes.0).ok()?.trim();
+/// The key stored in an existing secret-key Secret's data, if it holds a usable one.
+pub fn read_secret_key(data: &BTreeMap<String, Vec<u8>>) -> Option<String> {
+    let bytes = data.get(SECRET_KEY_FIELD)?;
+    let key = std::str::from_utf8(bytes).ok()?.trim();
     (key.len() >= 32 && key.chars().all(|c| c.is_ascii_graphic())).then(|| key.to_string())
 }
