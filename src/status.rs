@@ -230,7 +230,8 @@ mod tests {
         let first = compute(&ctx(None, 10), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
         assert_eq!(first.phase, Some(Phase::Active));
         assert_eq!(cond(&first, "Ready").status, "True");
-        let again = compute(&ctx(Some(&first), 99), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
+        let again =
+            compute(&ctx(Some(&first), 99), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
         assert_eq!(first, again, "an unchanged observation must give an identical status");
     }
 
@@ -260,7 +261,8 @@ mod tests {
         assert_eq!(s.phase, Some(Phase::Maintenance));
         assert_eq!(cond(&s, "Reconciling").reason, "RolloutInProgress");
         let w = sts(2, 2, "r1", "r1");
-        let obs = Observation::Blocked { reason: Reason::InvalidRelation, message: "bad".into(), workload: Some(w.clone()) };
+        let obs =
+            Observation::Blocked { reason: Reason::InvalidRelation, message: "bad".into(), workload: Some(w.clone()) };
         let b = compute(&ctx(Some(&s), 20), &obs);
         assert_eq!(b.phase, Some(Phase::Blocked));
         assert_eq!(cond(&b, "Stalled").status, "True");
@@ -272,8 +274,10 @@ mod tests {
     fn refused_apply_is_reconciling_not_stalled_and_keeps_the_rollout_hash() {
         let w = sts(2, 2, "r1", "r1");
         let active = compute(&ctx(None, 10), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
-        let obs =
-            Observation::ApplyFailed { message: "the API server refused StatefulSet p".into(), workload: Some(w.clone()) };
+        let obs = Observation::ApplyFailed {
+            message: "the API server refused StatefulSet p".into(),
+            workload: Some(w.clone()),
+        };
         let s = compute(&ctx(Some(&active), 20), &obs);
         assert_eq!(s.phase, Some(Phase::Waiting));
         assert_eq!((cond(&s, "Ready").status.as_str(), cond(&s, "Ready").reason.as_str()), ("False", "ApplyFailed"));

@@ -6,6 +6,8 @@ mod oidc_discovery;
 mod reconcile;
 mod report;
 mod resolve;
+#[cfg(test)]
+mod scenarios;
 mod seen;
 mod unreadable;
 mod versions;

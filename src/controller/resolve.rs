@@ -65,7 +65,11 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
 
 /// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once. An existing Secret is
 /// never rewritten, even when unusable, because replacing the key logs every user out.
-async fn secret_key(penpot: &Penpot, secrets: &Api<Secret>, ctx: &Context) -> Result<Result<String, String>, Error> {
+pub(super) async fn secret_key(
+    penpot: &Penpot,
+    secrets: &Api<Secret>,
+    ctx: &Context,
+) -> Result<Result<String, String>, Error> {
     let name = labels::secret_key_secret_name(&penpot.name_any());
     let invalid = || {
         format!(
