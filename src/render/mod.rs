@@ -14,6 +14,7 @@ pub mod paths;
 pub mod pebble;
 pub mod secrets;
 pub mod statefulset;
+pub mod template;
 pub mod validate;
 pub mod version;
 
