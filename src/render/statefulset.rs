@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::crd::Penpot;
+use crate::crd::{Penpot, PenpotSpec};
 
 use super::labels::{self, CONFIG_HASH_ANNOTATION};
 use super::paths;
@@ -136,61 +136,8 @@ fn empty_dir(name: &str) -> Volume {
 
 pub fn statefulset(i: &StatefulSetInputs) -> StatefulSet {
     let spec = &i.penpot.spec;
-    let config_secret = labels::config_secret_name(i.name);
-    let pull_policy = spec.image_pull_policy.map(|p| p.as_str().to_string());
-    let resources = spec.resources.clone().unwrap_or_default();
-
-    let nginx = container(
-        ContainerPlan {
-            name: "nginx",
-            // One workload image serves both containers; keep their Penpot versions together.
-            image: spec
-                .images
-                .nginx
-                .clone()
-                .or_else(|| spec.images.penpot.clone())
-                .unwrap_or_else(|| DEFAULT_IMAGE.into()),
-            pebble_port: paths::PEBBLE_PORT_NGINX,
-            extra_mounts: vec![mount("nginx-config", paths::NGINX_CONFIG_DIR, true)],
-            ports: vec![port("http", paths::NGINX_PORT), port("metrics", paths::NGINX_EXPORTER_PORT)],
-            working_dir: None,
-            resources: resources.nginx,
-        },
-        pull_policy.clone(),
-    );
-    let penpot = container(
-        ContainerPlan {
-            name: "penpot",
-            image: spec.images.penpot.clone().unwrap_or_else(|| DEFAULT_IMAGE.into()),
-            pebble_port: paths::PEBBLE_PORT_PENPOT,
-            extra_mounts: vec![],
-            ports: vec![port("backend", paths::BACKEND_PORT)],
-            // `kubectl exec` (and the profile commands) land where manage.py lives.
-            working_dir: Some(paths::BACKEND_DIR.into()),
-            resources: resources.penpot,
-        },
-        pull_policy,
-    );
-
-    let volumes = vec![
-        empty_dir("nginx-pebble"),
-        empty_dir("nginx-tmp"),
-        secret_volume("nginx-layers", &config_secret, &[paths::NGINX_LAYER_FILE]),
-        secret_volume("nginx-config", &config_secret, &[paths::NGINX_CONF_FILE, paths::CONFIG_JS_FILE]),
-        empty_dir("penpot-pebble"),
-        empty_dir("penpot-tmp"),
-        secret_volume("penpot-layers", &config_secret, &[paths::PENPOT_LAYER_FILE]),
-    ];
-
     let mut pod_labels = spec.pod_labels.clone();
     pod_labels.extend(labels::labels(i.name, "penpot", i.version));
-    let mut annotations: BTreeMap<String, String> = spec.pod_annotations.clone();
-    annotations.insert(CONFIG_HASH_ANNOTATION.into(), i.config_hash.into());
-    // For Prometheus without the Prometheus Operator (which gets a PodMonitor instead).
-    annotations.insert("prometheus.io/scrape".into(), "true".into());
-    annotations.insert("prometheus.io/port".into(), paths::BACKEND_PORT.to_string());
-    annotations.insert("prometheus.io/path".into(), "/metrics".into());
-
     StatefulSet {
         metadata: ObjectMeta {
             name: Some(i.name.into()),
@@ -213,34 +160,90 @@ pub fn statefulset(i: &StatefulSetInputs) -> StatefulSet {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(annotations),
+                    annotations: Some(pod_annotations(spec, i.config_hash)),
                     ..Default::default()
                 }),
-                spec: Some(PodSpec {
-                    containers: vec![nginx, penpot],
-                    volumes: Some(volumes),
-                    // Penpot reads every PENPOT_* variable; Service links would inject some.
-                    enable_service_links: Some(false),
-                    automount_service_account_token: Some(false),
-                    // Pebble waits kill-delay (5 s) + 5 s per service before it gives up.
-                    termination_grace_period_seconds: Some(30),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(paths::RUN_AS_USER),
-                        run_as_group: Some(paths::RUN_AS_USER),
-                        fs_group: Some(paths::RUN_AS_USER),
-                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
-                        ..Default::default()
-                    }),
-                    image_pull_secrets: (!spec.image_pull_secrets.is_empty()).then(|| spec.image_pull_secrets.clone()),
-                    node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
-                    tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
-                    affinity: spec.affinity.clone(),
-                    ..Default::default()
-                }),
+                spec: Some(pod_spec(spec, &labels::config_secret_name(i.name))),
             },
             ..Default::default()
         }),
         status: None,
     }
+}
+
+/// The user's annotations, the configuration hash (whose change rolls the pods) and the
+/// scrape hints for a Prometheus without the Prometheus Operator (which gets a PodMonitor).
+fn pod_annotations(spec: &PenpotSpec, config_hash: &str) -> BTreeMap<String, String> {
+    let mut annotations = spec.pod_annotations.clone();
+    annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash.into());
+    annotations.insert("prometheus.io/scrape".into(), "true".into());
+    annotations.insert("prometheus.io/port".into(), paths::BACKEND_PORT.to_string());
+    annotations.insert("prometheus.io/path".into(), "/metrics".into());
+    annotations
+}
+
+fn pod_spec(spec: &PenpotSpec, config_secret: &str) -> PodSpec {
+    PodSpec {
+        containers: containers(spec),
+        volumes: Some(volumes(config_secret)),
+        // Penpot reads every PENPOT_* variable; Service links would inject some.
+        enable_service_links: Some(false),
+        automount_service_account_token: Some(false),
+        // Pebble waits kill-delay (5 s) + 5 s per service before it gives up.
+        termination_grace_period_seconds: Some(30),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(paths::RUN_AS_USER),
+            run_as_group: Some(paths::RUN_AS_USER),
+            fs_group: Some(paths::RUN_AS_USER),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        image_pull_secrets: (!spec.image_pull_secrets.is_empty()).then(|| spec.image_pull_secrets.clone()),
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
+        affinity: spec.affinity.clone(),
+        ..Default::default()
+    }
+}
+
+/// `nginx` (frontend) and `penpot` (backend and exporter), each running Pebble.
+fn containers(spec: &PenpotSpec) -> Vec<Container> {
+    let pull_policy = spec.image_pull_policy.map(|p| p.as_str().to_string());
+    let resources = spec.resources.clone().unwrap_or_default();
+    let nginx = ContainerPlan {
+        name: "nginx",
+        // One workload image serves both containers; keep their Penpot versions together.
+        image: spec.images.nginx.clone().or_else(|| spec.images.penpot.clone()).unwrap_or_else(|| DEFAULT_IMAGE.into()),
+        pebble_port: paths::PEBBLE_PORT_NGINX,
+        extra_mounts: vec![mount("nginx-config", paths::NGINX_CONFIG_DIR, true)],
+        ports: vec![port("http", paths::NGINX_PORT), port("metrics", paths::NGINX_EXPORTER_PORT)],
+        working_dir: None,
+        resources: resources.nginx,
+    };
+    let penpot = ContainerPlan {
+        name: "penpot",
+        image: spec.images.penpot.clone().unwrap_or_else(|| DEFAULT_IMAGE.into()),
+        pebble_port: paths::PEBBLE_PORT_PENPOT,
+        extra_mounts: vec![],
+        ports: vec![port("backend", paths::BACKEND_PORT)],
+        // `kubectl exec` (and the profile commands) land where manage.py lives.
+        working_dir: Some(paths::BACKEND_DIR.into()),
+        resources: resources.penpot,
+    };
+    vec![container(nginx, pull_policy.clone()), container(penpot, pull_policy)]
+}
+
+/// Per container: Pebble's state and /tmp (the root filesystem is read-only) and its layer;
+/// nginx also gets its configuration. All from the one config Secret.
+fn volumes(config_secret: &str) -> Vec<Volume> {
+    vec![
+        empty_dir("nginx-pebble"),
+        empty_dir("nginx-tmp"),
+        secret_volume("nginx-layers", config_secret, &[paths::NGINX_LAYER_FILE]),
+        secret_volume("nginx-config", config_secret, &[paths::NGINX_CONF_FILE, paths::CONFIG_JS_FILE]),
+        empty_dir("penpot-pebble"),
+        empty_dir("penpot-tmp"),
+        secret_volume("penpot-layers", config_secret, &[paths::PENPOT_LAYER_FILE]),
+    ]
 }
