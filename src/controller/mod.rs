@@ -133,19 +133,10 @@ pub async fn run(
     let ns = opts.namespace.as_deref();
     // One shutdown signal for both controllers.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let shutdown_profiles = shutdown.clone();
     let failures = backoff::Failures::default();
     let relisted = failures.clone();
     let (store, penpot_events) = watches::penpots(api(&client, ns), move || relisted.clear());
-    let profiles = Controller::new(api::<crate::crd::PenpotProfile>(&client, ns), watcher::Config::default())
-        .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
-        .graceful_shutdown_on(shutdown_profiles.clone())
-        .run(
-            crate::profiles::controller::reconcile,
-            crate::profiles::controller::error_policy,
-            Arc::new(crate::profiles::controller::Context { client: client.clone(), leader: leader.clone() }),
-        )
-        .for_each(|_| std::future::ready(()));
+    let profiles = profiles(&client, ns, opts.concurrency, leader.clone(), shutdown.clone());
     let epoch = seen::Epoch::default();
     let owned_secrets = watches::owned(api::<PartialObjectMeta<Secret>>(&client, ns), epoch.clone());
     let owned_config_maps = watches::owned(api::<PartialObjectMeta<ConfigMap>>(&client, ns), epoch.clone());
@@ -183,21 +174,7 @@ pub async fn run(
         failures,
     });
 
-    let ready_store = store.clone();
-    tokio::spawn(async move {
-        // The store's init signal wakes a single waiter, and the controller itself waits on it;
-        // poll with a timeout so this task sees the cache sync too.
-        loop {
-            match tokio::time::timeout(Duration::from_secs(1), ready_store.wait_until_ready()).await {
-                Ok(Ok(())) => {
-                    let _ = ready.send(true);
-                    return;
-                }
-                Ok(Err(_)) => return,
-                Err(_) => continue,
-            }
-        }
-    });
+    tokio::spawn(signal_ready(store.clone(), ready));
     let mapper_store = store.clone();
     let penpots = Controller::for_stream(penpot_events, store)
         .trigger_backoff(watches::SpaceErrors)
@@ -213,24 +190,60 @@ pub async fn run(
         .run(reconcile::reconcile, error_policy, context)
         .for_each(|result| {
             if let Err(e) = &result {
-                use kube::runtime::controller::Error::QueueError;
-                match e {
-                    // 410 Gone: the resourceVersion left the API server's window; kube-runtime
-                    // lists again and the reconciles that follow see whatever was missed.
-                    QueueError(watcher::Error::WatchError(s)) if s.code == 410 => {
-                        metrics.watch_restarted(crate::metrics::WatchRestart::Expired);
-                        tracing::info!(error = %e, "watch expired; listing again");
-                    }
-                    // The watch failed; kube-runtime restarts it with backoff.
-                    QueueError(_) => {
-                        metrics.watch_restarted(crate::metrics::WatchRestart::Failed);
-                        tracing::warn!(error = %e, "watch failed; restarting");
-                    }
-                    _ => tracing::debug!(error = %e, "controller event"),
-                }
+                log_controller_error(&metrics, e);
             }
             std::future::ready(())
         });
     futures::join!(penpots, profiles);
     Ok(())
+}
+
+/// The PenpotProfile controller, sharing the client, the leader gate and the shutdown signal.
+fn profiles(
+    client: &Client,
+    ns: Option<&str>,
+    concurrency: u16,
+    leader: Arc<crate::leader::Gate>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> impl std::future::Future<Output = ()> {
+    use crate::profiles::controller as profile;
+    Controller::new(api::<crate::crd::PenpotProfile>(client, ns), watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(profile::reconcile, profile::error_policy, Arc::new(profile::Context { client: client.clone(), leader }))
+        .for_each(|_| std::future::ready(()))
+}
+
+/// Tells `/readyz` once the Penpot cache has synced. The store's init signal wakes a single
+/// waiter, and the controller itself waits on it; poll with a timeout so this task sees it too.
+async fn signal_ready(store: Store<Stored>, ready: watch::Sender<bool>) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+            Ok(Ok(())) => {
+                let _ = ready.send(true);
+                return;
+            }
+            Ok(Err(_)) => return,
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Counts and logs what the controller's trigger streams report.
+fn log_controller_error(metrics: &Metrics, e: &kube::runtime::controller::Error<Error, watcher::Error>) {
+    use kube::runtime::controller::Error::QueueError;
+    match e {
+        // 410 Gone: the resourceVersion left the API server's window; kube-runtime lists again
+        // and the reconciles that follow see whatever was missed.
+        QueueError(watcher::Error::WatchError(s)) if s.code == 410 => {
+            metrics.watch_restarted(crate::metrics::WatchRestart::Expired);
+            tracing::info!(error = %e, "watch expired; listing again");
+        }
+        // The watch failed; it restarts with its own backoff (at most WATCH_RETRY_MAX).
+        QueueError(_) => {
+            metrics.watch_restarted(crate::metrics::WatchRestart::Failed);
+            tracing::warn!(error = %e, "watch failed; restarting");
+        }
+        _ => tracing::debug!(error = %e, "controller event"),
+    }
 }
