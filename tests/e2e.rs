@@ -144,6 +144,22 @@ fn blocked_until_relations_arrive_then_ready_with_owned_objects() {
     let events: Value = serde_json::from_str(&events).unwrap();
     let reasons: Vec<&str> = events["items"].as_array().unwrap().iter().filter_map(|e| e["reason"].as_str()).collect();
     assert!(reasons.contains(&"WaitingForRelations") && reasons.contains(&"Ready"), "events: {reasons:?}");
+    // Each message the status went through is its own Event, never folded into an older one
+    // of the same reason (whose note would then be stale).
+    let notes: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "WaitingForRelations")
+        .filter_map(|e| e["note"].as_str())
+        .collect();
+    for message in [
+        "Blocked: waiting for postgresql, redis, s3 (Secrets p-postgresql, p-redis, p-s3 not found)",
+        "Blocked: waiting for redis, s3 (Secrets p-redis, p-s3 not found)",
+        "Blocked: waiting for s3 (Secret p-s3 not found)",
+    ] {
+        assert!(notes.contains(&message), "no Event says {message:?}: {notes:?}");
+    }
     assert_no_secret_values(c, n, &[&events.to_string(), &penpot.to_string()]);
 }
 
