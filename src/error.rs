@@ -19,6 +19,12 @@ pub enum Error {
         annotation = crate::controller::ADOPT_ANNOTATION
     )]
     InTheWay { kind: OwnedKind, name: String, holder: String },
+    /// A rendered object still belongs to a deleted Penpot of the same name (recreated before
+    /// the garbage collector got to its objects): clears by itself in seconds.
+    #[error(
+        "{kind} {name} still belongs to a deleted Penpot of the same name; waiting for the garbage collector to remove it"
+    )]
+    Predecessor { kind: OwnedKind, name: String },
     /// An object the apply should have produced is absent from its result.
     #[error("apply produced no {0}")]
     Missing(String),
@@ -41,6 +47,7 @@ impl Error {
             },
             Error::Kube(_) => "ClientError",
             Error::InTheWay { .. } => "ObjectInTheWay",
+            Error::Predecessor { .. } => "Predecessor",
             Error::Missing(_) => "Missing",
             Error::Json(_) => "Encoding",
             Error::NotNamespaced => "NotNamespaced",

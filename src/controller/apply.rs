@@ -105,6 +105,9 @@ fn check_holder(live: &DynamicObject, object: &Object, uid: &str, penpot: &str) 
     let controller = live.owner_references().iter().find(|r| r.controller == Some(true));
     let holder = match controller {
         Some(r) if r.uid == uid => return Ok(()),
+        Some(r) if r.kind == "Penpot" && r.name == penpot => {
+            return Err(Error::Predecessor { kind: object.kind, name: object.name.clone() });
+        }
         Some(r) => format!("it is controlled by {} {}", r.kind, r.name),
         None if live.annotations().get(ADOPT_ANNOTATION).map(String::as_str) == Some(penpot) => return Ok(()),
         None => match live.labels().get(labels::MANAGED_BY_LABEL) {

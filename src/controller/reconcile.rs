@@ -135,7 +135,7 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
             tracing::warn!(%message, "an object in the way");
             blocked(penpot, ns, ctx, Reason::ObjectInTheWay, message, IN_THE_WAY_RETRY).await
         }
-        Err(e @ Error::Rejected { .. }) => {
+        Err(e @ (Error::Rejected { .. } | Error::Predecessor { .. })) => {
             // Say why in status; the workload is best effort, the refusal is what matters.
             let workload = resolve::current_workload(penpot, ns, ctx).await.ok().flatten();
             let observation = Observation::ApplyFailed { message: e.to_string(), workload };

@@ -298,3 +298,25 @@ async fn the_secret_key_create_race_adopts_the_winners_key() {
         [format!("GET {path}/p-secret-key"), format!("POST {path}"), format!("GET {path}/p-secret-key")]
     );
 }
+
+#[tokio::test]
+async fn objects_of_a_deleted_penpot_of_the_same_name_are_waited_for_not_blocked_on() {
+    let (client, log) = mock(Box::new(|method, path, body| match (method, path) {
+        ("GET", "/api/v1/namespaces/ns/secrets/p-config") => {
+            let owner = json!({"apiVersion": "penpot-operator.dev/v1alpha1", "kind": "Penpot", "name": "p",
+                               "uid": "old-uid", "controller": true});
+            (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "Secret",
+                                    "metadata": {"name": "p-config", "namespace": "ns", "ownerReferences": [owner]}}),
+            )
+        }
+        ("GET", _) => not_found(),
+        _ => applied(body),
+    }));
+    let ctx = context(client, stores());
+    let p = penpot();
+    let err = apply::apply_all(&p, "ns", &desired(&p), &ctx).await.err().expect("waits");
+    assert!(matches!(err, Error::Predecessor { .. }), "{err}");
+    assert!(requests(&log).iter().all(|r| r.starts_with("GET ")));
+}
