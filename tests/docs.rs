@@ -41,7 +41,12 @@ fn every_code_fence_opens_and_closes_on_a_line_of_its_own() {
             let trimmed = line.trim_start();
             if let Some(rest) = trimmed.strip_prefix("```") {
                 if open {
-                    assert!(rest.trim().is_empty(), "{}:{}: text after a closing fence: {line:?}", file.display(), n + 1);
+                    assert!(
+                        rest.trim().is_empty(),
+                        "{}:{}: text after a closing fence: {line:?}",
+                        file.display(),
+                        n + 1
+                    );
                 }
                 open = !open;
             } else {
@@ -67,14 +72,19 @@ fn the_readme_command_table_matches_the_binary() {
             other => vec![other.split('\\').next().unwrap_or(other)],
         };
         let help = help(&command);
-        for flag in row.split(|c: char| c.is_whitespace() || c == '`' || c == '[' || c == ']' || c == ',')
+        for flag in row
+            .split(|c: char| c.is_whitespace() || c == '`' || c == '[' || c == ']' || c == ',')
             .filter(|w| w.starts_with("--") && w.len() > 2)
         {
             let flag = flag.split('=').next().unwrap_or(flag);
             if flag == "--help" {
                 continue;
             }
-            assert!(help.contains(flag), "README names {flag} for `penpot-operator {}`; --help has no such flag", command.join(" "));
+            assert!(
+                help.contains(flag),
+                "README names {flag} for `penpot-operator {}`; --help has no such flag",
+                command.join(" ")
+            );
         }
     }
     let create = help(&["profile", "create"]);
@@ -95,8 +105,13 @@ fn every_run_flag_reads_an_environment_variable() {
         }
         flags += 1;
         // clap prints `[env: NAME=]` on the flag's own line or in its description below.
-        let block: String = lines[i..].iter().take_while(|l| *l == line || !l.trim_start().starts_with('-')).copied().collect();
-        assert!(block.contains("[env: "), "`run {}` reads no environment variable:\n{block}", trimmed.split_whitespace().next().unwrap_or_default());
+        let block: String =
+            lines[i..].iter().take_while(|l| *l == line || !l.trim_start().starts_with('-')).copied().collect();
+        assert!(
+            block.contains("[env: "),
+            "`run {}` reads no environment variable:\n{block}",
+            trimmed.split_whitespace().next().unwrap_or_default()
+        );
     }
     assert!(flags >= 8, "{help}");
 }
