@@ -4,11 +4,35 @@
 
 use crate::render::owned::OwnedKind;
 
+/// The step of a reconcile that talked to the API server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Reading the relation Secrets, the secret key (or creating it) and the workload.
+    Resolve,
+    /// Reading and writing the rendered objects.
+    Apply,
+    /// Deleting (or listing) objects the render no longer produces.
+    Prune,
+    /// Writing the Penpot's status.
+    Report,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Resolve => "resolve",
+            Step::Apply => "apply",
+            Step::Prune => "prune",
+            Step::Report => "report",
+        })
+    }
+}
+
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
-    /// Reading or writing failed in transport or with an error the reconcile does not expect.
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    /// A request of `step` failed in transport or with an error the reconcile does not expect.
+    #[error("{step}: Kubernetes API: {source}")]
+    Kube { step: Step, source: kube::Error },
     /// The API server answered, and refused one rendered object (a webhook, a quota, a
     /// conflict): the message names the object, for status and events.
     #[error("the API server refused {kind} {name}: {} ({}, HTTP {})", .status.message, .status.reason, .status.code)]
@@ -37,15 +61,26 @@ pub enum Error {
 }
 
 impl Error {
+    /// The step that failed, where one did.
+    pub fn step(&self) -> Option<Step> {
+        match self {
+            Error::Kube { step, .. } => Some(*step),
+            Error::Rejected { .. } | Error::InTheWay { .. } | Error::Predecessor { .. } | Error::Missing(_) => {
+                Some(Step::Apply)
+            }
+            Error::Json(_) | Error::NotNamespaced | Error::NotLeader => None,
+        }
+    }
+
     /// Stable CamelCase category for metric labels and event reasons.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube(kube::Error::Api(s)) | Error::Rejected { status: s, .. } => match s.code {
+            Error::Kube { source: kube::Error::Api(s), .. } | Error::Rejected { status: s, .. } => match s.code {
                 409 => "Conflict",
                 403 => "Forbidden",
                 _ => "ApiError",
             },
-            Error::Kube(_) => "ClientError",
+            Error::Kube { .. } => "ClientError",
             Error::InTheWay { .. } => "ObjectInTheWay",
             Error::Predecessor { .. } => "Predecessor",
             Error::Missing(_) => "Missing",
@@ -53,5 +88,16 @@ impl Error {
             Error::NotNamespaced => "NotNamespaced",
             Error::NotLeader => "NotLeader",
         }
+    }
+}
+
+/// Names the step a kube call belongs to: `api.get_opt(name).await.at(Step::Resolve)?`.
+pub trait AtStep<T> {
+    fn at(self, step: Step) -> Result<T, Error>;
+}
+
+impl<T> AtStep<T> for Result<T, kube::Error> {
+    fn at(self, step: Step) -> Result<T, Error> {
+        self.map_err(|source| Error::Kube { step, source })
     }
 }

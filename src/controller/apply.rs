@@ -27,6 +27,7 @@ use crate::render::owned::{self, Object, OwnedKind};
 use crate::render::{Desired, labels};
 
 use super::{Context, Error};
+use crate::error::{AtStep, Step};
 
 /// Annotation on an existing object that hands it over to the Penpot it names.
 pub const ADOPT_ANNOTATION: &str = "penpot-operator.dev/adopt";
@@ -56,7 +57,7 @@ pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Conte
             continue;
         }
         let epoch = ctx.seen.epoch();
-        let live = api(ctx, ns, object.kind).get_opt(&object.name).await?;
+        let live = api(ctx, ns, object.kind).get_opt(&object.name).await.at(Step::Apply)?;
         let Some(live) = live else {
             writes.push(Write { object, epoch });
             continue;
@@ -126,7 +127,7 @@ async fn write(ctx: &Context, ns: &str, object: &Object) -> Result<DynamicObject
         Err(kube::Error::Api(status)) => {
             Err(Error::Rejected { kind: object.kind.to_string(), name: object.name.clone(), status })
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(Error::Kube { step: Step::Apply, source: e }),
     }
 }
 
@@ -166,7 +167,7 @@ async fn prune(penpot: &Penpot, ns: &str, uid: &str, objects: &[Object], ctx: &C
                 }
                 // Already gone, or replaced by another object of the same name: not ours.
                 Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(Error::Kube { step: Step::Prune, source: e }),
             }
         }
     }
@@ -182,7 +183,7 @@ async fn listed(
     uid: &str,
 ) -> Result<Vec<(String, String)>, Error> {
     let selector = format!("{}={instance},{}={}", labels::INSTANCE_LABEL, labels::MANAGED_BY_LABEL, labels::MANAGER);
-    let list = api(ctx, ns, kind).list_metadata(&ListParams::default().labels(&selector)).await?;
+    let list = api(ctx, ns, kind).list_metadata(&ListParams::default().labels(&selector)).await.at(Step::Prune)?;
     Ok(list
         .items
         .into_iter()

@@ -107,6 +107,7 @@ fn error_policy(penpot: Arc<Stored>, error: &Error, ctx: Arc<Context>) -> Action
         namespace = penpot.namespace().unwrap_or_default(),
         name = %penpot.name_any(),
         category = error.category(),
+        step = error.step().map(|s| s.to_string()),
         %error,
         retry_in = ?delay,
         "reconcile failed"

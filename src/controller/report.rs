@@ -12,6 +12,7 @@ use crate::crd::{Penpot, PenpotStatus, Phase};
 use crate::render::labels;
 
 use super::{Context, Error};
+use crate::error::{AtStep, Step};
 
 pub async fn report(penpot: &Penpot, ns: &str, status: PenpotStatus, ctx: &Context) -> Result<(), Error> {
     write(&penpot.object_ref(&()), ns, penpot.status.as_ref(), status, ctx).await
@@ -37,7 +38,9 @@ pub async fn write(
         "kind": Penpot::kind(&()),
         "status": status,
     });
-    api.patch_status(&name, &PatchParams::apply(labels::MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(&name, &PatchParams::apply(labels::MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .at(Step::Report)?;
 
     for event in transitions(previous, &status) {
         // Events are best effort: a full event store must not fail the reconcile.

@@ -14,6 +14,7 @@ use crate::conditions::Reason;
 
 use super::oidc_discovery::Discovery;
 use super::{Context, Error};
+use crate::error::{AtStep, Step};
 
 /// The outcome of resolving a Penpot's inputs.
 pub enum Resolved {
@@ -34,7 +35,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
     // Fetch every referenced Secret once.
     let mut found = relations::Found::new();
     for (relation, name) in spec.referenced_secrets() {
-        if let Some(secret) = secrets.get_opt(name).await? {
+        if let Some(secret) = secrets.get_opt(name).await.at(Step::Resolve)? {
             found.insert(relation, (name.to_string(), relations::secret_data(&secret)));
         }
     }
@@ -77,7 +78,7 @@ pub(super) async fn secret_key(
             secrets::SECRET_KEY_FIELD
         )
     };
-    if let Some(existing) = secrets.get_opt(&name).await? {
+    if let Some(existing) = secrets.get_opt(&name).await.at(Step::Resolve)? {
         return Ok(secrets::read_secret_key(&relations::secret_data(&existing)).ok_or_else(invalid));
     }
     ctx.ensure_leader()?;
@@ -91,10 +92,10 @@ pub(super) async fn secret_key(
         Ok(_) => Ok(Ok(key)),
         // Another reconcile (or a restarted operator) created it first: use theirs.
         Err(kube::Error::Api(s)) if s.code == 409 => {
-            let existing = secrets.get(&name).await?;
+            let existing = secrets.get(&name).await.at(Step::Resolve)?;
             Ok(secrets::read_secret_key(&relations::secret_data(&existing)).ok_or_else(invalid))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(Error::Kube { step: Step::Resolve, source: e }),
     }
 }
 
@@ -109,5 +110,5 @@ pub async fn current_workload(penpot: &Penpot, ns: &str, ctx: &Context) -> Resul
 /// The StatefulSet of the Penpot called `name`, if any.
 pub async fn workload(ns: &str, name: &str, ctx: &Context) -> Result<Option<StatefulSet>, Error> {
     let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), ns);
-    Ok(api.get_opt(name).await?)
+    api.get_opt(name).await.at(Step::Resolve)
 }

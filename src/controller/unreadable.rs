@@ -14,12 +14,13 @@ use crate::crd::{Penpot, PenpotStatus};
 use crate::status::{self, Observation};
 
 use super::{Context, Error, Stored, report, resolve};
+use crate::error::{AtStep, Step};
 
 pub async fn report(stored: &Stored, invalid: &InvalidObject, ns: &str, ctx: &Context) -> Result<Action, Error> {
     let name = invalid.metadata.name.clone().unwrap_or_default();
     // The watch keeps only the error text; read the object again to say which field it is.
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ApiResource::erase::<Penpot>(&()));
-    let Some(raw) = api.get_opt(&name).await? else { return Ok(Action::await_change()) };
+    let Some(raw) = api.get_opt(&name).await.at(Step::Resolve)? else { return Ok(Action::await_change()) };
     let value = serde_json::to_value(&raw)?;
     // Fixed since the watch saw it: the fix's own event reconciles it.
     let Some(problem) = describe(&value) else { return Ok(Action::await_change()) };
