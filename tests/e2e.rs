@@ -546,10 +546,7 @@ fn layers_with_loki_log_targets_load_in_pebble() {
 #[test]
 fn prometheus_objects_and_dashboard_appear_when_the_prometheus_operator_is_installed() {
     let Some(c) = cluster() else { return };
-    for (kind, plural) in [("PodMonitor", "podmonitors"), ("PrometheusRule", "prometheusrules")] {
-        c.kubectl_in(&["apply", "-f", "-"], Some(&stub_crd("monitoring.coreos.com", kind, plural)));
-        wait_established(c, &format!("{plural}.monitoring.coreos.com"));
-    }
+    install_prometheus_operator_crds(c);
     let ns = Namespace::new(c, "prom");
     let n = ns.name.as_str();
     let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");

@@ -119,18 +119,9 @@ fn refused_apply_is_reported_and_retried_with_backoff() {
     let Running { ns, op: _op, port, user } = operator_in(c, "conflict");
     let n = ns.name.as_str();
 
-    let deny = c.dir.join(format!("{n}-deny"));
-    let calls = c.dir.join(format!("logs/{n}-webhook.jsonl"));
-    std::fs::write(&deny, "").unwrap();
-    let webhook = Webhook::start(c, &deny, &calls, None);
-    let config = format!("penpot-e2e-{n}");
     let rule = "{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [statefulsets]}";
-    c.apply_ok(n, &webhook.configuration(&config, n, &user, rule, "true"));
-    let _unregister = Defer(|| drop(c.kubectl(&["delete", "validatingwebhookconfiguration", &config])));
-
-    c.apply_ok(n, &postgresql_secret("w-postgresql", PG_PASSWORD));
-    c.apply_ok(n, &redis_secret("w-redis", "6379"));
-    c.apply_ok(n, &s3_secret("w-s3"));
+    let (deny, calls, _webhook, _unregister) = refusing(c, n, &user, rule, "true");
+    relation_secrets(c, n, "w");
     c.apply_ok(n, &penpot_yaml("w", 1));
 
     let ready = wait_until(Duration::from_secs(60), "status to report the refused apply", || {
@@ -180,18 +171,9 @@ fn seven_failures_in_a_row_do_not_delay_recovery() {
     let Running { ns, op: _op, user, .. } = operator_in(c, "backoff");
     let n = ns.name.as_str();
 
-    let deny = c.dir.join(format!("{n}-deny"));
-    let calls = c.dir.join(format!("logs/{n}-webhook.jsonl"));
-    std::fs::write(&deny, "").unwrap();
-    let webhook = Webhook::start(c, &deny, &calls, None);
-    let config = format!("penpot-e2e-{n}");
     let rule = "{apiGroups: [\"\"], apiVersions: [v1], operations: [CREATE], resources: [secrets]}";
-    c.apply_ok(n, &webhook.configuration(&config, n, &user, rule, "request.name == 'b-secret-key'"));
-    let _unregister = Defer(|| drop(c.kubectl(&["delete", "validatingwebhookconfiguration", &config])));
-
-    c.apply_ok(n, &postgresql_secret("b-postgresql", PG_PASSWORD));
-    c.apply_ok(n, &redis_secret("b-redis", "6379"));
-    c.apply_ok(n, &s3_secret("b-s3"));
+    let (deny, calls, _webhook, _unregister) = refusing(c, n, &user, rule, "request.name == 'b-secret-key'");
+    relation_secrets(c, n, "b");
     c.apply_ok(n, &penpot_yaml("b", 1));
     let refused = || {
         std::fs::read_to_string(&calls)
@@ -333,6 +315,26 @@ fn operator_in<'a>(c: &'a Cluster, prefix: &str) -> Running<'a> {
     let port = free_port();
     let op = Operator::start(c, &ns.name, &kubeconfig, "op", &["--http-addr", &format!("127.0.0.1:{port}")]);
     Running { ns, op, port, user }
+}
+
+/// A webhook that refuses the operator's requests in `n` matching `rule` and the CEL
+/// `condition` while the returned flag file exists (it does on return). Also returns the
+/// webhook's request log; the webhook and its registration go when the last two are dropped.
+fn refusing<'c>(
+    c: &'c Cluster,
+    n: &str,
+    user: &str,
+    rule: &str,
+    condition: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Webhook, Defer<impl FnMut() + 'c>) {
+    let deny = c.dir.join(format!("{n}-deny"));
+    let calls = c.dir.join(format!("logs/{n}-webhook.jsonl"));
+    std::fs::write(&deny, "").unwrap();
+    let webhook = Webhook::start(c, &deny, &calls, None);
+    let config = format!("penpot-e2e-{n}");
+    c.apply_ok(n, &webhook.configuration(&config, n, user, rule, condition));
+    let unregister = Defer(move || drop(c.kubectl(&["delete", "validatingwebhookconfiguration", &config])));
+    (deny, calls, webhook, unregister)
 }
 
 /// Runs the closure when dropped: cleanup that must happen even when an assertion fails.

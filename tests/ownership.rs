@@ -12,12 +12,6 @@ use support::*;
 
 const LONG: Duration = Duration::from_secs(120);
 
-fn relations(c: &Cluster, ns: &str, name: &str) {
-    c.apply_ok(ns, &postgresql_secret(&format!("{name}-postgresql"), PG_PASSWORD));
-    c.apply_ok(ns, &redis_secret(&format!("{name}-redis"), "6379"));
-    c.apply_ok(ns, &s3_secret(&format!("{name}-s3")));
-}
-
 /// `penpot_yaml` plus `extra` spec lines (indented two spaces).
 fn penpot_with(name: &str, extra: &str) -> String {
     format!("{}{extra}", penpot_yaml(name, 1))
@@ -52,15 +46,12 @@ const BARE: &str = "  ingress: {host: p.example.com}\n";
 fn removed_fields_and_objects_leave_the_cluster() {
     let Some(c) = cluster() else { return };
     // PodMonitor and PrometheusRule exist (stub CRDs): monitoring is rendered.
-    for (kind, plural) in [("PodMonitor", "podmonitors"), ("PrometheusRule", "prometheusrules")] {
-        c.kubectl_in(&["apply", "-f", "-"], Some(&stub_crd("monitoring.coreos.com", kind, plural)));
-        wait_established(c, &format!("{plural}.monitoring.coreos.com"));
-    }
+    install_prometheus_operator_crds(c);
     let ns = Namespace::new(c, "prune");
     let n = ns.name.as_str();
     let (kubeconfig, user) = operator_identity(c, n, "penpot-operator");
     let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
-    relations(c, n, "p");
+    relation_secrets(c, n, "p");
     c.apply_ok(n, &penpot_with("p", FULL));
     wait_ready(c, n, "p");
     let pod_spec = |sts: &Value| sts["spec"]["template"]["spec"].clone();
@@ -168,7 +159,7 @@ fn objects_the_penpot_does_not_control_are_left_alone() {
         c.apply_ok(n, &foreign(kind, object));
         let live = c.get(n, &format!("{kind}/{object}")).unwrap();
         versions.push(live["metadata"]["resourceVersion"].as_str().unwrap().to_string());
-        relations(c, n, penpot);
+        relation_secrets(c, n, penpot);
         c.apply_ok(n, &penpot_with(penpot, &format!("  ingress: {{host: {penpot}.example.com}}\n")));
     }
     for (penpot, kind, object) in cases {
@@ -245,7 +236,7 @@ spec:
       - {path: /, pathType: Prefix, backend: {service: {name: penpot-frontend, port: {number: 8080}}}}
 "#,
     );
-    relations(c, n, "penpot");
+    relation_secrets(c, n, "penpot");
     c.apply_ok(n, &penpot_with("penpot", "  ingress: {host: design.example.com}\n"));
     let p = wait_until(LONG, "the Penpot to be Blocked by Helm's Ingress", || {
         let p = c.get(n, "penpot/penpot")?;

@@ -324,13 +324,27 @@ spec:
     )
 }
 
-/// Applies a Penpot with all three required Secrets and waits for `Ready` with kubectl.
-pub fn ready_penpot(c: &Cluster, ns: &str, name: &str, replicas: i32) {
+/// The three required relation Secrets of the Penpot `name`, as `penpot_yaml` names them.
+pub fn relation_secrets(c: &Cluster, ns: &str, name: &str) {
     c.apply_ok(ns, &postgresql_secret(&format!("{name}-postgresql"), PG_PASSWORD));
     c.apply_ok(ns, &redis_secret(&format!("{name}-redis"), "6379"));
     c.apply_ok(ns, &s3_secret(&format!("{name}-s3")));
+}
+
+/// Applies a Penpot with all three required Secrets and waits for `Ready` with kubectl.
+pub fn ready_penpot(c: &Cluster, ns: &str, name: &str, replicas: i32) {
+    relation_secrets(c, ns, name);
     c.apply_ok(ns, &penpot_yaml(name, replicas));
     wait_ready(c, ns, name);
+}
+
+/// Stub CRDs for the Prometheus Operator's PodMonitor and PrometheusRule (cluster-wide, so
+/// every operator from then on renders them).
+pub fn install_prometheus_operator_crds(c: &Cluster) {
+    for (kind, plural) in [("PodMonitor", "podmonitors"), ("PrometheusRule", "prometheusrules")] {
+        c.kubectl_in(&["apply", "-f", "-"], Some(&stub_crd("monitoring.coreos.com", kind, plural)));
+        wait_established(c, &format!("{plural}.monitoring.coreos.com"));
+    }
 }
 
 pub fn wait_ready(c: &Cluster, ns: &str, name: &str) {
