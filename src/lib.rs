@@ -17,3 +17,5 @@ pub mod render;
 pub mod schema;
 pub mod status;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;

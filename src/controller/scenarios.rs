@@ -5,8 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use http::{Request, Response, StatusCode};
-use kube::client::Body;
+use http::StatusCode;
 use kube::runtime::reflector;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -19,41 +18,7 @@ use crate::render::{self, Desired};
 use super::seen::{Epoch, Seen, Stores};
 use super::versions::Versions;
 use super::{Context, Error, apply, backoff};
-
-/// One request as the mock API server saw it.
-#[derive(Clone, Debug)]
-struct Call {
-    method: String,
-    path: String,
-    body: Value,
-}
-
-type Responder = dyn Fn(&str, &str, &Value) -> (StatusCode, Value) + Send + Sync;
-
-/// A client whose API server is `respond`; every request is recorded in order.
-fn mock(respond: Box<Responder>) -> (Client, Arc<Mutex<Vec<Call>>>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let record = log.clone();
-    tokio::spawn(async move {
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let path = request.uri().path().to_string();
-            let bytes = request.into_body().collect_bytes().await;
-            let body = bytes.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
-            let (status, answer) = respond(&method, &path, &body);
-            record.lock().unwrap().push(Call { method, path, body });
-            let response = Response::builder().status(status).body(Body::from(serde_json::to_vec(&answer).unwrap()));
-            send.send_response(response.unwrap());
-        }
-    });
-    (Client::new(service, "ns"), log)
-}
-
-fn not_found() -> (StatusCode, Value) {
-    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404});
-    (StatusCode::NOT_FOUND, status)
-}
+use crate::test_support::{Call, Responder, conflict, mock, not_found, requests};
 
 /// The body of an apply, as the server would answer it.
 fn applied(body: &Value) -> (StatusCode, Value) {
@@ -117,10 +82,6 @@ fn desired(penpot: &Penpot) -> Desired {
     let Resolution::Ready(relations) = relations::resolve(&penpot.spec, &found) else { panic!("fixture relations") };
     let inputs = render::Inputs { relations: *relations, secret_key: "k".repeat(40), prometheus_operator: false };
     render::render(penpot, &inputs).unwrap()
-}
-
-fn requests(log: &Arc<Mutex<Vec<Call>>>) -> Vec<String> {
-    log.lock().unwrap().iter().map(|r| format!("{} {}", r.method, r.path)).collect()
 }
 
 #[tokio::test]
@@ -283,10 +244,7 @@ async fn the_secret_key_create_race_adopts_the_winners_key() {
                 (StatusCode::OK, secret)
             }
         }
-        _ => {
-            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists", "code": 409});
-            (StatusCode::CONFLICT, status)
-        }
+        _ => conflict(),
     }));
     let ctx = context(client.clone(), stores());
     let secrets = kube::Api::namespaced(client, "ns");

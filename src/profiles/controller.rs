@@ -219,3 +219,63 @@ async fn report(
     api.patch_status(&profile.name_any(), &PatchParams::apply(labels::MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{conflict, mock, not_found, requests};
+    use base64::Engine;
+    use http::StatusCode;
+
+    fn profile() -> PenpotProfile {
+        serde_json::from_value(json!({
+            "apiVersion": "penpot-operator.dev/v1alpha1", "kind": "PenpotProfile",
+            "metadata": {"name": "ada", "namespace": "ns", "uid": "profile-uid"},
+            "spec": {"penpotRef": {"name": "p"}, "email": "ada@example.com", "fullname": "Ada"}
+        }))
+        .unwrap()
+    }
+
+    /// Another writer creates `<name>-password` between the read and the create: the create
+    /// gets 409 and the winner's password is used, as the secret key's race is handled.
+    #[tokio::test]
+    async fn the_password_secret_create_race_uses_the_winners_password() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode("winner-password");
+        let gets = std::sync::Arc::new(std::sync::Mutex::new(0));
+        let (client, log) = mock(Box::new(move |method, _, _| match method {
+            "GET" => {
+                let mut n = gets.lock().unwrap();
+                *n += 1;
+                if *n == 1 {
+                    return not_found();
+                }
+                let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ada-password"},
+                                    "data": {"password": encoded}});
+                (StatusCode::OK, secret)
+            }
+            _ => conflict(),
+        }));
+        let ctx = Context { client, leader: Arc::new(crate::leader::Gate::always_open()) };
+        let found = password(&profile(), "ns", &ctx).await.unwrap();
+        assert_eq!(found, Ok(("winner-password".to_string(), "ada-password".to_string())));
+        let path = "/api/v1/namespaces/ns/secrets";
+        assert_eq!(
+            requests(&log),
+            [format!("GET {path}/ada-password"), format!("POST {path}"), format!("GET {path}/ada-password")]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_existing_password_secret_without_a_password_is_reported_not_overwritten() {
+        let (client, log) = mock(Box::new(|method, _, _| match method {
+            "GET" => {
+                (StatusCode::OK, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ada-password"}}))
+            }
+            _ => conflict(),
+        }));
+        let ctx = Context { client, leader: Arc::new(crate::leader::Gate::always_open()) };
+        let found = password(&profile(), "ns", &ctx).await.unwrap();
+        assert!(found.is_err_and(|m| m.contains("ada-password") && m.contains("fix or delete")));
+        assert_eq!(requests(&log).len(), 1, "wrote to an existing Secret");
+    }
+}
