@@ -49,9 +49,9 @@ pub enum Error {
         "{kind} {name} still belongs to a deleted Penpot of the same name; waiting for the garbage collector to remove it"
     )]
     Predecessor { kind: OwnedKind, name: String },
-    /// An object the apply should have produced is absent from its result.
-    #[error("apply produced no {0}")]
-    Missing(String),
+    /// Something the API server always provides was absent (a uid, an applied object).
+    #[error("unexpected answer from the API server: {0}")]
+    Unexpected(String),
     #[error("cannot encode an object: {0}")]
     Json(#[from] serde_json::Error),
     #[error("Penpot is not namespaced")]
@@ -65,7 +65,7 @@ impl Error {
     pub fn step(&self) -> Option<Step> {
         match self {
             Error::Kube { step, .. } => Some(*step),
-            Error::Rejected { .. } | Error::InTheWay { .. } | Error::Predecessor { .. } | Error::Missing(_) => {
+            Error::Rejected { .. } | Error::InTheWay { .. } | Error::Predecessor { .. } | Error::Unexpected(_) => {
                 Some(Step::Apply)
             }
             Error::Json(_) | Error::NotNamespaced | Error::NotLeader => None,
@@ -83,7 +83,7 @@ impl Error {
             Error::Kube { .. } => "ClientError",
             Error::InTheWay { .. } => "ObjectInTheWay",
             Error::Predecessor { .. } => "Predecessor",
-            Error::Missing(_) => "Missing",
+            Error::Unexpected(_) => "Unexpected",
             Error::Json(_) => "Encoding",
             Error::NotNamespaced => "NotNamespaced",
             Error::NotLeader => "NotLeader",

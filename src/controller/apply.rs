@@ -45,7 +45,7 @@ struct Write<'a> {
 }
 
 pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Context) -> Result<Applied, Error> {
-    let uid = penpot.uid().ok_or(Error::NotNamespaced)?;
+    let uid = penpot.uid().ok_or_else(|| Error::Unexpected("the Penpot has no uid".into()))?;
     let objects = desired.objects()?;
     let mut statefulset = None;
     let mut writes = Vec::new();
@@ -88,7 +88,7 @@ pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Conte
         }
     }
     let pruned = prune(penpot, ns, &uid, &objects, ctx).await?;
-    let statefulset = statefulset.ok_or_else(|| Error::Missing("StatefulSet".into()))?;
+    let statefulset = statefulset.ok_or_else(|| Error::Unexpected("no StatefulSet after apply".into()))?;
     let statefulset = serde_json::from_value(serde_json::to_value(statefulset)?)?;
     Ok(Applied { statefulset, writes: count + pruned })
 }
