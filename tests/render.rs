@@ -514,3 +514,41 @@ fn owned_objects_carry_namespace_and_names() {
     assert_eq!(keys, ["001-nginx.yaml", "001-penpot.yaml", "config.js", "nginx.conf"]);
     assert!(desired.ingress.is_none(), "no ingress without spec.ingress");
 }
+
+#[test]
+fn ingress_nginx_gets_the_upload_size_and_websocket_timeouts_and_the_user_wins() {
+    use penpot_operator::crd::IngressSpec;
+    let with = |class: Option<&str>, annotations: &[(&str, &str)]| {
+        let ingress = IngressSpec {
+            class_name: class.map(str::to_string),
+            host: Some("penpot.local".into()),
+            annotations: annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        };
+        let desired = render_ok(&penpot(PenpotSpec { ingress: Some(ingress), ..spec() }), relations());
+        desired.ingress.and_then(|i| i.metadata.annotations).unwrap_or_default()
+    };
+    let body = "nginx.ingress.kubernetes.io/proxy-body-size";
+    let read = "nginx.ingress.kubernetes.io/proxy-read-timeout";
+    for class in [None, Some("nginx"), Some("ingress-nginx-internal")] {
+        let a = with(class, &[]);
+        assert_eq!(a.get(body).map(String::as_str), Some("350m"), "{class:?}: {a:?}");
+        assert_eq!(a.get(read).map(String::as_str), Some("3600"), "{class:?}: {a:?}");
+    }
+    assert!(with(Some("traefik"), &[]).is_empty(), "another controller gets no ingress-nginx annotations");
+    assert_eq!(with(Some("nginx"), &[(body, "1g")]).get(body).map(String::as_str), Some("1g"), "the user's value wins");
+}
+
+#[test]
+fn readiness_is_the_backends_readyz_and_a_static_nginx_answer() {
+    let desired = render_ok(&penpot(spec()), relations());
+    let pod = desired.statefulset.spec.and_then(|s| s.template.spec).expect("pod spec");
+    let readiness = |name: &str| {
+        let c = pod.containers.iter().find(|c| c.name == name).expect("container");
+        let get = c.readiness_probe.as_ref().and_then(|p| p.http_get.clone()).expect("httpGet readiness");
+        (get.path.unwrap_or_default(), get.port)
+    };
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    assert_eq!(readiness("penpot"), ("/readyz".to_string(), IntOrString::Int(6060)));
+    assert_eq!(readiness("nginx"), ("/_penpot/nginx-ready".to_string(), IntOrString::Int(8080)));
+}

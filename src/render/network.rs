@@ -7,6 +7,7 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
 
 use crate::crd::IngressSpec as PenpotIngress;
 
@@ -72,6 +73,23 @@ pub fn headless_service(m: &Meta) -> Service {
     }
 }
 
+/// What ingress-nginx needs to carry Penpot: its default body limit (1 MiB) turns every
+/// upload (chunks of up to 25 MiB, files up to Penpot's 350 MiB) into a 413, and its 60 s read
+/// timeout cuts the `/ws/notifications` websocket. Set for class names with "nginx" in them,
+/// or none (the cluster's default class); other controllers get nothing they do not read.
+fn ingress_nginx_defaults(class_name: Option<&str>) -> BTreeMap<String, String> {
+    if !class_name.is_none_or(|c| c.contains("nginx")) {
+        return BTreeMap::new();
+    }
+    let prefix = "nginx.ingress.kubernetes.io";
+    [
+        (format!("{prefix}/proxy-body-size"), "350m".to_string()),
+        (format!("{prefix}/proxy-read-timeout"), "3600".to_string()),
+        (format!("{prefix}/proxy-send-timeout"), "3600".to_string()),
+    ]
+    .into()
+}
+
 pub fn ingress(m: &Meta, spec: &PenpotIngress) -> Option<Ingress> {
     let host = spec.host.clone()?;
     let backend = IngressBackend {
@@ -82,7 +100,10 @@ pub fn ingress(m: &Meta, spec: &PenpotIngress) -> Option<Ingress> {
         ..Default::default()
     };
     let mut metadata = m.object(m.name.to_string(), "frontend");
-    metadata.annotations = (!spec.annotations.is_empty()).then(|| spec.annotations.clone());
+    let mut annotations = ingress_nginx_defaults(spec.class_name.as_deref());
+    // The user's annotations win.
+    annotations.extend(spec.annotations.clone());
+    metadata.annotations = (!annotations.is_empty()).then_some(annotations);
     Some(Ingress {
         metadata,
         spec: Some(IngressSpec {

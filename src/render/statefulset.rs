@@ -36,6 +36,8 @@ struct ContainerPlan {
     ports: Vec<ContainerPort>,
     resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
     working_dir: Option<String>,
+    /// What "ready to serve" means for this container (see [`ready_on`]).
+    readiness: Probe,
 }
 
 fn port(name: &str, number: u16) -> ContainerPort {
@@ -56,7 +58,25 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-/// Probes on Pebble's health endpoint, wired as Juju wires them.
+/// Readiness on the workload's own HTTP endpoint, not Pebble's: Pebble checks start "up", so
+/// a `level=ready` probe passes for the first check period while nothing listens yet, pods
+/// turn Ready about 30 s early and a rolling update takes the next pod down too soon.
+fn ready_on(path: &str, port: u16) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(port.into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(5),
+        timeout_seconds: Some(2),
+        success_threshold: Some(1),
+        failure_threshold: Some(2),
+        ..Default::default()
+    }
+}
+
+/// Startup and liveness on Pebble's health endpoint, wired as Juju wires them.
 fn probe(level: &str, port: u16, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -101,7 +121,7 @@ fn container(plan: ContainerPlan, pull_policy: Option<String>) -> Container {
         ports: Some(ports),
         startup_probe: Some(probe("alive", plan.pebble_port, 1, 30)),
         liveness_probe: Some(probe("alive", plan.pebble_port, 5, 3)),
-        readiness_probe: Some(probe("ready", plan.pebble_port, 5, 1)),
+        readiness_probe: Some(plan.readiness),
         resources: plan.resources,
         working_dir: plan.working_dir,
         security_context: Some(SecurityContext {
@@ -220,6 +240,8 @@ fn containers(spec: &PenpotSpec) -> Vec<Container> {
         ports: vec![port("http", paths::NGINX_PORT), port("metrics", paths::NGINX_EXPORTER_PORT)],
         working_dir: None,
         resources: resources.nginx,
+        // A static answer from nginx itself: the frontend's /readyz is the backend's.
+        readiness: ready_on(paths::NGINX_HEALTH_PATH, paths::NGINX_PORT),
     };
     let penpot = ContainerPlan {
         name: "penpot",
@@ -230,6 +252,8 @@ fn containers(spec: &PenpotSpec) -> Vec<Container> {
         // `kubectl exec` (and the profile commands) land where manage.py lives.
         working_dir: Some(paths::BACKEND_DIR.into()),
         resources: resources.penpot,
+        // The backend's own check: 200 once it serves and reaches its database.
+        readiness: ready_on("/readyz", paths::BACKEND_PORT),
     };
     vec![container(nginx, pull_policy.clone()), container(penpot, pull_policy)]
 }
