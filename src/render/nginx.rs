@@ -69,10 +69,10 @@ mod tests {
     fn routes_present() {
         let conf = nginx_conf(&NginxInputs { dns_resolver: "10.96.0.10", exporter: true, air_gapped: false });
         for needle in [
-            "location /api/export",
+            "location ^~ /api/export",
             "proxy_pass http://127.0.0.1:6061",
             "proxy_pass http://127.0.0.1:6060/api;",
-            "location /ws/notifications",
+            "location ^~ /ws/notifications",
             "resolver 10.96.0.10",
             "listen 8080 default_server",
             "fonts.googleapis.com",
