@@ -53,7 +53,7 @@ pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Conte
     for object in &objects {
         let is_workload = object.kind == OwnedKind::StatefulSet;
         // The StatefulSet is always read: its status is the Penpot's status.
-        if !is_workload && ctx.seen.vouches(object.kind, &uid, ns, &object.name, Some(&object.value)) {
+        if !is_workload && ctx.seen.vouches(object.kind, &uid, ns, &object.name, &object.digest) {
             continue;
         }
         let epoch = ctx.seen.epoch();
@@ -98,7 +98,7 @@ fn api(ctx: &Context, ns: &str, kind: OwnedKind) -> Api<DynamicObject> {
 }
 
 fn prove(ctx: &Context, object: &Object, owner: &str, live: &DynamicObject, epoch: u64) {
-    ctx.seen.prove(object.kind, owner, &object.name, Some(&object.value), live.resource_version(), epoch);
+    ctx.seen.prove(object.kind, owner, &object.name, &object.digest, live.resource_version(), epoch);
 }
 
 /// Refuses an object this Penpot neither controls nor was handed.

@@ -3,9 +3,9 @@
 //!
 //! The metadata-only watches of the owned kinds (the same watches that trigger reconciles)
 //! keep each object's resourceVersion. Once a GET or an apply shows that the server holds every
-//! rendered field (or, for an object the render no longer produces, that it is gone), that
-//! proof is remembered with the object's resourceVersion. A later reconcile that renders the
-//! same bytes while the watch still shows that resourceVersion skips the GET: nobody has
+//! rendered field, that proof is remembered with the render's digest (the one its
+//! `render-digest` annotation carries) and the object's resourceVersion. A later reconcile that
+//! renders the same digest while the watch still shows that resourceVersion skips the GET: nobody has
 //! written the object since. Any mismatch (a hand edit, a deletion, an event not yet
 //! delivered, a new render) falls back to a real GET, so a stale cache can cost a read but not
 //! hide drift. Two more limits cover a watch that stops hearing: a proof dies when any
@@ -17,12 +17,9 @@
 //! rotation test). Without them every reconcile would read all six owned objects.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use serde_json::Value;
 
 use crate::render::owned::OwnedKind;
 
@@ -81,11 +78,11 @@ struct Verified {
     swept: Instant,
 }
 
-/// The render's digest (0: proven absent), the resourceVersion the watch must still show
-/// (`None`: it must show nothing), the watch epoch and the time of the proof.
+/// The render's digest, the resourceVersion the watch must still show, the watch epoch and
+/// the time of the proof.
 struct Proof {
-    digest: u64,
-    resource_version: Option<String>,
+    digest: String,
+    resource_version: String,
     epoch: u64,
     at: Instant,
 }
@@ -108,33 +105,35 @@ impl Seen {
         self.stores.get(kind)?.get(ns, name)
     }
 
-    /// True when the server was proven to hold `want` (`None`: to hold no such object) and
-    /// the watch shows nothing has happened to the object since.
-    pub fn vouches(&self, kind: OwnedKind, owner: &str, ns: &str, name: &str, want: Option<&Value>) -> bool {
+    /// True when the server was proven to hold the render with `digest` and the watch shows
+    /// nothing has happened to the object since.
+    pub fn vouches(&self, kind: OwnedKind, owner: &str, ns: &str, name: &str, digest: &str) -> bool {
         if self.stores.get(kind).is_none() {
             return false;
         }
-        let current = self.resource_version(kind, ns, name);
+        let Some(current) = self.resource_version(kind, ns, name) else { return false };
         let epoch = self.epoch.get();
         let Ok(verified) = self.verified.lock() else { return false };
         verified.entries.get(&key(kind, owner, name)).is_some_and(|p| {
-            p.digest == digest(want) && p.resource_version == current && p.epoch == epoch && p.at.elapsed() < MAX_AGE
+            p.digest == digest && p.resource_version == current && p.epoch == epoch && p.at.elapsed() < MAX_AGE
         })
     }
 
-    /// Records that the server held `want` (`None`: nothing) at `resource_version`. Take the
-    /// epoch before the read or write that proves it, so an error in between voids the proof.
+    /// Records that the server held the render with `digest` at `resource_version` (an object
+    /// without one proves nothing). Take the epoch before the read or write that proves it, so
+    /// an error in between voids the proof.
     pub fn prove(
         &self,
         kind: OwnedKind,
         owner: &str,
         name: &str,
-        want: Option<&Value>,
+        digest: &str,
         resource_version: Option<String>,
         epoch: u64,
     ) {
+        let Some(resource_version) = resource_version else { return };
         let Ok(mut verified) = self.verified.lock() else { return };
-        let proof = Proof { digest: digest(want), resource_version, epoch, at: Instant::now() };
+        let proof = Proof { digest: digest.to_string(), resource_version, epoch, at: Instant::now() };
         verified.entries.insert(key(kind, owner, name), proof);
     }
 
@@ -171,22 +170,12 @@ fn key(kind: OwnedKind, owner: &str, name: &str) -> Key {
     (owner.to_string(), kind, name.to_string())
 }
 
-/// serde_json maps are ordered, so the same render always gives the same digest.
-fn digest(want: Option<&Value>) -> u64 {
-    let Some(want) = want else { return 0 };
-    let mut hasher = DefaultHasher::new();
-    want.to_string().hash(&mut hasher);
-    // 0 stands for "absent".
-    hasher.finish().max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Service;
     use kube::core::PartialObjectMeta;
     use kube::runtime::watcher::Event;
-    use serde_json::json;
 
     fn service_meta(name: &str, rv: &str) -> Event<PartialObjectMeta<Service>> {
         let mut meta = PartialObjectMeta::<Service>::default();
@@ -212,16 +201,14 @@ mod tests {
     fn a_proof_holds_only_for_the_same_render_at_the_same_resource_version() {
         let services = Versions::default();
         let seen = seen_with(services.clone());
-        let want = json!({"spec": {"ports": [{"port": 8080}]}});
-        let want = Some(&want);
+        let want = "digest-a";
         assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want), "nothing proven, nothing seen");
 
         services.apply(&service_meta("p", "10"));
         assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want), "seen but not proven");
         seen.prove(OwnedKind::Service, "uid", "p", want, Some("10".into()), seen.epoch());
         assert!(seen.vouches(OwnedKind::Service, "uid", "ns", "p", want));
-        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", Some(&json!({"spec": {}}))), "another render");
-        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", None), "present is not absent");
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", "digest-b"), "another render");
         assert!(!seen.vouches(OwnedKind::Secret, "uid", "ns", "p", want), "another kind");
         assert!(!seen.vouches(OwnedKind::Service, "other", "ns", "p", want), "another owner");
 
@@ -234,12 +221,12 @@ mod tests {
             services.apply(&Event::Delete(gone));
         }
         assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want));
-        // Proven absent, and the watch agrees; until the object shows up.
-        seen.prove(OwnedKind::Service, "uid", "p", None, None, seen.epoch());
-        assert!(seen.vouches(OwnedKind::Service, "uid", "ns", "p", None));
-        services.apply(&service_meta("p", "12"));
-        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", None));
         seen.forget(OwnedKind::Service, "uid", "p");
+        assert_eq!(seen.len(), 0);
+        // An object without a resourceVersion proves nothing.
+        services.apply(&service_meta("p", "12"));
+        seen.prove(OwnedKind::Service, "uid", "p", want, None, seen.epoch());
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want));
         assert_eq!(seen.len(), 0);
     }
 
@@ -248,29 +235,29 @@ mod tests {
         let services = Versions::default();
         let seen = seen_with(services.clone());
         services.apply(&service_meta("p", "10"));
-        let want = json!({});
+        let want = "digest-a";
         let before = seen.epoch();
         seen.epoch.bump();
-        seen.prove(OwnedKind::Service, "uid", "p", Some(&want), Some("10".into()), before);
-        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", Some(&want)), "proven across a watch error");
-        seen.prove(OwnedKind::Service, "uid", "p", Some(&want), Some("10".into()), seen.epoch());
-        assert!(seen.vouches(OwnedKind::Service, "uid", "ns", "p", Some(&want)));
+        seen.prove(OwnedKind::Service, "uid", "p", want, Some("10".into()), before);
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want), "proven across a watch error");
+        seen.prove(OwnedKind::Service, "uid", "p", want, Some("10".into()), seen.epoch());
+        assert!(seen.vouches(OwnedKind::Service, "uid", "ns", "p", want));
         seen.epoch.bump();
-        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", Some(&want)), "a watch error after the proof");
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want), "a watch error after the proof");
 
-        seen.prove(OwnedKind::Service, "uid", "p", Some(&want), Some("10".into()), seen.epoch());
+        seen.prove(OwnedKind::Service, "uid", "p", want, Some("10".into()), seen.epoch());
         if let Some(proof) = seen.verified.lock().unwrap().entries.values_mut().next() {
             proof.at = Instant::now().checked_sub(MAX_AGE).unwrap();
         }
-        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", Some(&want)), "an old proof");
+        assert!(!seen.vouches(OwnedKind::Service, "uid", "ns", "p", want), "an old proof");
     }
 
     #[test]
     fn sweep_drops_owners_that_are_gone() {
         let seen = seen_with(Versions::default());
-        let want = json!({});
-        seen.prove(OwnedKind::Service, "kept", "a", Some(&want), Some("1".into()), 0);
-        seen.prove(OwnedKind::Service, "gone", "b", Some(&want), Some("1".into()), 0);
+        let want = "digest-a";
+        seen.prove(OwnedKind::Service, "kept", "a", want, Some("1".into()), 0);
+        seen.prove(OwnedKind::Service, "gone", "b", want, Some("1".into()), 0);
         assert_eq!(seen.len(), 2);
         seen.sweep(|| panic!("swept before SWEEP_EVERY"));
         seen.verified.lock().unwrap().swept = Instant::now().checked_sub(SWEEP_EVERY).unwrap();

@@ -15,7 +15,13 @@ pub fn config_hash(data: &BTreeMap<String, String>) -> String {
         h.update((v.len() as u64).to_be_bytes());
         h.update(v.as_bytes());
     }
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    short_hex(&h.finalize())
+}
+
+/// The first 16 bytes of a SHA-256 digest in hex: the 32 characters every digest the operator
+/// writes has.
+pub fn short_hex(digest: &[u8]) -> String {
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

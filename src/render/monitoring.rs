@@ -5,26 +5,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 
 use super::labels;
 use super::network::Meta;
+use super::owned::OwnedKind;
 use super::version::Version;
-
-pub fn pod_monitor_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "PodMonitor"),
-        "podmonitors",
-    )
-}
-
-pub fn prometheus_rule_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "PrometheusRule"),
-        "prometheusrules",
-    )
-}
 
 fn dynamic(m: &Meta, resource: &ApiResource, name: String, spec: Value) -> DynamicObject {
     let mut obj = DynamicObject::new(&name, resource).data(json!({ "spec": spec }));
@@ -41,7 +28,7 @@ pub fn pod_monitor(m: &Meta) -> DynamicObject {
             { "port": "metrics", "path": "/metrics", "interval": "30s" },
         ],
     });
-    dynamic(m, &pod_monitor_resource(), m.name.to_string(), spec)
+    dynamic(m, &OwnedKind::PodMonitor.api_resource(), m.name.to_string(), spec)
 }
 
 fn rpc_metric(version: Version) -> &'static str {
@@ -93,7 +80,7 @@ pub fn prometheus_rule(m: &Meta, version: Version) -> DynamicObject {
         ),
     ];
     let spec = json!({ "groups": [ { "name": format!("penpot-{}", m.name), "rules": rules } ] });
-    dynamic(m, &prometheus_rule_resource(), m.name.to_string(), spec)
+    dynamic(m, &OwnedKind::PrometheusRule.api_resource(), m.name.to_string(), spec)
 }
 
 /// A Grafana dashboard in a ConfigMap labelled for the Grafana sidecar (`grafana_dashboard`).

@@ -7,11 +7,12 @@
 //! render. A changed digest can: any difference in the render, removals included, changes
 //! the annotation the live object must hold.
 
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{ApiResource, GroupVersionKind};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::hash::short_hex;
 use super::labels;
 
 /// Annotation holding the digest of the rendered object it sits on.
@@ -70,11 +71,6 @@ impl OwnedKind {
         ApiResource::from_gvk_with_plural(&self.gvk(), plural)
     }
 
-    /// Kinds that exist only where the Prometheus Operator is installed.
-    pub fn needs_prometheus_operator(self) -> bool {
-        matches!(self, OwnedKind::PodMonitor | OwnedKind::PrometheusRule)
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             OwnedKind::Secret => "Secret",
@@ -101,41 +97,25 @@ pub struct Object {
     pub kind: OwnedKind,
     pub name: String,
     pub value: Value,
+    /// What the annotation holds: also the key of what apply proved (`controller::seen`).
+    pub digest: String,
 }
 
 impl Object {
     /// Serialises `object` and stamps it with the digest of everything else it holds.
     pub fn new<T: Serialize>(kind: OwnedKind, name: &str, object: &T) -> Result<Object, serde_json::Error> {
         let mut value = serde_json::to_value(object)?;
-        let digest = digest(&value);
+        // serde_json writes map keys sorted and struct fields in declaration order, so the
+        // same render gives the same digest.
+        let digest = short_hex(&Sha256::digest(serde_json::to_vec(&value)?));
         if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
             let annotations = meta.entry("annotations").or_insert_with(|| Value::Object(Default::default()));
             if let Some(annotations) = annotations.as_object_mut() {
-                annotations.insert(RENDER_DIGEST_ANNOTATION.into(), Value::String(digest));
+                annotations.insert(RENDER_DIGEST_ANNOTATION.into(), Value::String(digest.clone()));
             }
         }
-        Ok(Object { kind, name: name.to_string(), value })
+        Ok(Object { kind, name: name.to_string(), value, digest })
     }
-
-    pub fn digest(&self) -> Option<&str> {
-        self.value.pointer(&annotation_pointer()).and_then(Value::as_str)
-    }
-
-    pub fn as_dynamic(&self) -> Result<DynamicObject, serde_json::Error> {
-        serde_json::from_value(self.value.clone())
-    }
-}
-
-/// The JSON pointer of the digest annotation (`/` in its key escaped as `~1`).
-pub fn annotation_pointer() -> String {
-    format!("/metadata/annotations/{}", RENDER_DIGEST_ANNOTATION.replace('/', "~1"))
-}
-
-/// Hex SHA-256 (first 16 bytes) of the object's JSON. serde_json writes map keys sorted and
-/// struct fields in declaration order, so the same render gives the same digest.
-fn digest(value: &Value) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
-    Sha256::digest(bytes)[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Objects a Penpot owns that no render produces and that prune must leave alone: the secret
@@ -166,11 +146,12 @@ mod tests {
         let both = Object::new(OwnedKind::Service, "p", &service(&[("a", "1"), ("b", "2")])).unwrap();
         let again = Object::new(OwnedKind::Service, "p", &service(&[("a", "1"), ("b", "2")])).unwrap();
         let one = Object::new(OwnedKind::Service, "p", &service(&[("a", "1")])).unwrap();
-        assert_eq!(both.digest(), again.digest());
-        assert_ne!(both.digest(), one.digest(), "a removed map key must change the digest");
-        assert_eq!(both.digest().map(str::len), Some(32));
+        assert_eq!(both.digest, again.digest);
+        assert_ne!(both.digest, one.digest, "a removed map key must change the digest");
+        assert_eq!(both.digest.len(), 32);
+        assert_eq!(both.value["metadata"]["annotations"][RENDER_DIGEST_ANNOTATION], both.digest.as_str());
         assert_eq!(both.value["kind"], "Service");
-        assert_eq!(both.as_dynamic().unwrap().metadata.name.as_deref(), Some("p"));
+        assert_eq!(both.value["metadata"]["name"], "p");
     }
 
     #[test]
