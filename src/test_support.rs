@@ -43,6 +43,20 @@ pub fn not_found() -> (StatusCode, Value) {
     (StatusCode::NOT_FOUND, status)
 }
 
+/// A create race lost: the first GET finds nothing, every create gets 409, and every later
+/// GET finds the Secret `name` holding `key`: `value`, which another writer made meanwhile.
+pub fn secret_created_meanwhile(name: &str, key: &str, value: &str) -> Box<Responder> {
+    use base64::Engine;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+                        "data": {key: base64::engine::general_purpose::STANDARD.encode(value)}});
+    let read_once = std::sync::atomic::AtomicBool::new(false);
+    Box::new(move |method, _, _| match method {
+        "GET" if !read_once.swap(true, std::sync::atomic::Ordering::SeqCst) => not_found(),
+        "GET" => (StatusCode::OK, secret.clone()),
+        _ => conflict(),
+    })
+}
+
 /// 409 AlreadyExists: what a create loses to an object made meanwhile.
 pub fn conflict() -> (StatusCode, Value) {
     let status =

@@ -58,12 +58,12 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
     let blocked_again = previous.is_some_and(|p| p.phase == Some(Phase::Blocked) && p.message != next.message)
         && next.phase == Some(Phase::Blocked);
     // A refusal while pods start keeps the phase (`Waiting`) but still deserves its warning.
-    let applied_failed = Reason::ApplyFailed.as_str();
-    let refused = ready_reason == applied_failed && previous.and_then(ready_reason_of) != Some(applied_failed);
+    let apply_failed = Reason::ApplyFailed.as_str();
+    let refused = ready_reason == apply_failed && previous.and_then(ready_reason_of) != Some(apply_failed);
     if previous.and_then(|p| p.phase) != next.phase || blocked_again || refused {
         let phase = next.phase.map(|p| format!("{p:?}")).unwrap_or_default();
         events.push(Event {
-            type_: if next.phase == Some(Phase::Blocked) || ready_reason == applied_failed {
+            type_: if next.phase == Some(Phase::Blocked) || ready_reason == apply_failed {
                 EventType::Warning
             } else {
                 EventType::Normal

@@ -3,7 +3,7 @@
 //! reaches only by luck or not at all. The e2e suites check the same paths against the real
 //! control plane.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::StatusCode;
 use kube::runtime::reflector;
@@ -18,7 +18,7 @@ use crate::render::{self, Desired};
 use super::seen::{Epoch, Seen, Stores};
 use super::versions::Versions;
 use super::{Context, Error, apply, backoff};
-use crate::test_support::{Call, Responder, conflict, mock, not_found, requests};
+use crate::test_support::{Call, Responder, mock, not_found, requests, secret_created_meanwhile};
 
 /// The body of an apply, as the server would answer it.
 fn applied(body: &Value) -> (StatusCode, Value) {
@@ -227,25 +227,8 @@ async fn prune_deletes_what_this_penpot_controls_and_nothing_else() {
 
 #[tokio::test]
 async fn the_secret_key_create_race_adopts_the_winners_key() {
-    use base64::Engine;
     let winner = "w".repeat(48);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&winner);
-    let gets = Arc::new(Mutex::new(0));
-    let (client, log) = mock(Box::new(move |method, _, _| match method {
-        // The first read finds nothing; after the lost create, the winner's Secret is there.
-        "GET" => {
-            let mut n = gets.lock().unwrap();
-            *n += 1;
-            if *n == 1 {
-                not_found()
-            } else {
-                let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "p-secret-key"},
-                                    "data": {"secret-key": encoded}});
-                (StatusCode::OK, secret)
-            }
-        }
-        _ => conflict(),
-    }));
+    let (client, log) = mock(secret_created_meanwhile("p-secret-key", "secret-key", &winner));
     let ctx = context(client.clone(), stores());
     let secrets = kube::Api::namespaced(client, "ns");
     let key = super::resolve::secret_key(&penpot(), &secrets, &ctx).await.unwrap();

@@ -223,8 +223,7 @@ async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{conflict, mock, not_found, requests};
-    use base64::Engine;
+    use crate::test_support::{conflict, mock, requests, secret_created_meanwhile};
     use http::StatusCode;
 
     fn profile() -> PenpotProfile {
@@ -240,21 +239,7 @@ mod tests {
     /// gets 409 and the winner's password is used, as the secret key's race is handled.
     #[tokio::test]
     async fn the_password_secret_create_race_uses_the_winners_password() {
-        let encoded = base64::engine::general_purpose::STANDARD.encode("winner-password");
-        let gets = std::sync::Arc::new(std::sync::Mutex::new(0));
-        let (client, log) = mock(Box::new(move |method, _, _| match method {
-            "GET" => {
-                let mut n = gets.lock().unwrap();
-                *n += 1;
-                if *n == 1 {
-                    return not_found();
-                }
-                let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ada-password"},
-                                    "data": {"password": encoded}});
-                (StatusCode::OK, secret)
-            }
-            _ => conflict(),
-        }));
+        let (client, log) = mock(secret_created_meanwhile("ada-password", "password", "winner-password"));
         let ctx = Context { client, leader: Arc::new(crate::leader::Gate::always_open()) };
         let found = password(&profile(), "ns", &ctx).await.unwrap();
         assert_eq!(found, Ok(("winner-password".to_string(), "ada-password".to_string())));
