@@ -57,6 +57,10 @@ reasons! {
     /// An object with a rendered name exists and this Penpot does not control it.
     ObjectInTheWay,
     RolloutInProgress,
+    /// A new version runs in one pod first, which migrates the database.
+    UpgradingFirstPod,
+    /// `spec.version` is lower than the version the database was migrated to.
+    DowngradeRefused,
     PodsStarting,
     ScaledToZero,
     /// The normal state of `Reconciling` and `Stalled` when they are False.

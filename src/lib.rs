@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod pod_init;
 pub mod profiles;
 pub mod relations;
 pub mod render;

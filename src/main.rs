@@ -21,5 +21,14 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Status(args) => status::main(&args),
         Command::Profile(args) => profile::main(&args),
+        Command::PreparePod(args) => {
+            match penpot_operator::pod_init::prepare(&args.into, args.nginx_port, &Default::default()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }

@@ -7,6 +7,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::conditions::{self, Progress, Reason};
 use crate::crd::{PenpotStatus, Phase};
+use crate::render::rollout::Rollout;
+use crate::render::version::Version;
 
 /// What one reconcile found out: the one outcome type status is computed from, offline
 /// (`render`) and in the cluster alike.
@@ -19,7 +21,7 @@ pub enum Observation {
     /// Stalled: a webhook, quota or conflict usually clears without a change to the Penpot.
     ApplyFailed { message: String, workload: Option<StatefulSet> },
     /// The desired state was applied; the StatefulSet is as the API server returned it.
-    Applied { workload: StatefulSet, config_hash: String },
+    Applied { workload: StatefulSet, config_hash: String, rollout: Rollout },
 }
 
 pub struct Context<'a> {
@@ -27,7 +29,6 @@ pub struct Context<'a> {
     pub previous: Option<&'a PenpotStatus>,
     pub now: Time,
     pub public_uri: Option<String>,
-    pub version: Option<String>,
 }
 
 impl<'a> Context<'a> {
@@ -38,7 +39,6 @@ impl<'a> Context<'a> {
             previous: penpot.status.as_ref(),
             now,
             public_uri: crate::render::validate::public_uri(penpot).ok(),
-            version: Some(crate::render::penpot_version(penpot).to_string()),
         }
     }
 }
@@ -102,6 +102,22 @@ fn rollout(sts: &StatefulSet) -> Summary {
     Summary { phase, message, progress: Progress::Reconciling, reason: why }
 }
 
+/// One pod runs the new version first: say which, and what the others wait for.
+fn first_pod(sts: &StatefulSet, from: Option<Version>, to: Version) -> Summary {
+    let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let name = sts.metadata.name.as_deref().unwrap_or_default();
+    let message = match from {
+        Some(from) => format!(
+            "upgrading Penpot {from} to {to}: pod {name}-{} runs {to} first and migrates the database; the other pods stay on {from} until it is Ready",
+            (replicas - 1).max(0)
+        ),
+        None => format!(
+            "installing Penpot {to}: pod {name}-0 starts first and migrates the database; the other pods start once it is Ready"
+        ),
+    };
+    Summary { phase: Phase::Maintenance, message, progress: Progress::Reconciling, reason: Reason::UpgradingFirstPod }
+}
+
 pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
     let (summary, workload, config_hash) = match obs {
         Observation::WaitingForRelations { missing, workload } => (
@@ -134,9 +150,17 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
             workload.as_ref(),
             None,
         ),
-        Observation::Applied { workload, config_hash } => {
+        Observation::Applied { workload, config_hash, rollout: Rollout::FirstPod { from, to } } => {
+            (first_pod(workload, *from, *to), Some(workload), Some(config_hash.clone()))
+        }
+        Observation::Applied { workload, config_hash, rollout: Rollout::Steady { .. } } => {
             (rollout(workload), Some(workload), Some(config_hash.clone()))
         }
+    };
+    // The version the database is at, which every pod runs once the rollout is done.
+    let version = match obs {
+        Observation::Applied { rollout, .. } => rollout.migrated().map(|v| v.to_string()),
+        _ => None,
     };
 
     let ready_message = if summary.message.is_empty() {
@@ -165,7 +189,7 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
         message: (!summary.message.is_empty()).then_some(summary.message),
         ready_replicas: ready_replicas(workload).or(previous.and_then(|p| p.ready_replicas)),
         public_uri: ctx.public_uri.clone().or(previous.and_then(|p| p.public_uri.clone())),
-        version: ctx.version.clone().or(previous.and_then(|p| p.version.clone())),
+        version: version.or(previous.and_then(|p| p.version.clone())),
         // Only an applied rollout changes what the pods run.
         config_hash: config_hash.or(previous.and_then(|p| p.config_hash.clone())),
     }
@@ -174,6 +198,11 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn applied(workload: &StatefulSet) -> Observation {
+        let steady = Rollout::Steady { version: Version::CURRENT };
+        Observation::Applied { workload: workload.clone(), config_hash: "h".into(), rollout: steady }
+    }
     use k8s_openapi::api::apps::v1::{StatefulSetSpec, StatefulSetStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     use k8s_openapi::jiff::Timestamp;
@@ -184,7 +213,6 @@ mod tests {
             previous,
             now: Time(Timestamp::from_second(secs).unwrap()),
             public_uri: Some("https://p/".into()),
-            version: Some("2.17.0".into()),
         }
     }
 
@@ -227,18 +255,18 @@ mod tests {
     #[test]
     fn ready_when_all_pods_current_and_timestamps_kept() {
         let w = sts(2, 2, "r1", "r1");
-        let first = compute(&ctx(None, 10), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
+        let first = compute(&ctx(None, 10), &applied(&w));
         assert_eq!(first.phase, Some(Phase::Active));
         assert_eq!(cond(&first, "Ready").status, "True");
         let again =
-            compute(&ctx(Some(&first), 99), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
+            compute(&ctx(Some(&first), 99), &applied(&w));
         assert_eq!(first, again, "an unchanged observation must give an identical status");
     }
 
     #[test]
     fn messages_name_what_is_outstanding() {
         let message = |sts: &StatefulSet| {
-            compute(&ctx(None, 1), &Observation::Applied { workload: sts.clone(), config_hash: "h".into() }).message
+            compute(&ctx(None, 1), &applied(&sts)).message
         };
         let mut unobserved = sts(1, 1, "a", "a");
         unobserved.metadata.generation = Some(4);
@@ -257,7 +285,7 @@ mod tests {
     #[test]
     fn rollout_and_blocked_keep_running_note() {
         let w = sts(2, 1, "r1", "r2");
-        let s = compute(&ctx(None, 10), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
+        let s = compute(&ctx(None, 10), &applied(&w));
         assert_eq!(s.phase, Some(Phase::Maintenance));
         assert_eq!(cond(&s, "Reconciling").reason, "RolloutInProgress");
         let w = sts(2, 2, "r1", "r1");
@@ -273,7 +301,7 @@ mod tests {
     #[test]
     fn refused_apply_is_reconciling_not_stalled_and_keeps_the_rollout_hash() {
         let w = sts(2, 2, "r1", "r1");
-        let active = compute(&ctx(None, 10), &Observation::Applied { workload: w.clone(), config_hash: "h".into() });
+        let active = compute(&ctx(None, 10), &applied(&w));
         let obs = Observation::ApplyFailed {
             message: "the API server refused StatefulSet p".into(),
             workload: Some(w.clone()),

@@ -74,6 +74,20 @@ an error.\n\nExample:\n  penpot-operator render -f docs/examples/penpot.yaml\n  
         after_help = "Example:\n  penpot-operator profile create --penpot penpot -n design --email ada@example.com --fullname 'Ada L'\n  penpot-operator profile delete --penpot penpot -n design --email ada@example.com"
     )]
     Profile(ProfileArgs),
+    /// Prepare a Penpot pod (its init container runs this): copy Pebble into the shared
+    /// volume and write nginx's resolver and listen includes from the pod's own network.
+    #[command(after_help = "Example:\n  penpot-operator prepare-pod --into /operator --nginx-port 8080")]
+    PreparePod(PreparePodArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PreparePodArgs {
+    /// The volume shared with the workload containers.
+    #[arg(long)]
+    pub into: PathBuf,
+    /// The port nginx listens on.
+    #[arg(long, default_value_t = crate::render::paths::NGINX_PORT)]
+    pub nginx_port: u16,
 }
 
 #[derive(clap::Args, Debug)]
@@ -138,6 +152,9 @@ pub struct RunArgs {
     /// Seconds between full resyncs of a settled Penpot (watch events trigger reconciles anyway).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..), env = "PENPOT_OPERATOR_RESYNC_SECONDS")]
     pub resync_seconds: u64,
+    /// This operator's own image: the Penpot pods' init container runs it to copy Pebble in.
+    #[arg(long, default_value = crate::render::statefulset::DEFAULT_INIT_IMAGE, env = "PENPOT_OPERATOR_IMAGE")]
+    pub init_image: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -148,4 +165,7 @@ pub struct RenderArgs {
     /// Also render the PodMonitor and PrometheusRule, as when the Prometheus Operator is installed.
     #[arg(long)]
     pub prometheus_operator: bool,
+    /// The operator image the pods' init container runs.
+    #[arg(long, default_value = crate::render::statefulset::DEFAULT_INIT_IMAGE)]
+    pub init_image: String,
 }

@@ -46,7 +46,8 @@ pub fn main(args: &RenderArgs) -> ExitCode {
             }
         }
     }
-    match render_with(&inputs, args.prometheus_operator, secrets::generate_secret_key) {
+    let assume = Assume { prometheus_operator: args.prometheus_operator, init_image: &args.init_image };
+    match render_with(&inputs, &assume, secrets::generate_secret_key) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
@@ -71,17 +72,33 @@ fn read(path: &Path) -> Result<String, InputError> {
 /// Renders (source name, YAML text) inputs into one multi-document YAML stream.
 /// `new_key` supplies the secret key when the input holds no `<name>-secret-key` Secret.
 pub fn render_documents(inputs: &[(String, String)], new_key: impl Fn() -> String) -> Result<String, InputError> {
-    render_with(inputs, false, new_key)
+    render_with(inputs, &Assume::default(), new_key)
 }
 
-/// `render_documents`, optionally as if the Prometheus Operator were installed.
+/// What the offline render takes as given about the cluster and the operator.
+pub struct Assume<'a> {
+    /// The Prometheus Operator is installed.
+    pub prometheus_operator: bool,
+    pub init_image: &'a str,
+}
+
+impl Default for Assume<'_> {
+    fn default() -> Self {
+        Assume { prometheus_operator: false, init_image: render::statefulset::DEFAULT_INIT_IMAGE }
+    }
+}
+
+/// `render_documents` under explicit assumptions. A StatefulSet in the input named like the
+/// Penpot is taken as the one running (`kubectl get penpot,secret,statefulset -o yaml`), so a
+/// version change renders as the controller would carry it out.
 pub fn render_with(
     inputs: &[(String, String)],
-    prometheus_operator: bool,
+    assume: &Assume,
     new_key: impl Fn() -> String,
 ) -> Result<String, InputError> {
     let mut penpot: Option<(String, Value)> = None;
     let mut secret_docs: BTreeMap<String, Secret> = BTreeMap::new();
+    let mut statefulsets: BTreeMap<String, StatefulSet> = BTreeMap::new();
     for (source, text) in inputs {
         let docs: Vec<Value> =
             serde_saphyr::from_multiple(text).map_err(|e| InputError::Yaml(source.clone(), e.to_string()))?;
@@ -102,7 +119,12 @@ pub fn render_with(
                         serde_json::from_value(doc).map_err(|e| InputError::Invalid(label, e.to_string()))?;
                     secret_docs.insert(name, secret);
                 }
-                _ => eprintln!("note: {label}: ignored (only Penpot and Secret documents are read)"),
+                "StatefulSet" => {
+                    let sts: StatefulSet =
+                        serde_json::from_value(doc).map_err(|e| InputError::Invalid(label, e.to_string()))?;
+                    statefulsets.insert(name, sts);
+                }
+                _ => eprintln!("note: {label}: ignored (only Penpot, Secret and StatefulSet documents are read)"),
             }
         }
     }
@@ -126,7 +148,14 @@ pub fn render_with(
             if relations.oidc.as_ref().is_some_and(|o| o.endpoints.is_none()) {
                 eprintln!("note: offline render does not discover OIDC endpoints; the operator fills them in");
             }
-            let inputs = render::Inputs { relations: *relations, secret_key: secret_key.clone(), prometheus_operator };
+            let running = statefulsets.get(&penpot.name_any());
+            let inputs = render::Inputs {
+                relations: *relations,
+                secret_key: secret_key.clone(),
+                prometheus_operator: assume.prometheus_operator,
+                init_image: assume.init_image.to_string(),
+                live: running.map(render::rollout::Live::of),
+            };
             match render::render(&penpot, &inputs) {
                 Ok(desired) => {
                     // Like the controller, the key Secret appears once the relations resolve.
@@ -136,9 +165,9 @@ pub fn render_with(
                     out.extend(objects.into_iter().map(|o| o.value));
                     // Offline, no StatefulSet controller has looked at it yet.
                     let workload = StatefulSet { status: None, ..desired.statefulset };
-                    Observation::Applied { workload, config_hash: desired.config_hash }
+                    Observation::Applied { workload, config_hash: desired.config_hash, rollout: desired.rollout }
                 }
-                Err(e) => Observation::Blocked { reason: Reason::InvalidSpec, message: e.to_string(), workload: None },
+                Err(e) => Observation::Blocked { reason: e.reason(), message: e.to_string(), workload: running.cloned() },
             }
         }
     };

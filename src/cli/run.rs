@@ -106,6 +106,7 @@ async fn run(args: RunArgs) -> ExitCode {
         concurrency: args.concurrency,
         instance: identity,
         resync: std::time::Duration::from_secs(args.resync_seconds),
+        init_image: args.init_image.clone(),
     };
     if let Err(e) = controller::run(client, opts, metrics, gate, ready_tx, shutdown).await {
         tracing::error!(error = %e, "cannot start the controller");

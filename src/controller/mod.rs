@@ -52,6 +52,8 @@ pub struct Context {
     leader: Arc<crate::leader::Gate>,
     /// Periodic resync of a settled Penpot; catches anything a watch missed.
     resync: Duration,
+    /// The operator's own image, for the pods' init container.
+    init_image: String,
     /// Whether the Prometheus Operator's CRDs exist, and when that was last asked.
     prometheus: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     failures: backoff::Failures,
@@ -120,6 +122,8 @@ pub struct RunOptions {
     pub concurrency: u16,
     pub instance: String,
     pub resync: Duration,
+    /// The operator's own image, for the pods' init container.
+    pub init_image: String,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -171,6 +175,7 @@ pub async fn run(
         discovery: DiscoveryCache::new()?,
         leader,
         resync: opts.resync,
+        init_image: opts.init_image,
         prometheus: tokio::sync::Mutex::new(None),
         failures,
     });

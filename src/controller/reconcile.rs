@@ -115,7 +115,7 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
         Err(e) => {
             let message = e.to_string();
             tracing::warn!(%message, "spec cannot be rendered");
-            return blocked(penpot, ns, ctx, Reason::InvalidSpec, message, ctx.resync).await;
+            return blocked(penpot, ns, ctx, e.reason(), message, ctx.resync).await;
         }
     };
     match apply::apply_all(penpot, ns, &desired, ctx).await {
@@ -124,7 +124,11 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
                 tracing::info!(writes = applied.writes, config_hash = %desired.config_hash, "applied desired state");
             }
             let observation =
-                Observation::Applied { workload: applied.statefulset, config_hash: desired.config_hash.clone() };
+                Observation::Applied {
+                    workload: applied.statefulset,
+                    config_hash: desired.config_hash.clone(),
+                    rollout: desired.rollout,
+                };
             Ok(Outcome { observation, next: Next::Rollout, public_uri: Some(desired.public_uri) })
         }
         // Nothing was written. Not an error for backoff: the user must act, and a look every

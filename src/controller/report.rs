@@ -60,7 +60,10 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
     // A refusal while pods start keeps the phase (`Waiting`) but still deserves its warning.
     let apply_failed = Reason::ApplyFailed.as_str();
     let refused = ready_reason == apply_failed && previous.and_then(ready_reason_of) != Some(apply_failed);
-    if previous.and_then(|p| p.phase) != next.phase || blocked_again || refused {
+    // A version change inside a rollout keeps the phase (`Maintenance`); its start is news.
+    let upgrading = Reason::UpgradingFirstPod.as_str();
+    let upgrade_started = ready_reason == upgrading && previous.and_then(ready_reason_of) != Some(upgrading);
+    if previous.and_then(|p| p.phase) != next.phase || blocked_again || refused || upgrade_started {
         let phase = next.phase.map(|p| format!("{p:?}")).unwrap_or_default();
         events.push(Event {
             type_: if next.phase == Some(Phase::Blocked) || ready_reason == apply_failed {
@@ -74,6 +77,17 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
                 None => phase,
             }),
             action: "Reconcile".into(),
+            secondary: None,
+        });
+    }
+    if let (Some(old), Some(new)) = (previous.and_then(|p| p.version.as_deref()), next.version.as_deref())
+        && old != new
+    {
+        events.push(Event {
+            type_: EventType::Normal,
+            reason: "Upgraded".into(),
+            note: Some(format!("the first pod on Penpot {new} is Ready: the database is migrated from {old}; the other pods follow")),
+            action: "Upgrade".into(),
             secondary: None,
         });
     }

@@ -61,7 +61,15 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         Err(message) => return Ok(Resolved::Invalid { reason: Reason::InvalidSecretKey, message }),
     };
     let prometheus_operator = ctx.prometheus_operator().await;
-    Ok(Resolved::Ready(Box::new(render::Inputs { relations, secret_key, prometheus_operator })))
+    // Where a version change stands is read from the StatefulSet running now.
+    let live = current_workload(penpot, ns, ctx).await?.as_ref().map(render::rollout::Live::of);
+    Ok(Resolved::Ready(Box::new(render::Inputs {
+        relations,
+        secret_key,
+        prometheus_operator,
+        init_image: ctx.init_image.clone(),
+        live,
+    })))
 }
 
 /// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once. An existing Secret is

@@ -40,6 +40,7 @@ fn context(client: Client, stores: Stores) -> Context {
         discovery: super::oidc_discovery::DiscoveryCache::new().unwrap(),
         leader: Arc::new(crate::leader::Gate::always_open()),
         resync: std::time::Duration::from_secs(300),
+        init_image: crate::render::statefulset::DEFAULT_INIT_IMAGE.into(),
         prometheus: tokio::sync::Mutex::new(Some((std::time::Instant::now(), false))),
         failures: backoff::Failures::default(),
     }
@@ -80,7 +81,13 @@ fn desired(penpot: &Penpot) -> Desired {
     let s3 = data(&[("access-key", "a"), ("secret-key", "s"), ("bucket", "b"), ("endpoint", "http://s3:9000")]);
     found.insert(crate::crd::Relation::S3, ("s3".into(), s3));
     let Resolution::Ready(relations) = relations::resolve(&penpot.spec, &found) else { panic!("fixture relations") };
-    let inputs = render::Inputs { relations: *relations, secret_key: "k".repeat(40), prometheus_operator: false };
+    let inputs = render::Inputs {
+        relations: *relations,
+        secret_key: "k".repeat(40),
+        prometheus_operator: false,
+        init_image: render::statefulset::DEFAULT_INIT_IMAGE.into(),
+        live: None,
+    };
     render::render(penpot, &inputs).unwrap()
 }
 

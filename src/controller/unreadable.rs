@@ -35,7 +35,6 @@ pub async fn report(stored: &Stored, invalid: &InvalidObject, ns: &str, ctx: &Co
         previous: previous.as_ref(),
         now: Time(k8s_openapi::jiff::Timestamp::now()),
         public_uri: None,
-        version: None,
     };
     let obs = Observation::Blocked { reason: Reason::UnreadableSpec, message, workload };
     report::write(&stored.object_ref(&()), ns, previous.as_ref(), status::compute(&status_ctx, &obs), ctx).await?;

@@ -74,7 +74,19 @@ pub struct PenpotSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
 
-    /// Container images; unset fields use the operator's pinned defaults.
+    /// Penpot release to run, e.g. `2.17.0`: the tag of the upstream images and the settings
+    /// that release understands. Default: the tag of `images.penpot` when it has one, else the
+    /// release this operator is tested with. Changing it upgrades one pod first (see
+    /// docs/how-to/upgrade.md); a lower version than the database runs is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$"))]
+    pub version: Option<String>,
+
+    /// How version changes are carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeSpec>,
+
+    /// Container images; unset fields are Penpot's own images at `version`.
     #[serde(default, skip_serializing_if = "Images::is_empty")]
     pub images: Images,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,7 +120,7 @@ pub struct PenpotSpec {
     pub tenant: Option<String>,
 
     /// DNS server nginx uses for names it resolves per request (S3 redirects, fonts).
-    /// Defaults to `kube-dns.kube-system.svc.cluster.local`.
+    /// Default: the nameservers of the pod's own /etc/resolv.conf, read when the pod starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9.\-:\[\]]+$"), length(max = 253))]
     pub dns_resolver: Option<String>,
@@ -204,20 +216,33 @@ pub struct IngressSpec {
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Images {
-    /// Image of the `penpot` container (backend and exporter, started by Pebble).
+    /// Image of the `penpot` container (the backend). Default `docker.io/penpotapp/backend:<version>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub penpot: Option<String>,
-    /// Image of the `nginx` container (frontend, started by Pebble).
+    /// Image of the `nginx` container (the frontend). Default `docker.io/penpotapp/frontend:<version>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub nginx: Option<String>,
+    /// Image of the `exporter` container. Default `docker.io/penpotapp/exporter:<version>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub exporter: Option<String>,
 }
 
 impl Images {
     fn is_empty(&self) -> bool {
-        self.penpot.is_none() && self.nginx.is_none()
+        self.penpot.is_none() && self.nginx.is_none() && self.exporter.is_none()
     }
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeSpec {
+    /// Run a `version` lower than the one the database was migrated to. Penpot has no down
+    /// migrations: only set this after restoring a database backup taken before the upgrade.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_downgrade: bool,
 }
 
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +306,8 @@ pub struct ContainerResources {
     pub penpot: Option<ResourceRequirements>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter: Option<ResourceRequirements>,
 }
 
 /// Juju-style summary of an instance's state, for people; machines read the conditions.
@@ -313,7 +340,8 @@ pub struct PenpotStatus {
     pub ready_replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_uri: Option<String>,
-    /// Penpot version the pods run (from the image tag).
+    /// The Penpot version the database was migrated to: every pod runs it once no rollout
+    /// is in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Hash of the configuration last rolled out; pods carrying it run the current config.

@@ -18,9 +18,14 @@ pub struct Oidc {
     /// `None` when the Secret gave only the issuer and discovery must fill them in.
     pub endpoints: Option<Endpoints>,
     pub scopes: String,
+    /// The login button's label (`penpotOIDCName` in config.js); Penpot's own when absent.
+    pub display_name: Option<String>,
 }
 
-super::debug_hiding!(Oidc { shows: [client_id, issuer, endpoints, scopes], hides: [client_secret] });
+super::debug_hiding!(Oidc { shows: [client_id, issuer, endpoints, scopes, display_name], hides: [client_secret] });
+
+/// A button label, not a paragraph.
+const MAX_DISPLAY_NAME: usize = 64;
 
 impl Oidc {
     /// Every host the backend will call, for the SSRF allow-list.
@@ -70,7 +75,20 @@ pub fn parse(d: &SecretData) -> Result<Oidc, RelationError> {
         Some(_) => return Err(d.error("scope", "must be space-separated scope names")),
         None => "openid profile email".to_string(),
     };
-    Ok(Oidc { client_id: client_id.into(), client_secret: client_secret.into(), issuer, endpoints, scopes })
+    let display_name = match d.first(&["display_name", "display-name"])? {
+        Some((key, name)) if name.chars().count() > MAX_DISPLAY_NAME => {
+            return Err(d.error(key, format!("must be at most {MAX_DISPLAY_NAME} characters")));
+        }
+        found => found.map(|(_, name)| name.trim().to_string()),
+    };
+    Ok(Oidc {
+        client_id: client_id.into(),
+        client_secret: client_secret.into(),
+        issuer,
+        endpoints,
+        scopes,
+        display_name,
+    })
 }
 
 /// An absolute http(s) URL without credentials or fragment.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
 pub const MANAGER: &str = "penpot-operator";
 /// Pod-template annotation whose change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "penpot-operator.dev/config-hash";
@@ -33,6 +34,6 @@ pub fn labels(instance: &str, component: &str, version: &str) -> BTreeMap<String
     l.insert("app.kubernetes.io/component".into(), component.into());
     l.insert("app.kubernetes.io/part-of".into(), "penpot".into());
     l.insert(MANAGED_BY_LABEL.into(), MANAGER.into());
-    l.insert("app.kubernetes.io/version".into(), version.into());
+    l.insert(VERSION_LABEL.into(), version.into());
     l
 }

@@ -1,5 +1,6 @@
-//! The Pebble layers of the two containers: `penpot` runs the backend (and the exporter),
-//! `nginx` runs the frontend. The layer is the single source of each service's environment.
+//! The Pebble layers of the three containers: `penpot` runs the backend, `exporter` the
+//! exporter, `nginx` the frontend. The layer is the single source of each service's
+//! environment; the image's own (PATH, JAVA_HOME, ...) reaches the services through Pebble.
 
 use std::collections::BTreeMap;
 
@@ -98,8 +99,9 @@ pub fn exporter_environment(i: &LayerInputs) -> BTreeMap<String, String> {
     let local_frontend = format!("http://localhost:{}", paths::NGINX_PORT);
     let mut env = BTreeMap::new();
     if s.version >= Version::EXPORTER_INTERNAL_URI {
-        // 2.17 loads pages from the internal URI and uses the public one to rewrite SVG links.
-        env.insert("PENPOT_PUBLIC_URI".into(), s.public_uri.clone());
+        // 2.17 loads pages from the internal URI, and in exported SVGs replaces the internal
+        // URI's text with the public URI's: both without a trailing slash, or links get `//`.
+        env.insert("PENPOT_PUBLIC_URI".into(), s.public_uri.trim_end_matches('/').to_string());
         env.insert("PENPOT_INTERNAL_URI".into(), local_frontend);
     } else {
         // Older exporters load the public URI in Chromium: point them at this pod's nginx.
@@ -117,53 +119,59 @@ fn description(instance: &str) -> String {
 }
 
 pub fn penpot_layer(i: &LayerInputs) -> Layer {
-    let mut services = BTreeMap::new();
-    let mut checks = BTreeMap::new();
-    services.insert(
-        "backend".to_string(),
-        Service {
-            override_: Override::Replace,
-            summary: "Penpot backend".into(),
-            command: paths::BACKEND_COMMAND.into(),
-            startup: Startup::Enabled,
-            after: vec![],
-            environment: backend_environment(i),
-            working_dir: Some(paths::BACKEND_DIR.into()),
-            // A dead backend is a dead pod: let Kubernetes see it, count it and back off.
-            on_failure: Action::Shutdown,
-            on_check_failure: BTreeMap::new(),
-        },
-    );
-    checks.insert(
-        "backend-ready".to_string(),
-        Check::http(Some(Level::Ready), format!("http://localhost:{}/readyz", paths::BACKEND_PORT), "10s", 3),
-    );
-    // TCP, not /readyz: a database outage must not restart every backend. The threshold gives
-    // a cold JVM five minutes to open its port.
-    checks.insert("backend-alive".to_string(), Check::tcp(Some(Level::Alive), paths::BACKEND_PORT, "30s", 10));
-    if i.settings.exporter {
-        services.insert(
-            "exporter".to_string(),
-            Service {
-                override_: Override::Replace,
-                summary: "Penpot exporter".into(),
-                command: paths::EXPORTER_COMMAND.into(),
-                startup: Startup::Enabled,
-                after: vec!["backend".into()],
-                environment: exporter_environment(i),
-                working_dir: Some(paths::EXPORTER_DIR.into()),
-                // Exports are optional: restart the exporter alone rather than the backend.
-                on_failure: Action::Restart,
-                on_check_failure: [("exporter-up".to_string(), Action::Restart)].into(),
-            },
-        );
-        checks.insert(
-            "exporter-up".to_string(),
-            Check::http(None, format!("http://localhost:{}/readyz", paths::EXPORTER_PORT), "30s", 3),
-        );
-    }
+    let backend = Service {
+        override_: Override::Replace,
+        summary: "Penpot backend".into(),
+        command: paths::BACKEND_COMMAND.into(),
+        startup: Startup::Enabled,
+        after: vec![],
+        environment: backend_environment(i),
+        working_dir: Some(paths::BACKEND_DIR.into()),
+        // A dead backend is a dead pod: let Kubernetes see it, count it and back off.
+        on_failure: Action::Shutdown,
+        on_check_failure: BTreeMap::new(),
+    };
+    let services: BTreeMap<String, Service> = [("backend".to_string(), backend)].into();
+    let checks = [
+        (
+            "backend-ready".to_string(),
+            Check::http(Some(Level::Ready), format!("http://localhost:{}/readyz", paths::BACKEND_PORT), "10s", 3),
+        ),
+        // TCP, not /readyz: a database outage must not restart every backend. The threshold
+        // gives a cold JVM five minutes to open its port.
+        ("backend-alive".to_string(), Check::tcp(Some(Level::Alive), paths::BACKEND_PORT, "30s", 10)),
+    ]
+    .into();
     Layer {
-        summary: "Penpot backend and exporter".into(),
+        summary: "Penpot backend".into(),
+        description: description(i.instance),
+        log_targets: log_targets(i.logging, &services),
+        services,
+        checks,
+    }
+}
+
+pub fn exporter_layer(i: &LayerInputs) -> Layer {
+    let exporter = Service {
+        override_: Override::Replace,
+        summary: "Penpot exporter".into(),
+        command: paths::EXPORTER_COMMAND.into(),
+        startup: Startup::Enabled,
+        after: vec![],
+        environment: exporter_environment(i),
+        working_dir: Some(paths::EXPORTER_DIR.into()),
+        // Exports are optional: restart the exporter rather than fail the pod.
+        on_failure: Action::Restart,
+        on_check_failure: [("exporter-up".to_string(), Action::Restart)].into(),
+    };
+    let services: BTreeMap<String, Service> = [("exporter".to_string(), exporter)].into();
+    let checks = [(
+        "exporter-up".to_string(),
+        Check::http(None, format!("http://localhost:{}/readyz", paths::EXPORTER_PORT), "30s", 3),
+    )]
+    .into();
+    Layer {
+        summary: "Penpot exporter".into(),
         description: description(i.instance),
         log_targets: log_targets(i.logging, &services),
         services,
@@ -172,10 +180,10 @@ pub fn penpot_layer(i: &LayerInputs) -> Layer {
 }
 
 pub fn nginx_layer(instance: &str, logging: Option<&Logging>) -> Layer {
-    let service = |summary: &str, command: &str| Service {
+    let frontend = Service {
         override_: Override::Replace,
-        summary: summary.into(),
-        command: command.into(),
+        summary: "Penpot frontend (nginx)".into(),
+        command: paths::NGINX_COMMAND.into(),
         startup: Startup::Enabled,
         after: vec![],
         environment: BTreeMap::new(),
@@ -183,15 +191,7 @@ pub fn nginx_layer(instance: &str, logging: Option<&Logging>) -> Layer {
         on_failure: Action::Shutdown,
         on_check_failure: BTreeMap::new(),
     };
-    let mut exporter = service("nginx Prometheus exporter", paths::NGINX_EXPORTER_COMMAND);
-    exporter.after = vec!["frontend".into()];
-    // Metrics are not worth a pod restart: restart the exporter alone.
-    exporter.on_failure = Action::Restart;
-    let services: BTreeMap<String, Service> = [
-        ("frontend".to_string(), service("Penpot frontend (nginx)", paths::NGINX_COMMAND)),
-        ("nginx-exporter".to_string(), exporter),
-    ]
-    .into();
+    let services: BTreeMap<String, Service> = [("frontend".to_string(), frontend)].into();
     let checks = [
         ("frontend-alive".to_string(), Check::tcp(Some(Level::Alive), paths::NGINX_PORT, "10s", 3)),
         (

@@ -12,6 +12,7 @@ pub mod nginx;
 pub mod owned;
 pub mod paths;
 pub mod pebble;
+pub mod rollout;
 pub mod secrets;
 pub mod statefulset;
 pub mod template;
@@ -30,6 +31,7 @@ use crate::crd::Penpot;
 use crate::relations::Relations;
 
 use owned::{Object, OwnedKind};
+use rollout::{DowngradeRefused, Rollout};
 pub use validate::SpecError;
 use version::Version;
 
@@ -40,9 +42,16 @@ pub struct Inputs {
     pub secret_key: String,
     /// The Prometheus Operator's CRDs are installed (discovered, never assumed).
     pub prometheus_operator: bool,
+    /// The operator's own image: the pods' init container copies Pebble from it.
+    pub init_image: String,
+    /// The StatefulSet running now, if any: where a version change stands.
+    pub live: Option<rollout::Live>,
 }
 
-crate::relations::debug_hiding!(Inputs { shows: [relations, prometheus_operator], hides: [secret_key] });
+crate::relations::debug_hiding!(Inputs {
+    shows: [relations, prometheus_operator, init_image, live],
+    hides: [secret_key]
+});
 
 /// Every object one Penpot owns, in apply order: configuration before the workload, so pods
 /// never start on stale config.
@@ -62,6 +71,7 @@ pub struct Desired {
     pub config_hash: String,
     pub public_uri: String,
     pub version: Version,
+    pub rollout: Rollout,
 }
 
 // The config Secret holds every credential in its layers.
@@ -77,7 +87,8 @@ crate::relations::debug_hiding!(Desired {
         statefulset,
         config_hash,
         public_uri,
-        version
+        version,
+        rollout
     ],
     hides: [config]
 });
@@ -100,6 +111,7 @@ impl Desired {
             config_hash: _,
             public_uri: _,
             version: _,
+            rollout: _,
         } = self;
         fn one<T: Resource + serde::Serialize>(kind: OwnedKind, o: &T) -> Result<Object, serde_json::Error> {
             Object::new(kind, o.meta().name.as_deref().unwrap_or_default(), o)
@@ -129,13 +141,32 @@ impl Desired {
 pub enum RenderError {
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error(transparent)]
+    Downgrade(#[from] DowngradeRefused),
     #[error("cannot serialise the Pebble layer: {0}")]
     Layer(#[from] serde_saphyr::SerializeError),
 }
 
-/// The Penpot version the `penpot` container runs.
+impl RenderError {
+    /// How status names this refusal.
+    pub fn reason(&self) -> crate::conditions::Reason {
+        match self {
+            RenderError::Downgrade(_) => crate::conditions::Reason::DowngradeRefused,
+            RenderError::Spec(_) | RenderError::Layer(_) => crate::conditions::Reason::InvalidSpec,
+        }
+    }
+}
+
+/// The Penpot version the spec asks for: `spec.version`, else the tag of `images.penpot`
+/// (how versions were chosen before `spec.version`), else the release this operator pins.
+/// The schema admits only `x.y.z` in `spec.version`.
 pub fn penpot_version(penpot: &Penpot) -> Version {
-    penpot.spec.images.penpot.as_deref().map_or(Some(Version::CURRENT), Version::from_image).unwrap_or(Version::CURRENT)
+    let spec = &penpot.spec;
+    spec.version
+        .as_deref()
+        .and_then(Version::parse)
+        .or_else(|| spec.images.penpot.as_deref().and_then(Version::from_image))
+        .unwrap_or(Version::CURRENT)
 }
 
 /// Metadata shared by the owned objects: names, namespace, labels, owner reference.
@@ -152,6 +183,8 @@ pub fn meta<'a>(penpot: &'a Penpot, version: &'a str) -> network::Meta<'a> {
 pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> {
     let version = penpot_version(penpot);
     let settings = validate::validate(penpot, &inputs.relations, version)?;
+    let allow_downgrade = penpot.spec.upgrade.as_ref().is_some_and(|u| u.allow_downgrade);
+    let rollout = rollout::plan(inputs.live.as_ref(), version, allow_downgrade)?;
     let version_str = version.to_string();
     let m = meta(penpot, &version_str);
     let spec = &penpot.spec;
@@ -178,18 +211,22 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         logging: logging.as_ref(),
     };
     let nginx_inputs = nginx::NginxInputs {
-        dns_resolver: &settings.dns_resolver,
+        dns_resolver: settings.dns_resolver.as_deref(),
         exporter: settings.exporter,
         air_gapped: spec.air_gapped,
     };
+    let oidc_name = inputs.relations.oidc.as_ref().and_then(|o| o.display_name.as_deref());
 
-    let data: BTreeMap<String, String> = [
+    let mut data: BTreeMap<String, String> = [
         (paths::PENPOT_LAYER_FILE.to_string(), layers::penpot_layer(&layer_inputs).to_yaml()?),
         (paths::NGINX_LAYER_FILE.to_string(), layers::nginx_layer(m.name, logging.as_ref()).to_yaml()?),
         (paths::NGINX_CONF_FILE.to_string(), nginx::nginx_conf(&nginx_inputs)),
-        (paths::CONFIG_JS_FILE.to_string(), nginx::config_js(&flags.frontend_str(), &settings.public_uri)),
+        (paths::CONFIG_JS_FILE.to_string(), nginx::config_js(&flags.frontend_str(), &settings.public_uri, oidc_name)),
     ]
     .into();
+    if settings.exporter {
+        data.insert(paths::EXPORTER_LAYER_FILE.to_string(), layers::exporter_layer(&layer_inputs).to_yaml()?);
+    }
     let config_hash = hash::config_hash(&data);
 
     let statefulset = statefulset::statefulset(&statefulset::StatefulSetInputs {
@@ -197,8 +234,11 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         name: m.name,
         namespace: m.namespace.clone(),
         owner: m.owner.clone(),
-        version: &version_str,
+        version,
         config_hash: &config_hash,
+        init_image: &inputs.init_image,
+        rollout,
+        exporter: settings.exporter,
     });
     let monitor = inputs.prometheus_operator && spec.monitoring.as_ref().is_none_or(|m| m.enabled);
     Ok(Desired {
@@ -214,5 +254,6 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         config_hash,
         public_uri: settings.public_uri,
         version,
+        rollout,
     })
 }

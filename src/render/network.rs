@@ -124,9 +124,9 @@ pub fn ingress(m: &Meta, spec: &PenpotIngress) -> Option<Ingress> {
     })
 }
 
-/// Admits traffic to the pods on nginx's port and the two metrics ports (the backend's
-/// /metrics on 6060, the nginx exporter on 9113) only. Penpot 2.15 to 2.17 open an
-/// unauthenticated nREPL on 6064 in the backend; nothing outside the pod may reach it.
+/// Admits traffic to the pods on nginx's port and the backend's (its /metrics) only. Penpot
+/// 2.15 to 2.17 open an unauthenticated nREPL on 6064 in the backend, and the exporter's 6061
+/// takes unauthenticated render requests: nothing outside the pod may reach either.
 pub fn network_policy(m: &Meta) -> NetworkPolicy {
     let tcp = |port: u16| NetworkPolicyPort {
         port: Some(IntOrString::Int(port.into())),
@@ -139,7 +139,7 @@ pub fn network_policy(m: &Meta) -> NetworkPolicy {
             pod_selector: Some(LabelSelector { match_labels: Some(labels::selector(m.name)), ..Default::default() }),
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
-                ports: Some(vec![tcp(paths::NGINX_PORT), tcp(paths::BACKEND_PORT), tcp(paths::NGINX_EXPORTER_PORT)]),
+                ports: Some(vec![tcp(paths::NGINX_PORT), tcp(paths::BACKEND_PORT)]),
                 from: None,
             }]),
             ..Default::default()

@@ -10,7 +10,8 @@ use super::paths;
 use super::template::fill;
 
 pub struct NginxInputs<'a> {
-    pub dns_resolver: &'a str,
+    /// `spec.dnsResolver`; `None`: the pod's own nameservers, written when it starts.
+    pub dns_resolver: Option<&'a str>,
     pub exporter: bool,
     pub air_gapped: bool,
 }
@@ -32,6 +33,11 @@ pub fn nginx_conf(i: &NginxInputs) -> String {
     let export =
         if i.exporter { fill(EXPORT_ENABLED, &[("exporter_port", &exporter_port)]) } else { EXPORT_DISABLED.into() };
     let config_js = format!("{}/{}", paths::NGINX_CONFIG_DIR, paths::CONFIG_JS_FILE);
+    let resolver = match i.dns_resolver {
+        Some(server) => format!("resolver {server} valid=30s;"),
+        // What the image's entrypoint does, done by the init container (`prepare-pod`).
+        None => format!("include {};", paths::NGINX_RESOLVER_INCLUDE),
+    };
     fill(
         NGINX_CONF,
         &[
@@ -39,26 +45,30 @@ pub fn nginx_conf(i: &NginxInputs) -> String {
             ("font_locations", if i.air_gapped { "" } else { FONTS }),
             ("mime_types", paths::NGINX_MIME_TYPES),
             ("max_body_size", &MAX_BODY_SIZE.to_string()),
-            ("resolver", i.dns_resolver),
-            ("port", &paths::NGINX_PORT.to_string()),
+            ("resolver", &resolver),
+            ("listen_include", paths::NGINX_LISTEN_INCLUDE),
             ("web_root", paths::WEB_ROOT),
             ("health_path", paths::NGINX_HEALTH_PATH),
             ("config_js", &config_js),
             ("backend", &backend),
-            ("status_port", &paths::NGINX_STATUS_PORT.to_string()),
         ],
     )
 }
 
 /// The frontend's runtime configuration, normally written into the bundle by the entrypoint.
-pub fn config_js(frontend_flags: &str, public_uri: &str) -> String {
+/// `oidc_name` labels the OIDC login button.
+pub fn config_js(frontend_flags: &str, public_uri: &str, oidc_name: Option<&str>) -> String {
     // serde_json quotes and escapes, so no value can break out of the string literal.
     let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
-    format!(
+    let mut js = format!(
         "// Rendered by penpot-operator.\nvar penpotFlags = {};\nvar penpotPublicURI = {};\n",
         q(frontend_flags),
         q(public_uri)
-    )
+    );
+    if let Some(name) = oidc_name {
+        js.push_str(&format!("var penpotOIDCName = {};\n", q(name)));
+    }
+    js
 }
 
 #[cfg(test)]
@@ -67,26 +77,29 @@ mod tests {
 
     #[test]
     fn routes_present() {
-        let conf = nginx_conf(&NginxInputs { dns_resolver: "10.96.0.10", exporter: true, air_gapped: false });
+        let conf = nginx_conf(&NginxInputs { dns_resolver: Some("10.96.0.10"), exporter: true, air_gapped: false });
         for needle in [
             "location ^~ /api/export",
             "proxy_pass http://127.0.0.1:6061",
             "proxy_pass http://127.0.0.1:6060/api;",
             "location ^~ /ws/notifications",
             "resolver 10.96.0.10",
-            "listen 8080 default_server",
+            "include /operator/nginx/listen.conf;",
             "fonts.googleapis.com",
         ] {
             assert!(conf.contains(needle), "missing {needle}");
         }
-        let gapped = nginx_conf(&NginxInputs { dns_resolver: "10.96.0.10", exporter: false, air_gapped: true });
+        let gapped = nginx_conf(&NginxInputs { dns_resolver: None, exporter: false, air_gapped: true });
         assert!(!gapped.contains("googleapis"));
+        assert!(gapped.contains("include /operator/nginx/resolver.conf;"), "{gapped}");
         assert!(gapped.contains("the exporter is disabled"));
     }
 
     #[test]
     fn config_js_escapes() {
-        let js = config_js("enable-x", "https://a/\";alert(1)//");
+        let js = config_js("enable-x", "https://a/\";alert(1)//", Some("Corp \"SSO\""));
         assert!(js.contains(r#"var penpotPublicURI = "https://a/\";alert(1)//";"#), "{js}");
+        assert!(js.contains(r#"var penpotOIDCName = "Corp \"SSO\"";"#), "{js}");
+        assert!(!config_js("", "https://a/", None).contains("penpotOIDCName"));
     }
 }

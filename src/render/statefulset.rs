@@ -1,13 +1,18 @@
-//! The StatefulSet carrying the `nginx` and `penpot` containers, each running Pebble on its
-//! rendered layer.
+//! The StatefulSet of one Penpot: Penpot's own images (`frontend` as `nginx`, `backend` as
+//! `penpot`, `exporter`), each running Pebble, injected by an init container from the
+//! operator's image, on its rendered layer, as the images' user under a read-only root.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
+use k8s_openapi::api::apps::v1::{
+    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, KeyToPath, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -15,16 +20,31 @@ use crate::crd::{Penpot, PenpotSpec};
 
 use super::labels::{self, CONFIG_HASH_ANNOTATION};
 use super::paths;
+use super::rollout::{MIGRATED_ANNOTATION, Rollout};
+use super::version::Version;
 
-pub const DEFAULT_IMAGE: &str = "ghcr.io/penpot-operator/penpot:2.17.0";
+/// The emptyDir the init container fills (Pebble, nginx includes).
+const OPERATOR_VOLUME: &str = "operator";
+
+/// Penpot's own images; the tag is the Penpot version.
+pub const UPSTREAM_FRONTEND: &str = "docker.io/penpotapp/frontend";
+pub const UPSTREAM_BACKEND: &str = "docker.io/penpotapp/backend";
+pub const UPSTREAM_EXPORTER: &str = "docker.io/penpotapp/exporter";
+/// The operator's image of this release, which the pods' init container runs unless the
+/// operator is told its own image (`--init-image`, set by the Helm chart).
+pub const DEFAULT_INIT_IMAGE: &str = concat!("ghcr.io/penpot-operator/penpot-operator:", env!("CARGO_PKG_VERSION"));
 
 pub struct StatefulSetInputs<'a> {
     pub penpot: &'a Penpot,
     pub name: &'a str,
     pub namespace: Option<String>,
     pub owner: Option<OwnerReference>,
-    pub version: &'a str,
+    pub version: Version,
     pub config_hash: &'a str,
+    /// The operator's own image, which copies Pebble into the pod.
+    pub init_image: &'a str,
+    pub rollout: Rollout,
+    pub exporter: bool,
 }
 
 /// What each container differs in.
@@ -34,10 +54,11 @@ struct ContainerPlan {
     pebble_port: u16,
     extra_mounts: Vec<VolumeMount>,
     ports: Vec<ContainerPort>,
-    resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+    resources: Option<ResourceRequirements>,
     working_dir: Option<String>,
-    /// What "ready to serve" means for this container (see [`ready_on`]).
-    readiness: Probe,
+    /// What "ready to serve" means for this container (see [`ready_on`]); `None` for a
+    /// container whose outage must not take the pod out of the Service.
+    readiness: Option<Probe>,
 }
 
 fn port(name: &str, number: u16) -> ContainerPort {
@@ -92,14 +113,31 @@ fn probe(level: &str, port: u16, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// The restricted Pod Security Standard, for every container, the init container included.
+fn restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+}
+
+/// A workload container: the image's own files, Pebble injected as its entrypoint.
 fn container(plan: ContainerPlan, pull_policy: Option<String>) -> Container {
     let layers_volume = format!("{}-layers", plan.name);
     let pebble_volume = format!("{}-pebble", plan.name);
     let tmp_volume = format!("{}-tmp", plan.name);
     let mut mounts = vec![
+        mount(OPERATOR_VOLUME, paths::OPERATOR_DIR, true),
         mount(&pebble_volume, paths::PEBBLE_DIR, false),
         mount(&layers_volume, paths::PEBBLE_LAYERS_DIR, true),
-        mount(&tmp_volume, "/tmp", false),
+        mount(&tmp_volume, paths::TMP_DIR, false),
     ];
     mounts.extend(plan.extra_mounts);
     let mut ports = plan.ports;
@@ -109,6 +147,7 @@ fn container(plan: ContainerPlan, pull_policy: Option<String>) -> Container {
         name: plan.name.into(),
         image: Some(plan.image),
         image_pull_policy: pull_policy,
+        // No --hold: the layers are files, so Pebble starts the services itself.
         command: Some(vec![
             paths::PEBBLE_BINARY.into(),
             "run".into(),
@@ -116,22 +155,47 @@ fn container(plan: ContainerPlan, pull_policy: Option<String>) -> Container {
             format!(":{}", plan.pebble_port),
             "--verbose".into(),
         ]),
-        // Set in the container env too, so `kubectl exec ... pebble services` finds the daemon.
-        env: Some(vec![EnvVar { name: "PEBBLE".into(), value: Some(paths::PEBBLE_DIR.into()), ..Default::default() }]),
+        env: Some(vec![
+            // Also for `kubectl exec ... /operator/bin/pebble services`.
+            env("PEBBLE", paths::PEBBLE_DIR),
+            // The images' HOME (/opt/penpot) is on the read-only root.
+            env("HOME", paths::TMP_DIR),
+        ]),
         ports: Some(ports),
         startup_probe: Some(probe("alive", plan.pebble_port, 1, 30)),
         liveness_probe: Some(probe("alive", plan.pebble_port, 5, 3)),
-        readiness_probe: Some(plan.readiness),
+        readiness_probe: plan.readiness,
         resources: plan.resources,
         working_dir: plan.working_dir,
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+        security_context: Some(restricted()),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    }
+}
+
+/// Copies the operator image's Pebble into the pod and writes nginx's per-pod includes, as
+/// Juju's `charm-init` does: the operator image has no shell, so its own binary does it.
+fn init_container(image: &str, pull_policy: Option<String>) -> Container {
+    let quantity = |q: &str| Quantity(q.into());
+    Container {
+        name: "init".into(),
+        image: Some(image.into()),
+        image_pull_policy: pull_policy,
+        command: Some(vec![
+            paths::OPERATOR_BINARY.into(),
+            "prepare-pod".into(),
+            "--into".into(),
+            paths::OPERATOR_DIR.into(),
+            "--nginx-port".into(),
+            paths::NGINX_PORT.to_string(),
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some([("cpu".to_string(), quantity("10m")), ("memory".to_string(), quantity("16Mi"))].into()),
+            limits: Some([("memory".to_string(), quantity("64Mi"))].into()),
             ..Default::default()
         }),
-        volume_mounts: Some(mounts),
+        security_context: Some(restricted()),
+        volume_mounts: Some(vec![mount(OPERATOR_VOLUME, paths::OPERATOR_DIR, false)]),
         ..Default::default()
     }
 }
@@ -156,25 +220,32 @@ fn empty_dir(name: &str) -> Volume {
 
 pub fn statefulset(i: &StatefulSetInputs) -> StatefulSet {
     let spec = &i.penpot.spec;
+    let version = i.version.to_string();
     let mut pod_labels = spec.pod_labels.clone();
-    pod_labels.extend(labels::labels(i.name, "penpot", i.version));
+    pod_labels.extend(labels::labels(i.name, "penpot", &version));
+    let annotations = i.rollout.migrated().map(|v| [(MIGRATED_ANNOTATION.to_string(), v.to_string())].into());
     StatefulSet {
         metadata: ObjectMeta {
             name: Some(i.name.into()),
             namespace: i.namespace.clone(),
-            labels: Some(labels::labels(i.name, "penpot", i.version)),
+            labels: Some(labels::labels(i.name, "penpot", &version)),
+            annotations,
             owner_references: i.owner.clone().map(|o| vec![o]),
             ..Default::default()
         },
         spec: Some(StatefulSetSpec {
-            replicas: Some(spec.replicas),
+            replicas: Some(i.rollout.replicas(spec.replicas)),
             service_name: Some(labels::headless_service_name(i.name)),
             selector: LabelSelector { match_labels: Some(labels::selector(i.name)), ..Default::default() },
             // Pods are interchangeable; start and replace them without waiting on each other.
             pod_management_policy: Some("Parallel".into()),
             update_strategy: Some(StatefulSetUpdateStrategy {
                 type_: Some("RollingUpdate".into()),
-                ..Default::default()
+                // Always rendered, so the end of a version change resets it.
+                rolling_update: Some(RollingUpdateStatefulSetStrategy {
+                    partition: Some(i.rollout.partition(spec.replicas)),
+                    ..Default::default()
+                }),
             }),
             revision_history_limit: Some(5),
             template: PodTemplateSpec {
@@ -183,7 +254,7 @@ pub fn statefulset(i: &StatefulSetInputs) -> StatefulSet {
                     annotations: Some(pod_annotations(spec, i.config_hash)),
                     ..Default::default()
                 }),
-                spec: Some(pod_spec(spec, &labels::config_secret_name(i.name))),
+                spec: Some(pod_spec(i, &labels::config_secret_name(i.name))),
             },
             ..Default::default()
         }),
@@ -202,15 +273,19 @@ fn pod_annotations(spec: &PenpotSpec, config_hash: &str) -> BTreeMap<String, Str
     annotations
 }
 
-fn pod_spec(spec: &PenpotSpec, config_secret: &str) -> PodSpec {
+fn pod_spec(i: &StatefulSetInputs, config_secret: &str) -> PodSpec {
+    let spec = &i.penpot.spec;
+    let pull_policy = spec.image_pull_policy.map(|p| p.as_str().to_string());
     PodSpec {
-        containers: containers(spec),
-        volumes: Some(volumes(config_secret)),
+        init_containers: Some(vec![init_container(i.init_image, pull_policy)]),
+        containers: containers(spec, i.version, i.exporter),
+        volumes: Some(volumes(config_secret, i.exporter)),
         // Penpot reads every PENPOT_* variable; Service links would inject some.
         enable_service_links: Some(false),
         automount_service_account_token: Some(false),
         // Pebble waits kill-delay (5 s) + 5 s per service before it gives up.
         termination_grace_period_seconds: Some(30),
+        // The images' own user: no container needs root, Pebble starts services as itself.
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(paths::RUN_AS_USER),
@@ -227,25 +302,29 @@ fn pod_spec(spec: &PenpotSpec, config_secret: &str) -> PodSpec {
     }
 }
 
-/// `nginx` (frontend) and `penpot` (backend and exporter), each running Pebble.
-fn containers(spec: &PenpotSpec) -> Vec<Container> {
+/// The image of one container: the spec's, else Penpot's own at the version.
+fn image(set: &Option<String>, upstream: &str, version: Version) -> String {
+    set.clone().unwrap_or_else(|| format!("{upstream}:{version}"))
+}
+
+/// `exporter` (optional), `nginx` and `penpot`, each from its own image, each running Pebble.
+fn containers(spec: &PenpotSpec, version: Version, exporter: bool) -> Vec<Container> {
     let pull_policy = spec.image_pull_policy.map(|p| p.as_str().to_string());
     let resources = spec.resources.clone().unwrap_or_default();
     let nginx = ContainerPlan {
         name: "nginx",
-        // One workload image serves both containers; keep their Penpot versions together.
-        image: spec.images.nginx.clone().or_else(|| spec.images.penpot.clone()).unwrap_or_else(|| DEFAULT_IMAGE.into()),
+        image: image(&spec.images.nginx, UPSTREAM_FRONTEND, version),
         pebble_port: paths::PEBBLE_PORT_NGINX,
         extra_mounts: vec![mount("nginx-config", paths::NGINX_CONFIG_DIR, true)],
-        ports: vec![port("http", paths::NGINX_PORT), port("metrics", paths::NGINX_EXPORTER_PORT)],
+        ports: vec![port("http", paths::NGINX_PORT)],
         working_dir: None,
         resources: resources.nginx,
         // A static answer from nginx itself: the frontend's /readyz is the backend's.
-        readiness: ready_on(paths::NGINX_HEALTH_PATH, paths::NGINX_PORT),
+        readiness: Some(ready_on(paths::NGINX_HEALTH_PATH, paths::NGINX_PORT)),
     };
     let penpot = ContainerPlan {
         name: "penpot",
-        image: spec.images.penpot.clone().unwrap_or_else(|| DEFAULT_IMAGE.into()),
+        image: image(&spec.images.penpot, UPSTREAM_BACKEND, version),
         pebble_port: paths::PEBBLE_PORT_PENPOT,
         extra_mounts: vec![],
         ports: vec![port("backend", paths::BACKEND_PORT)],
@@ -253,15 +332,42 @@ fn containers(spec: &PenpotSpec) -> Vec<Container> {
         working_dir: Some(paths::BACKEND_DIR.into()),
         resources: resources.penpot,
         // The backend's own check: 200 once it serves and reaches its database.
-        readiness: ready_on("/readyz", paths::BACKEND_PORT),
+        readiness: Some(ready_on("/readyz", paths::BACKEND_PORT)),
     };
-    vec![container(nginx, pull_policy.clone()), container(penpot, pull_policy)]
+    let mut out = Vec::with_capacity(3);
+    if exporter {
+        let exporter = ContainerPlan {
+            name: "exporter",
+            image: image(&spec.images.exporter, UPSTREAM_EXPORTER, version),
+            pebble_port: paths::PEBBLE_PORT_EXPORTER,
+            extra_mounts: vec![],
+            ports: vec![port("exporter", paths::EXPORTER_PORT)],
+            working_dir: Some(paths::EXPORTER_DIR.into()),
+            resources: resources.exporter,
+            // Exports are optional: a broken exporter is restarted by Pebble's check, and
+            // never takes the pod out of the Service.
+            readiness: None,
+        };
+        out.push(container(exporter, pull_policy.clone()));
+    }
+    out.push(container(nginx, pull_policy.clone()));
+    out.push(container(penpot, pull_policy));
+    out
 }
 
-/// Per container: Pebble's state and /tmp (the root filesystem is read-only) and its layer;
-/// nginx also gets its configuration. All from the one config Secret.
-fn volumes(config_secret: &str) -> Vec<Volume> {
-    vec![
+/// The init container's output, shared; per container Pebble's state and /tmp (the root
+/// filesystem is read-only) and its layer; nginx also gets its configuration. Layers and
+/// configuration all come from the one config Secret.
+fn volumes(config_secret: &str, exporter: bool) -> Vec<Volume> {
+    let mut volumes = vec![empty_dir(OPERATOR_VOLUME)];
+    if exporter {
+        volumes.extend([
+            empty_dir("exporter-pebble"),
+            empty_dir("exporter-tmp"),
+            secret_volume("exporter-layers", config_secret, &[paths::EXPORTER_LAYER_FILE]),
+        ]);
+    }
+    volumes.extend([
         empty_dir("nginx-pebble"),
         empty_dir("nginx-tmp"),
         secret_volume("nginx-layers", config_secret, &[paths::NGINX_LAYER_FILE]),
@@ -269,5 +375,6 @@ fn volumes(config_secret: &str) -> Vec<Volume> {
         empty_dir("penpot-pebble"),
         empty_dir("penpot-tmp"),
         secret_volume("penpot-layers", config_secret, &[paths::PENPOT_LAYER_FILE]),
-    ]
+    ]);
+    volumes
 }

@@ -11,7 +11,6 @@ const DEFAULT_POOL_SIZE: i32 = 60;
 /// Default connection budget: PostgreSQL's default `max_connections` (100) minus headroom for
 /// superuser, replication and maintenance sessions.
 const DEFAULT_MAX_CONNECTIONS: i32 = 90;
-pub const DEFAULT_DNS_RESOLVER: &str = "kube-dns.kube-system.svc.cluster.local";
 pub const DEFAULT_TENANT: &str = "default";
 
 /// A spec the operator cannot serve: reported as `Stalled`, nothing is applied.
@@ -38,7 +37,8 @@ pub struct Settings {
     pub version: Version,
     pub pool_size: i32,
     pub tenant: String,
-    pub dns_resolver: String,
+    /// `None`: the pod's own nameservers.
+    pub dns_resolver: Option<String>,
     pub exporter: bool,
     pub ssrf_allowed_hosts: Vec<String>,
 }
@@ -77,7 +77,7 @@ pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Res
         version,
         pool_size,
         tenant: spec.tenant.clone().unwrap_or_else(|| DEFAULT_TENANT.into()),
-        dns_resolver: spec.dns_resolver.clone().unwrap_or_else(|| DEFAULT_DNS_RESOLVER.into()),
+        dns_resolver: spec.dns_resolver.clone(),
         exporter: spec.exporter.as_ref().is_none_or(|e| e.enabled),
         ssrf_allowed_hosts,
     })

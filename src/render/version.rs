@@ -22,6 +22,15 @@ impl Version {
     pub const SSRF_PROTECTION: Version = Version::new(2, 15, 0);
     pub const EXPORTER_INTERNAL_URI: Version = Version::new(2, 17, 0);
 
+    /// `2.17.0` (the form `spec.version` takes).
+    pub fn parse(s: &str) -> Option<Version> {
+        let mut parts = s.split('.').map(|p| p.parse::<u32>().ok());
+        match (parts.next()?, parts.next()?, parts.next()?, parts.next()) {
+            (Some(major), Some(minor), Some(patch), None) => Some(Version::new(major, minor, patch)),
+            _ => None,
+        }
+    }
+
     /// `registry/repo:2.17.0`, `...:2.17`, `...:2.17.0-rock`, `...:2.17.0@sha256:..`.
     pub fn from_image(image: &str) -> Option<Version> {
         let without_digest = image.split('@').next().unwrap_or(image);
@@ -60,5 +69,13 @@ mod tests {
         assert_eq!(v("localhost:5000/penpot"), None);
         assert_eq!(v("penpot:latest"), None);
         assert_eq!(v("penpot@sha256:abcd"), None);
+    }
+
+    #[test]
+    fn parses_spec_versions() {
+        assert_eq!(Version::parse("2.16.1"), Some(Version::new(2, 16, 1)));
+        for bad in ["2.16", "2.16.1.0", "v2.16.1", "2.x.1", ""] {
+            assert_eq!(Version::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -1,0 +1,168 @@
+//! `penpot-operator prepare-pod`: what a Penpot pod's init container does before the
+//! workload containers start, as Juju's `containeragent init` does for sidecar charms.
+//!
+//! - Copies the operator image's static Pebble into the shared volume, where every workload
+//!   container runs it as its entrypoint (the operator image is `base: bare`: no `cp`).
+//! - Writes nginx's per-pod includes, which depend on the pod and so cannot be rendered by the
+//!   operator: the `resolver` from the pod's own /etc/resolv.conf (what the frontend image's
+//!   entrypoint does, which the read-only root rules out) and the `listen` lines, with IPv6
+//!   when the pod has an IPv6 address.
+//!
+//! The init container shares the pod's network namespace and /etc/resolv.conf, so what it
+//! sees is what nginx will see.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(thiserror::Error, Debug)]
+pub enum PrepareError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error(
+        "{0} has no usable nameserver line, so nginx could not resolve S3 redirects or fonts; set spec.dnsResolver on the Penpot"
+    )]
+    NoNameserver(PathBuf),
+}
+
+/// Where the pod's facts are read from; tests point these at files of their own.
+pub struct Sources<'a> {
+    pub pebble: &'a Path,
+    pub resolv_conf: &'a Path,
+    /// Lists the IPv6 addresses of the network namespace; empty or absent without IPv6.
+    pub if_inet6: &'a Path,
+}
+
+impl Default for Sources<'_> {
+    fn default() -> Self {
+        Sources {
+            pebble: Path::new(crate::render::paths::OPERATOR_PEBBLE),
+            resolv_conf: Path::new("/etc/resolv.conf"),
+            if_inet6: Path::new("/proc/net/if_inet6"),
+        }
+    }
+}
+
+/// Fills `into` with `bin/pebble`, `nginx/resolver.conf` and `nginx/listen.conf`. Safe to
+/// run again on the same volume: every file is replaced whole.
+pub fn prepare(into: &Path, nginx_port: u16, from: &Sources) -> Result<(), PrepareError> {
+    let read = |path: &Path| std::fs::read(path).map_err(|source| PrepareError::Read { path: path.into(), source });
+    let resolv_conf = String::from_utf8_lossy(&read(from.resolv_conf)?).into_owned();
+    // Absent when the kernel has no IPv6 at all.
+    let ipv6 = std::fs::read(from.if_inet6).is_ok_and(|list| !list.trim_ascii().is_empty());
+    let nameservers = nameservers(&resolv_conf);
+    if nameservers.is_empty() {
+        return Err(PrepareError::NoNameserver(from.resolv_conf.into()));
+    }
+    replace(&into.join("bin/pebble"), &read(from.pebble)?, 0o755)?;
+    replace(&into.join("nginx/resolver.conf"), resolver_conf(&nameservers, ipv6).as_bytes(), 0o644)?;
+    replace(&into.join("nginx/listen.conf"), listen_conf(nginx_port, ipv6).as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// The nameservers of a resolv.conf that nginx can use: zoned link-local addresses
+/// (`fe80::1%eth0`) are not, and anything unparsable is skipped like the C library does.
+pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver")).then(|| words.next()).flatten()
+        })
+        .filter_map(|address| address.parse().ok())
+        .collect()
+}
+
+/// nginx's `resolver`: IPv6 servers bracketed; no AAAA lookups when the pod has no IPv6.
+pub fn resolver_conf(nameservers: &[IpAddr], ipv6: bool) -> String {
+    let mut line = String::from("# Written by penpot-operator prepare-pod from /etc/resolv.conf.\nresolver");
+    for server in nameservers {
+        match server {
+            IpAddr::V4(v4) => write!(line, " {v4}"),
+            IpAddr::V6(v6) => write!(line, " [{v6}]"),
+        }
+        .expect("writing to a String cannot fail");
+    }
+    line.push_str(if ipv6 { " valid=30s;\n" } else { " valid=30s ipv6=off;\n" });
+    line
+}
+
+/// nginx's `listen` lines: IPv4 always (loopback has it even in IPv6-only pods), IPv6 too
+/// when the pod has it.
+pub fn listen_conf(port: u16, ipv6: bool) -> String {
+    let mut conf = format!("# Written by penpot-operator prepare-pod.\nlisten {port} default_server;\n");
+    if ipv6 {
+        conf.push_str(&format!("listen [::]:{port} default_server;\n"));
+    }
+    conf
+}
+
+/// Writes `path` whole through a temporary file and a rename: a container that reads it
+/// never sees half a file, and a Pebble binary in use is replaced, not overwritten.
+fn replace(path: &Path, contents: &[u8], mode: u32) -> Result<(), PrepareError> {
+    let failed = |source| PrepareError::Write { path: path.into(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(failed)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).map_err(failed)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(failed)?;
+    std::fs::rename(&tmp, path).map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nameservers_from_resolv_conf() {
+        let conf = "search ns.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\n# nameserver 1.1.1.1\nnameserver fd00::a\nnameserver fe80::1%eth0\nnameserver bogus\noptions ndots:5\n";
+        let found = nameservers(conf);
+        assert_eq!(found, ["10.96.0.10".parse::<IpAddr>().unwrap(), "fd00::a".parse().unwrap()]);
+        assert_eq!(
+            resolver_conf(&found, false).lines().last(),
+            Some("resolver 10.96.0.10 [fd00::a] valid=30s ipv6=off;")
+        );
+        assert!(resolver_conf(&found, true).ends_with("resolver 10.96.0.10 [fd00::a] valid=30s;\n"));
+    }
+
+    #[test]
+    fn listens_on_ipv6_only_when_the_pod_has_it() {
+        assert!(!listen_conf(8080, false).contains("[::]"));
+        assert!(listen_conf(8080, true).contains("listen [::]:8080 default_server;"));
+    }
+
+    #[test]
+    fn prepares_a_volume_and_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let pebble = file("pebble-src", "#!binary");
+        let resolv = file("resolv.conf", "nameserver 10.0.0.10\n");
+        let inet6 = file("if_inet6", "00000000000000000000000000000001 01 80 10 80       lo\n");
+        let into = dir.path().join("operator");
+        let sources = Sources { pebble: &pebble, resolv_conf: &resolv, if_inet6: &inet6 };
+        prepare(&into, 8080, &sources).unwrap();
+        // Twice: a restarted init container finds its own files there.
+        prepare(&into, 8080, &sources).unwrap();
+        let copied = into.join("bin/pebble");
+        assert_eq!(std::fs::read_to_string(&copied).unwrap(), "#!binary");
+        assert_eq!(std::fs::metadata(&copied).unwrap().permissions().mode() & 0o777, 0o755);
+        assert!(std::fs::read_to_string(into.join("nginx/listen.conf")).unwrap().contains("[::]:8080"));
+
+        let empty = file("empty-resolv.conf", "search x\n");
+        let no_dns = Sources { resolv_conf: &empty, ..sources };
+        let e = prepare(&into, 8080, &no_dns).unwrap_err().to_string();
+        assert!(e.contains("empty-resolv.conf") && e.contains("spec.dnsResolver"), "{e}");
+        let missing = dir.path().join("no-pebble");
+        let e = prepare(&into, 8080, &Sources { pebble: &missing, resolv_conf: &resolv, if_inet6: &inet6 }).unwrap_err();
+        assert!(e.to_string().contains("no-pebble"), "{e}");
+    }
+}
