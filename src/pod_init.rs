@@ -162,7 +162,8 @@ mod tests {
         let e = prepare(&into, 8080, &no_dns).unwrap_err().to_string();
         assert!(e.contains("empty-resolv.conf") && e.contains("spec.dnsResolver"), "{e}");
         let missing = dir.path().join("no-pebble");
-        let e = prepare(&into, 8080, &Sources { pebble: &missing, resolv_conf: &resolv, if_inet6: &inet6 }).unwrap_err();
+        let e =
+            prepare(&into, 8080, &Sources { pebble: &missing, resolv_conf: &resolv, if_inet6: &inet6 }).unwrap_err();
         assert!(e.to_string().contains("no-pebble"), "{e}");
     }
 }

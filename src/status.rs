@@ -258,16 +258,13 @@ mod tests {
         let first = compute(&ctx(None, 10), &applied(&w));
         assert_eq!(first.phase, Some(Phase::Active));
         assert_eq!(cond(&first, "Ready").status, "True");
-        let again =
-            compute(&ctx(Some(&first), 99), &applied(&w));
+        let again = compute(&ctx(Some(&first), 99), &applied(&w));
         assert_eq!(first, again, "an unchanged observation must give an identical status");
     }
 
     #[test]
     fn messages_name_what_is_outstanding() {
-        let message = |sts: &StatefulSet| {
-            compute(&ctx(None, 1), &applied(&sts)).message
-        };
+        let message = |sts: &StatefulSet| compute(&ctx(None, 1), &applied(sts)).message;
         let mut unobserved = sts(1, 1, "a", "a");
         unobserved.metadata.generation = Some(4);
         assert_eq!(

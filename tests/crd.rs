@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use kube::CustomResourceExt;
-use penpot_operator::cli::render::{InputError, render_documents};
+use penpot_operator::cli::render::{Assume, InputError, render_documents};
 use penpot_operator::crd::{Penpot, crd_yaml};
 use penpot_operator::schema::check;
 use serde_json::{Value, json};
@@ -211,9 +211,9 @@ fn render_documents_rejects_bad_input() {
 fn prometheus_objects_only_with_the_prometheus_operator() {
     use penpot_operator::cli::render::render_with;
     let inputs = [("example".to_string(), example())];
-    let without = render_with(&inputs, false, key).expect("renders");
+    let without = render_with(&inputs, &Assume::default(), key).expect("renders");
     assert!(!kinds(&without).iter().any(|k| k == "PodMonitor" || k == "PrometheusRule"), "{without}");
-    let with = render_with(&inputs, true, key).expect("renders");
+    let with = render_with(&inputs, &Assume { prometheus_operator: true, ..Assume::default() }, key).expect("renders");
     let docs = documents(&with);
     let monitor = docs.iter().find(|d| d["kind"] == "PodMonitor").expect("a PodMonitor");
     let ports: Vec<&str> = monitor["spec"]["podMetricsEndpoints"]
@@ -222,11 +222,12 @@ fn prometheus_objects_only_with_the_prometheus_operator() {
         .iter()
         .map(|e| e["port"].as_str().unwrap())
         .collect();
-    assert_eq!(ports, ["backend", "metrics"]);
+    // Penpot's frontend image has no nginx exporter: only the backend is scraped.
+    assert_eq!(ports, ["backend"]);
     let rule = docs.iter().find(|d| d["kind"] == "PrometheusRule").expect("a PrometheusRule");
     let alerts: Vec<&str> =
         rule["spec"]["groups"][0]["rules"].as_array().unwrap().iter().map(|r| r["alert"].as_str().unwrap()).collect();
-    assert_eq!(alerts, ["PenpotBackendDown", "PenpotNginxExporterDown", "PenpotRpcSlow", "PenpotTasksSlow"]);
+    assert_eq!(alerts, ["PenpotBackendDown", "PenpotRpcSlow", "PenpotTasksSlow"]);
     // 2.17 names the RPC histogram penpot_rpc_main_timing (renamed in 2.15.2).
     assert!(rule.to_string().contains("penpot_rpc_main_timing_bucket"));
     let dashboard = docs.iter().find(|d| d["kind"] == "ConfigMap").expect("the dashboard");
@@ -234,12 +235,7 @@ fn prometheus_objects_only_with_the_prometheus_operator() {
     let json_text = dashboard["data"].as_object().unwrap().values().next().unwrap().as_str().unwrap();
     let board: Value = serde_json::from_str(json_text).expect("the dashboard is JSON");
     let exprs = board["panels"].to_string();
-    for metric in [
-        "penpot_rpc_main_timing_bucket",
-        "penpot_tasks_timing_bucket",
-        "nginx_http_requests_total",
-        "jvm_memory_bytes_used",
-    ] {
+    for metric in ["penpot_rpc_main_timing_bucket", "penpot_tasks_timing_bucket", "jvm_memory_bytes_used"] {
         assert!(exprs.contains(metric), "the dashboard does not chart {metric}");
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use penpot_operator::cli::render::render_with;
+use penpot_operator::cli::render::{Assume, render_with};
 
 /// A fixed secret key, so the output does not change between runs.
 const KEY: &str = "golden-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz";
@@ -15,7 +15,8 @@ fn path(rel: &str) -> PathBuf {
 
 fn check(example: &str, prometheus_operator: bool, golden: &str) {
     let input = std::fs::read_to_string(path(example)).unwrap_or_else(|e| panic!("{example}: {e}"));
-    let out = render_with(&[(example.to_string(), input)], prometheus_operator, || KEY.to_string())
+    let assume = Assume { prometheus_operator, ..Assume::default() };
+    let out = render_with(&[(example.to_string(), input)], &assume, || KEY.to_string())
         .unwrap_or_else(|e| panic!("{example} does not render: {e}"));
     let golden_path = path(golden);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use penpot_operator::pod_init::{self, Sources};
 use penpot_operator::render::nginx::{NginxInputs, nginx_conf};
 use penpot_operator::render::paths;
 
@@ -60,18 +61,22 @@ impl Drop for Nginx {
     }
 }
 
-/// The rendered configuration, moved onto free ports and a scratch directory, run by nginx.
+/// The rendered configuration, moved onto free ports and a scratch directory, with the
+/// includes `prepare-pod` writes (from a resolv.conf of only a nameserver line and this
+/// machine's own IPv6 addresses), run by nginx.
 fn serve(dir: &Path, backend: u16) -> (Nginx, u16) {
     let port = free_port();
     let d = dir.display();
-    let conf = nginx_conf(&NginxInputs { dns_resolver: "127.0.0.1", exporter: true, air_gapped: true })
-        .replace(&format!("listen {} default_server", paths::NGINX_PORT), &format!("listen {port} default_server"))
+    let resolv_conf = dir.join("resolv.conf");
+    std::fs::write(&resolv_conf, "nameserver 127.0.0.1\n").unwrap();
+    let pebble = dir.join("pebble");
+    std::fs::write(&pebble, "stand-in for the Pebble binary").unwrap();
+    let sources = Sources { pebble: &pebble, resolv_conf: &resolv_conf, ..Sources::default() };
+    pod_init::prepare(&dir.join("operator"), port, &sources).expect("prepare-pod");
+    let conf = nginx_conf(&NginxInputs { dns_resolver: None, exporter: true, air_gapped: true })
+        .replace(&format!("{}/", paths::OPERATOR_DIR), &format!("{d}/operator/"))
         .replace(&format!("127.0.0.1:{}", paths::BACKEND_PORT), &format!("127.0.0.1:{backend}"))
         .replace(&format!("127.0.0.1:{}", paths::EXPORTER_PORT), &format!("127.0.0.1:{backend}"))
-        .replace(
-            &format!("listen 127.0.0.1:{}", paths::NGINX_STATUS_PORT),
-            &format!("listen 127.0.0.1:{}", free_port()),
-        )
         .replace(&format!("root {}", paths::WEB_ROOT), &format!("root {d}/www"))
         .replace(&format!("alias {}/", paths::NGINX_CONFIG_DIR), &format!("alias {d}/"))
         .replace("/tmp/nginx", &format!("{d}/nginx"));
@@ -100,7 +105,11 @@ fn serve(dir: &Path, backend: u16) -> (Nginx, u16) {
 
 /// Status line and lower-cased headers of a GET with gzip accepted, and the body's length.
 fn get(port: u16, path: &str) -> (String, Vec<(String, String)>, usize) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    get_from("127.0.0.1", port, path)
+}
+
+fn get_from(host: &str, port: u16, path: &str) -> (String, Vec<(String, String)>, usize) {
+    let mut stream = TcpStream::connect((host, port)).unwrap();
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: penpot.local\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).unwrap();
@@ -153,7 +162,7 @@ fn backend_paths_win_over_static_files_and_api_answers_are_compressed() {
 /// one Cache-Control (the upstream's is hidden) and the CORS header the fonts need.
 #[test]
 fn font_proxies_send_one_cache_control_and_cors() {
-    let conf = nginx_conf(&NginxInputs { dns_resolver: "127.0.0.1", exporter: true, air_gapped: false });
+    let conf = nginx_conf(&NginxInputs { dns_resolver: Some("127.0.0.1"), exporter: true, air_gapped: false });
     let fonts: Vec<&str> =
         conf.split("location ").filter(|l| l.contains("fonts.g") || l.contains("penpot-files")).collect();
     assert_eq!(fonts.len(), 3, "{conf}");
@@ -161,5 +170,23 @@ fn font_proxies_send_one_cache_control_and_cors() {
         assert!(location.contains("proxy_hide_header Cache-Control;"), "{location}");
         assert_eq!(location.matches("add_header Cache-Control").count(), 1, "{location}");
         assert!(location.contains("add_header Access-Control-Allow-Origin \"*\" always;"), "{location}");
+    }
+}
+
+/// `prepare-pod` read the resolver from a resolv.conf alone, and listens on IPv6 exactly when
+/// the network namespace has IPv6 (this machine's: /proc/net/if_inet6).
+#[test]
+fn resolver_and_listen_come_from_the_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, _) = stand_in_backend();
+    let (_nginx, port) = serve(dir.path(), backend);
+    let resolver = std::fs::read_to_string(dir.path().join("operator/nginx/resolver.conf")).unwrap();
+    assert!(resolver.contains("resolver 127.0.0.1 "), "{resolver}");
+    let has_ipv6 = std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|l| l.lines().any(|l| l.ends_with(" lo")));
+    let ipv6 = TcpStream::connect(("::1", port));
+    assert_eq!(ipv6.is_ok(), has_ipv6, "IPv6 listen ({ipv6:?}) does not follow the machine's IPv6 ({has_ipv6})");
+    if has_ipv6 {
+        let (status, _, _) = get_from("::1", port, paths::NGINX_HEALTH_PATH);
+        assert!(status.contains(" 200 "), "over IPv6: {status}");
     }
 }

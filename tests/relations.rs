@@ -829,6 +829,7 @@ fn oidc_accepted_key_styles() {
         issuer: issuer.into(),
         endpoints: e,
         scopes: scopes.into(),
+        display_name: None,
     };
     let issuer = "https://idp.example.com/realms/penpot/";
     let default_scope = "openid profile email";
@@ -861,6 +862,14 @@ fn oidc_accepted_key_styles() {
             "scope",
             with(oidc_juju(), "scope", Some(b"openid email groups")),
             want("penpot-client", "oidc-client-secret", issuer, None, "openid email groups"),
+        ),
+        (
+            "display name for the login button",
+            with(oidc_juju(), "display_name", Some(b"Corporate SSO")),
+            Oidc {
+                display_name: Some("Corporate SSO".into()),
+                ..want("penpot-client", "oidc-client-secret", issuer, None, default_scope)
+            },
         ),
         (
             "scope spaces collapsed",

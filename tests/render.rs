@@ -6,8 +6,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use penpot_operator::crd::{ExporterSpec, Images, Penpot, PenpotSpec, PostgresqlRelation, Relation, SecretRef};
+use penpot_operator::crd::{
+    ExporterSpec, Images, Penpot, PenpotSpec, PostgresqlRelation, Relation, SecretRef, UpgradeSpec,
+};
 use penpot_operator::relations::{Relations, SecretData, oidc, postgresql, redis, s3, smtp};
+use penpot_operator::render::rollout::{Live, MIGRATED_ANNOTATION};
+use penpot_operator::render::version::Version;
 use penpot_operator::render::{Desired, Inputs, RenderError, SpecError, render};
 use serde_json::Value;
 
@@ -94,8 +98,19 @@ fn penpot(spec: PenpotSpec) -> Penpot {
     p
 }
 
+/// What the controller passes for a first install without the Prometheus Operator.
+fn inputs(relations: Relations) -> Inputs {
+    Inputs {
+        relations,
+        secret_key: SECRET_KEY.into(),
+        prometheus_operator: false,
+        init_image: "example.org/penpot-operator:1".into(),
+        live: None,
+    }
+}
+
 fn render_ok(p: &Penpot, relations: Relations) -> Desired {
-    match render(p, &Inputs { relations, secret_key: SECRET_KEY.into(), prometheus_operator: false }) {
+    match render(p, &inputs(relations)) {
         Ok(desired) => desired,
         Err(e) => panic!("render failed: {e}"),
     }
@@ -113,7 +128,8 @@ fn layer(desired: &Desired, key: &str) -> Value {
 }
 
 fn service_env(desired: &Desired, service: &str) -> BTreeMap<String, String> {
-    let layer = layer(desired, "001-penpot.yaml");
+    let file = if service == "exporter" { "001-exporter.yaml" } else { "001-penpot.yaml" };
+    let layer = layer(desired, file);
     let env = layer["services"][service]["environment"]
         .as_object()
         .unwrap_or_else(|| panic!("service {service} has no environment: {layer:#}"));
@@ -230,7 +246,10 @@ fn charm_fixture_backend_environment() {
 
 #[test]
 fn charm_fixture_old_image_uses_old_storage_names() {
-    let p = penpot(PenpotSpec { images: Images { penpot: Some("x/penpot:2.10.0".into()), nginx: None }, ..spec() });
+    let p = penpot(PenpotSpec {
+        images: Images { penpot: Some("x/penpot:2.10.0".into()), ..Default::default() },
+        ..spec()
+    });
     let desired = render_ok(&p, relations());
     let env = backend_env(&desired);
     assert_eq!(desired.version.to_string(), "2.10.0");
@@ -311,25 +330,15 @@ fn oidc_switches_login_flags() {
 
     // OIDC without SMTP cannot be served.
     let oidc = oidc::parse(&SecretData::new(Relation::Oidc, "oidc", &oidc_data())).expect("oidc parses");
-    let err = render(
-        &penpot(spec()),
-        &Inputs {
-            relations: Relations { oidc: Some(oidc), smtp: None, ..relations() },
-            secret_key: SECRET_KEY.into(),
-            prometheus_operator: false,
-        },
-    )
-    .expect_err("oidc without smtp renders");
+    let err = render(&penpot(spec()), &inputs(Relations { oidc: Some(oidc), smtp: None, ..relations() }))
+        .expect_err("oidc without smtp renders");
     assert!(matches!(err, RenderError::Spec(SpecError::SmtpRequiredBy(Relation::Oidc))), "{err}");
 }
 
 #[test]
 fn http_public_uri_needs_opt_in() {
     let http = PenpotSpec { public_uri: Some("http://penpot.local/".into()), ..spec() };
-    let result = render(
-        &penpot(http.clone()),
-        &Inputs { relations: relations(), secret_key: SECRET_KEY.into(), prometheus_operator: false },
-    );
+    let result = render(&penpot(http.clone()), &inputs(relations()));
     match result {
         Err(RenderError::Spec(SpecError::HttpsRequired(uri))) => assert_eq!(uri, "http://penpot.local/"),
         Err(e) => panic!("wrong error: {e}"),
@@ -407,7 +416,8 @@ fn pool_size_divides_connections() {
             "replicas {replicas}, maxConnections {max_connections:?}:\n{}",
             show(&env)
         );
-        assert_eq!(desired.statefulset.spec.as_ref().and_then(|s| s.replicas), Some(replicas));
+        // A first install starts one pod, which migrates the database (see rollout tests).
+        assert_eq!(desired.statefulset.spec.as_ref().and_then(|s| s.replicas), Some(replicas.min(1)));
     }
 
     let too_small = PenpotSpec {
@@ -415,28 +425,28 @@ fn pool_size_divides_connections() {
         postgresql: Some(PostgresqlRelation { secret_ref: SecretRef { name: "pg".into() }, max_connections: Some(5) }),
         ..spec()
     };
-    let err = render(
-        &penpot(too_small),
-        &Inputs { relations: relations(), secret_key: SECRET_KEY.into(), prometheus_operator: false },
-    )
-    .expect_err("1 connection per replica accepted");
+    let err = render(&penpot(too_small), &inputs(relations())).expect_err("1 connection per replica accepted");
     assert!(matches!(err, RenderError::Spec(SpecError::PoolTooSmall { max: 5, replicas: 3 })), "{err}");
 }
 
 #[test]
 fn exporter_can_be_disabled() {
     let on = render_ok(&penpot(spec()), relations());
-    let layer_on = layer(&on, "001-penpot.yaml");
-    assert!(layer_on["services"].get("exporter").is_some(), "{layer_on:#}");
-    assert!(layer_on["checks"].get("exporter-up").is_some(), "{layer_on:#}");
+    let exporter_layer = layer(&on, "001-exporter.yaml");
+    assert!(exporter_layer["services"].get("exporter").is_some(), "{exporter_layer:#}");
+    assert!(exporter_layer["checks"].get("exporter-up").is_some(), "{exporter_layer:#}");
     let exporter_env = service_env(&on, "exporter");
     assert_eq!(exporter_env.get("PENPOT_REDIS_URI").map(String::as_str), Some("redis://redis-hostname:6379"));
+    let names = |d: &Desired| -> Vec<String> {
+        let pod = d.statefulset.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        pod.containers.iter().map(|c| c.name.clone()).collect()
+    };
+    assert_eq!(names(&on), ["exporter", "nginx", "penpot"]);
 
     let off = render_ok(&penpot(PenpotSpec { exporter: Some(ExporterSpec { enabled: false }), ..spec() }), relations());
-    let layer_off = layer(&off, "001-penpot.yaml");
-    assert!(layer_off["services"].get("exporter").is_none(), "{layer_off:#}");
-    assert!(layer_off["checks"].get("exporter-up").is_none(), "{layer_off:#}");
-    assert!(layer_off["services"].get("backend").is_some(), "{layer_off:#}");
+    assert!(!off.config.data.as_ref().unwrap().contains_key("001-exporter.yaml"));
+    assert_eq!(names(&off), ["nginx", "penpot"]);
+    assert!(layer(&off, "001-penpot.yaml")["services"].get("backend").is_some());
     assert!(config_text(&off, "nginx.conf").contains("the exporter is disabled"));
     assert_ne!(on.config_hash, off.config_hash);
 }
@@ -511,7 +521,7 @@ fn owned_objects_carry_namespace_and_names() {
     assert_eq!(desired.headless_service.metadata.name.as_deref(), Some("penpot-endpoints"));
     let keys: Vec<&str> =
         desired.config.data.as_ref().expect("config data").keys().map(String::as_str).collect::<Vec<_>>();
-    assert_eq!(keys, ["001-nginx.yaml", "001-penpot.yaml", "config.js", "nginx.conf"]);
+    assert_eq!(keys, ["001-exporter.yaml", "001-nginx.yaml", "001-penpot.yaml", "config.js", "nginx.conf"]);
     assert!(desired.ingress.is_none(), "no ingress without spec.ingress");
 }
 
@@ -551,4 +561,100 @@ fn readiness_is_the_backends_readyz_and_a_static_nginx_answer() {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     assert_eq!(readiness("penpot"), ("/readyz".to_string(), IntOrString::Int(6060)));
     assert_eq!(readiness("nginx"), ("/_penpot/nginx-ready".to_string(), IntOrString::Int(8080)));
+}
+
+fn running(migrated: &str, template: &str, replicas: i32, ready: i32, updated: i32) -> Live {
+    Live {
+        migrated: Version::parse(migrated),
+        template: Version::parse(template),
+        observed: true,
+        replicas,
+        ready,
+        updated,
+    }
+}
+
+fn render_live(spec: PenpotSpec, live: Option<Live>) -> Result<Desired, RenderError> {
+    render(&penpot(spec), &Inputs { live, ..inputs(relations()) })
+}
+
+fn strategy(desired: &Desired) -> (i32, i32, Option<String>) {
+    let sts = &desired.statefulset;
+    let spec = sts.spec.as_ref().unwrap();
+    let partition = spec.update_strategy.as_ref().unwrap().rolling_update.as_ref().unwrap().partition.unwrap();
+    let migrated = sts.metadata.annotations.as_ref().and_then(|a| a.get(MIGRATED_ANNOTATION).cloned());
+    (spec.replicas.unwrap(), partition, migrated)
+}
+
+#[test]
+fn a_version_change_runs_one_pod_first_and_a_downgrade_is_refused() {
+    let at = |v: &str| PenpotSpec { version: Some(v.into()), replicas: 3, ..spec() };
+    // Steady on 2.16.1: every pod follows the spec, the images carry the version.
+    let steady = render_live(at("2.16.1"), Some(running("2.16.1", "2.16.1", 3, 3, 3))).unwrap();
+    assert_eq!(strategy(&steady), (3, 0, Some("2.16.1".into())));
+    let pod = steady.statefulset.spec.as_ref().unwrap().template.spec.clone().unwrap();
+    let images: Vec<&str> = pod.containers.iter().filter_map(|c| c.image.as_deref()).collect();
+    assert_eq!(
+        images,
+        [
+            "docker.io/penpotapp/exporter:2.16.1",
+            "docker.io/penpotapp/frontend:2.16.1",
+            "docker.io/penpotapp/backend:2.16.1"
+        ]
+    );
+
+    // 2.17.0: the last pod only; the record stays at 2.16.1 until that pod is Ready.
+    let first = render_live(at("2.17.0"), Some(running("2.16.1", "2.16.1", 3, 3, 3))).unwrap();
+    assert_eq!(strategy(&first), (3, 2, Some("2.16.1".into())));
+    let migrating = render_live(at("2.17.0"), Some(running("2.16.1", "2.17.0", 3, 2, 1))).unwrap();
+    assert_eq!(strategy(&migrating), (3, 2, Some("2.16.1".into())));
+    let done = render_live(at("2.17.0"), Some(running("2.16.1", "2.17.0", 3, 3, 1))).unwrap();
+    assert_eq!(strategy(&done), (3, 0, Some("2.17.0".into())));
+    // The pods roll once the first is Ready: the template is the same in all three renders.
+    assert_eq!(first.statefulset.spec.as_ref().unwrap().template, done.statefulset.spec.as_ref().unwrap().template);
+
+    // Back to 2.16.1 once the database is at 2.17.0: refused, naming both versions.
+    match render_live(at("2.16.1"), Some(running("2.17.0", "2.17.0", 3, 3, 3))) {
+        Err(e @ RenderError::Downgrade(_)) => {
+            let message = e.to_string();
+            assert!(message.contains("2.16.1") && message.contains("2.17.0"), "{message}");
+            assert!(message.contains("spec.upgrade.allowDowngrade"), "{message}");
+        }
+        other => panic!("downgrade not refused: {other:?}"),
+    }
+    let allowed = PenpotSpec { upgrade: Some(UpgradeSpec { allow_downgrade: true }), ..at("2.16.1") };
+    let forced = render_live(allowed, Some(running("2.17.0", "2.17.0", 3, 3, 3))).unwrap();
+    assert_eq!(strategy(&forced), (3, 2, Some("2.17.0".into())));
+
+    // A first install starts one pod, then all of them.
+    assert_eq!(strategy(&render_live(at("2.17.0"), None).unwrap()), (1, 0, None));
+}
+
+#[test]
+fn images_follow_the_version_unless_set() {
+    let versioned = |v: Option<&str>, images: Images| {
+        let d = render_ok(&penpot(PenpotSpec { version: v.map(str::to_string), images, ..spec() }), relations());
+        let pod = d.statefulset.spec.unwrap().template.spec.unwrap();
+        pod.containers.into_iter().map(|c| (c.name, c.image.unwrap())).collect::<BTreeMap<_, _>>()
+    };
+    let default = versioned(None, Images::default());
+    assert_eq!(default["penpot"], format!("docker.io/penpotapp/backend:{}", Version::CURRENT));
+    let rock = Images { penpot: Some("example.org/penpot-rock:2.16.0-24.04".into()), ..Default::default() };
+    // The tag of images.penpot still names the version when spec.version is unset.
+    let by_tag = versioned(None, rock.clone());
+    assert_eq!(by_tag["penpot"], "example.org/penpot-rock:2.16.0-24.04");
+    assert_eq!(by_tag["nginx"], "docker.io/penpotapp/frontend:2.16.0");
+    assert_eq!(versioned(Some("2.17.0"), rock)["exporter"], "docker.io/penpotapp/exporter:2.17.0");
+}
+
+#[test]
+fn exporter_and_frontend_get_what_penpot_2_17_reads() {
+    let oidc = oidc::parse(&SecretData::new(Relation::Oidc, "oidc", &oidc_data())).expect("oidc parses");
+    let oidc = oidc::Oidc { display_name: Some("Corp SSO".into()), ..oidc };
+    let desired = render_ok(&penpot(spec()), Relations { oidc: Some(oidc), ..relations() });
+    // The public URI ends in a slash; the exporter swaps the internal URI's text for it in SVGs.
+    let exporter = service_env(&desired, "exporter");
+    assert_eq!(exporter["PENPOT_PUBLIC_URI"], "https://penpot.local");
+    assert_eq!(exporter["PENPOT_INTERNAL_URI"], "http://localhost:8080");
+    assert!(config_text(&desired, "config.js").contains("var penpotOIDCName = \"Corp SSO\";"));
 }

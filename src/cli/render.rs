@@ -167,7 +167,9 @@ pub fn render_with(
                     let workload = StatefulSet { status: None, ..desired.statefulset };
                     Observation::Applied { workload, config_hash: desired.config_hash, rollout: desired.rollout }
                 }
-                Err(e) => Observation::Blocked { reason: e.reason(), message: e.to_string(), workload: running.cloned() },
+                Err(e) => {
+                    Observation::Blocked { reason: e.reason(), message: e.to_string(), workload: running.cloned() }
+                }
             }
         }
     };

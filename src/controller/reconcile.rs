@@ -123,12 +123,11 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
             if applied.writes > 0 {
                 tracing::info!(writes = applied.writes, config_hash = %desired.config_hash, "applied desired state");
             }
-            let observation =
-                Observation::Applied {
-                    workload: applied.statefulset,
-                    config_hash: desired.config_hash.clone(),
-                    rollout: desired.rollout,
-                };
+            let observation = Observation::Applied {
+                workload: applied.statefulset,
+                config_hash: desired.config_hash.clone(),
+                rollout: desired.rollout,
+            };
             Ok(Outcome { observation, next: Next::Rollout, public_uri: Some(desired.public_uri) })
         }
         // Nothing was written. Not an error for backoff: the user must act, and a look every

@@ -86,7 +86,9 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
         events.push(Event {
             type_: EventType::Normal,
             reason: "Upgraded".into(),
-            note: Some(format!("the first pod on Penpot {new} is Ready: the database is migrated from {old}; the other pods follow")),
+            note: Some(format!(
+                "the first pod on Penpot {new} is Ready: the database is migrated from {old}; the other pods follow"
+            )),
             action: "Upgrade".into(),
             secondary: None,
         });

@@ -57,8 +57,8 @@ pub fn generate_password() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Runs `python3 manage.py ARGS` in the pod's `penpot` container (working directory
-/// /opt/penpot/backend), feeding `stdin`; returns the exit code and combined output.
+/// Runs `python3 manage.py ARGS` in the pod's `penpot` container, feeding `stdin`; returns
+/// the exit code and combined output.
 async fn manage(
     client: &Client,
     ns: &str,
@@ -67,7 +67,7 @@ async fn manage(
     stdin: Option<&str>,
 ) -> Result<(i32, String), ManageError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut command = vec!["python3", "manage.py"];
+    let mut command = crate::render::paths::MANAGE_COMMAND.to_vec();
     command.extend_from_slice(args);
     let params = AttachParams::default().container("penpot").stdin(stdin.is_some()).stdout(true).stderr(true);
     let mut process = pods.exec(pod, command, &params).await?;

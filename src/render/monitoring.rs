@@ -19,13 +19,13 @@ fn dynamic(m: &Meta, resource: &ApiResource, name: String, spec: Value) -> Dynam
     obj
 }
 
-/// Scrapes the backend's /metrics (port `backend`) and the nginx exporter (port `metrics`).
+/// Scrapes the backend's /metrics (port `backend`). Penpot's frontend image has no nginx
+/// exporter, so nginx itself is not scraped.
 pub fn pod_monitor(m: &Meta) -> DynamicObject {
     let spec = json!({
         "selector": { "matchLabels": labels::selector(m.name) },
         "podMetricsEndpoints": [
             { "port": "backend", "path": "/metrics", "interval": "30s" },
-            { "port": "metrics", "path": "/metrics", "interval": "30s" },
         ],
     });
     dynamic(m, &OwnedKind::PodMonitor.api_resource(), m.name.to_string(), spec)
@@ -54,13 +54,6 @@ pub fn prometheus_rule(m: &Meta, version: Version) -> DynamicObject {
             "5m",
             "critical",
             format!("Penpot {ns}/{} backend {{{{ $labels.pod }}}} is not answering /metrics", m.name),
-        ),
-        alert(
-            "PenpotNginxExporterDown",
-            format!(r#"up{{{pods},endpoint="metrics"}} == 0"#),
-            "10m",
-            "warning",
-            format!("Penpot {ns}/{} nginx exporter {{{{ $labels.pod }}}} is down", m.name),
         ),
         alert(
             "PenpotRpcSlow",
@@ -127,16 +120,6 @@ pub fn dashboard(m: &Meta, version: Version) -> ConfigMap {
                 ),
                 "{{name}}",
             )],
-        ),
-        panel(
-            "HTTP requests through nginx",
-            "reqps",
-            vec![(format!(r#"sum(rate(nginx_http_requests_total{{{pods}}}[5m]))"#), "requests/s")],
-        ),
-        panel(
-            "nginx connections",
-            "none",
-            vec![(format!(r#"sum by (pod) (nginx_connections_active{{{pods}}})"#), "{{pod}}")],
         ),
         panel(
             "JVM heap used",

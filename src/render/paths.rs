@@ -38,6 +38,8 @@ pub const TMP_DIR: &str = "/tmp";
 pub const BACKEND_DIR: &str = "/opt/penpot/backend";
 /// `run.sh` resolves penpot.jar and log4j2.xml relative to the working directory.
 pub const BACKEND_COMMAND: &str = "/bin/bash /opt/penpot/backend/run.sh";
+/// Penpot's admin command (talks to the backend's prepl port), run with `kubectl exec`.
+pub const MANAGE_COMMAND: [&str; 2] = ["/usr/bin/python3", "/opt/penpot/backend/manage.py"];
 pub const EXPORTER_DIR: &str = "/opt/penpot/exporter";
 pub const EXPORTER_COMMAND: &str = "/opt/node/bin/node app.js";
 

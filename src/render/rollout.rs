@@ -43,7 +43,12 @@ impl Live {
             .and_then(|l| l.get(VERSION_LABEL))
             .and_then(|v| Version::parse(v));
         Live {
-            migrated: sts.metadata.annotations.as_ref().and_then(|a| a.get(MIGRATED_ANNOTATION)).and_then(|v| Version::parse(v)),
+            migrated: sts
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(MIGRATED_ANNOTATION))
+                .and_then(|v| Version::parse(v)),
             template,
             observed: status.observed_generation.unwrap_or(0) >= sts.metadata.generation.unwrap_or(0),
             replicas: status.replicas,
