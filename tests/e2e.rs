@@ -170,7 +170,11 @@ fn check_layers_and_nginx(config: &Value) {
         String::from_utf8(base64::engine::general_purpose::STANDARD.decode(data[k].as_str().unwrap()).unwrap()).unwrap()
     };
     let tmp = tempfile::tempdir().unwrap();
-    for (layer, service) in [("001-penpot.yaml", "backend"), ("001-nginx.yaml", "frontend")] {
+    for (layer, service, on_failure) in [
+        ("001-penpot.yaml", "backend", "shutdown"),
+        ("001-nginx.yaml", "frontend", "shutdown"),
+        ("001-exporter.yaml", "exporter", "restart"),
+    ] {
         let pebble_dir = tmp.path().join(layer);
         std::fs::create_dir_all(pebble_dir.join("layers")).unwrap();
         std::fs::write(pebble_dir.join("layers").join(layer), decode(layer)).unwrap();
@@ -180,11 +184,17 @@ fn check_layers_and_nginx(config: &Value) {
         let plan: Value = serde_saphyr::from_str(&plan).unwrap();
         assert_eq!(plan["services"][service]["startup"], "enabled", "{plan}");
         assert_eq!(plan["services"][service]["override"], "replace");
-        assert_eq!(plan["services"][service]["on-failure"], "shutdown");
+        assert_eq!(plan["services"][service]["on-failure"], on_failure);
     }
+    // The includes the pod's init container writes, from this machine's resolv.conf.
+    let operator_dir = tmp.path().join("operator");
+    let pebble = which("pebble");
+    let sources = penpot_operator::pod_init::Sources { pebble: &pebble, ..Default::default() };
+    penpot_operator::pod_init::prepare(&operator_dir, 8080, &sources).expect("prepare-pod");
     let conf_dir = tmp.path().join("nginx");
     std::fs::create_dir_all(&conf_dir).unwrap();
-    std::fs::write(conf_dir.join("nginx.conf"), decode("nginx.conf")).unwrap();
+    let conf = decode("nginx.conf").replace("/operator/", &format!("{}/", operator_dir.display()));
+    std::fs::write(conf_dir.join("nginx.conf"), conf).unwrap();
     let out = Command::new("nginx")
         .args(["-t", "-e", "stderr", "-c"])
         .arg(conf_dir.join("nginx.conf"))
@@ -192,6 +202,13 @@ fn check_layers_and_nginx(config: &Value) {
         .expect("nginx is installed");
     assert!(out.status.success(), "nginx -t failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(decode("config.js").contains("var penpotFlags = \"disable-registration enable-login-with-password\";"));
+}
+
+/// The path of a program on PATH.
+fn which(program: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()))
+        .unwrap_or_else(|| panic!("{program} is not on PATH"))
 }
 
 /// No secret value used by the tests appears in status, events or the operator's logs.
@@ -524,9 +541,11 @@ fn layers_with_loki_log_targets_load_in_pebble() {
     check_layers_and_nginx(&config);
     // The plan Pebble builds forwards every service of each layer to Loki with our labels.
     let data = config["data"].as_object().unwrap();
-    for (layer, services) in
-        [("001-penpot.yaml", vec!["backend", "exporter"]), ("001-nginx.yaml", vec!["frontend", "nginx-exporter"])]
-    {
+    for (layer, services) in [
+        ("001-penpot.yaml", vec!["backend"]),
+        ("001-exporter.yaml", vec!["exporter"]),
+        ("001-nginx.yaml", vec!["frontend"]),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join("layers")).unwrap();
         let text = base64::engine::general_purpose::STANDARD.decode(data[layer].as_str().unwrap()).unwrap();
@@ -917,9 +936,115 @@ fn a_paused_leader_stops_writing_before_the_new_leader_starts() {
 /// key included: the state an undisturbed operator converges to.
 fn render_from_cluster(c: &Cluster, n: &str) -> String {
     let inputs: Vec<(String, String)> =
-        ["penpot/p", "secret/p-postgresql", "secret/p-redis", "secret/p-s3", "secret/p-secret-key"]
+        ["penpot/p", "secret/p-postgresql", "secret/p-redis", "secret/p-s3", "secret/p-secret-key", "statefulset/p"]
             .iter()
             .map(|w| (w.to_string(), c.kubectl_ok(&["-n", n, "get", w, "-o", "yaml"])))
             .collect();
     penpot_operator::cli::render::render_documents(&inputs, || unreachable!("the key Secret is in the input")).unwrap()
+}
+
+/// Image, readiness and uid of each pod of `instance`, by name.
+fn pod_states(c: &Cluster, n: &str, instance: &str) -> Vec<(String, String, bool, String)> {
+    let selector = format!("app.kubernetes.io/instance={instance}");
+    let list: Value =
+        serde_json::from_str(&c.kubectl_ok(&["-n", n, "get", "pods", "-l", &selector, "-o", "json"])).unwrap();
+    let mut out: Vec<(String, String, bool, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let backend = p["spec"]["containers"].as_array().unwrap().iter().find(|c| c["name"] == "penpot").unwrap();
+            let ready = p["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+            (
+                p["metadata"]["name"].as_str().unwrap().to_string(),
+                backend["image"].as_str().unwrap().to_string(),
+                ready,
+                p["metadata"]["uid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A version change runs in the last pod first and the others wait until it is Ready (kwok is
+/// told to hold it unready, like a migration that has not finished); a downgrade afterwards is
+/// refused and no pod is touched.
+#[test]
+fn a_version_change_rolls_one_pod_first_and_a_downgrade_is_refused() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "upgrade");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    relation_secrets(c, n, "p");
+    let at = |version: &str| {
+        penpot_yaml("p", 3).replace("  replicas: 3\n", &format!("  replicas: 3\n  version: {version}\n"))
+    };
+    c.apply_ok(n, &at("2.16.1"));
+    wait_ready(c, n, "p");
+    let p = c.get(n, "penpot/p").unwrap();
+    assert_eq!(p["status"]["version"], "2.16.1");
+    let before = pod_states(c, n, "p");
+    assert!(
+        before.iter().all(|(_, image, ready, _)| image == "docker.io/penpotapp/backend:2.16.1" && *ready),
+        "{before:?}"
+    );
+    assert_eq!(before.len(), 3);
+
+    // 2.17.0, and the new pod does not get Ready.
+    let held =
+        at("2.17.0").replace("spec:\n", "spec:\n  podAnnotations: {e2e.penpot-operator.dev/unready: \"true\"}\n");
+    c.apply_ok(n, &held);
+    let p = wait_until(LONG, "the upgrade of the first pod", || {
+        let p = c.get(n, "penpot/p")?;
+        (condition(&p, "Ready")?["reason"] == "UpgradingFirstPod").then_some(p)
+    });
+    let message = status_message(&p);
+    assert!(message.contains("2.16.1 to 2.17.0") && message.contains("pod p-2"), "{message}");
+    wait_until(LONG, "p-2 on 2.17.0", || {
+        let states = pod_states(c, n, "p");
+        states.iter().any(|(name, image, _, _)| name == "p-2" && image.ends_with(":2.17.0")).then_some(())
+    });
+    // Others wait: several reconciles later (status polls every 15 s while rolling) p-0 and
+    // p-1 are the same pods on 2.16.1, and the StatefulSet still holds them back.
+    std::thread::sleep(Duration::from_secs(20));
+    let during = pod_states(c, n, "p");
+    assert_eq!(during[..2], before[..2], "pods other than the first changed while it was not Ready");
+    assert!(!during[2].2, "the held pod is Ready: {during:?}");
+    let sts = c.get(n, "statefulset/p").unwrap();
+    assert_eq!(sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 2);
+    assert_eq!(sts["metadata"]["annotations"]["penpot-operator.dev/migrated-version"], "2.16.1");
+    assert_eq!(c.get(n, "penpot/p").unwrap()["status"]["version"], "2.16.1");
+
+    // The migration finishes: the first pod turns Ready, then the rest follow.
+    c.apply_ok(n, &at("2.17.0"));
+    wait_until(LONG, "every pod on 2.17.0 and Ready", || {
+        let states = pod_states(c, n, "p");
+        (states.len() == 3 && states.iter().all(|(_, image, ready, _)| image.ends_with(":2.17.0") && *ready))
+            .then_some(())
+    });
+    wait_ready(c, n, "p");
+    let p = c.get(n, "penpot/p").unwrap();
+    assert_eq!(p["status"]["version"], "2.17.0");
+    let sts = c.get(n, "statefulset/p").unwrap();
+    assert_eq!(sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 0);
+    let events = c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"]);
+    assert!(events.contains("UpgradingFirstPod") && events.contains("\"Upgraded\""), "{events}");
+
+    // Back to 2.16.1: refused, naming both versions; nothing is touched.
+    let upgraded = pod_states(c, n, "p");
+    let generation = sts["metadata"]["generation"].clone();
+    c.apply_ok(n, &at("2.16.1"));
+    let p = wait_until(LONG, "the downgrade to be refused", || {
+        let p = c.get(n, "penpot/p")?;
+        (condition(&p, "Ready")?["reason"] == "DowngradeRefused").then_some(p)
+    });
+    assert_eq!(p["status"]["phase"], "Blocked");
+    let message = status_message(&p);
+    assert!(message.contains("2.16.1") && message.contains("2.17.0"), "{message}");
+    assert_eq!(pod_states(c, n, "p"), upgraded);
+    assert_eq!(c.get(n, "statefulset/p").unwrap()["metadata"]["generation"], generation);
 }
