@@ -22,7 +22,8 @@ fn main() -> ExitCode {
         Command::Status(args) => status::main(&args),
         Command::Profile(args) => profile::main(&args),
         Command::PreparePod(args) => {
-            match penpot_operator::pod_init::prepare(&args.into, args.nginx_port, &Default::default()) {
+            let sources = penpot_operator::pod_init::Sources { pebble: &args.pebble, ..Default::default() };
+            match penpot_operator::pod_init::prepare(&args.into, args.nginx_port, &sources) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -88,6 +88,9 @@ pub struct PreparePodArgs {
     /// The port nginx listens on.
     #[arg(long, default_value_t = crate::render::paths::NGINX_PORT)]
     pub nginx_port: u16,
+    /// The static Pebble to copy.
+    #[arg(long, default_value = crate::render::paths::OPERATOR_PEBBLE)]
+    pub pebble: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
