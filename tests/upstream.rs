@@ -160,9 +160,15 @@ fn the_pod_fits_the_published_images() {
     assert!(frontend.files.iter().any(|f| f == paths::NGINX_MIME_TYPES) && conf.contains(paths::NGINX_MIME_TYPES));
     assert!(frontend.dirs.iter().any(|d| d == paths::WEB_ROOT) && conf.contains(paths::WEB_ROOT));
 
-    // The profile commands run in the backend image.
+    // The profile commands run in the backend image, from the container's working directory.
     let backend = Image::of(&layout, "backend");
-    backend.check_command("penpot/manage.py", &paths::MANAGE_COMMAND.join(" "));
+    let [python, script] = paths::MANAGE_COMMAND;
+    assert!(
+        backend.executables.iter().any(|e| e.rsplit('/').next() == Some(python)),
+        "no {python} in the backend image"
+    );
+    let script = format!("{}/{script}", paths::BACKEND_DIR);
+    assert!(backend.files.contains(&script), "no {script} in the backend image");
 
     // The init container runs the operator's image, not a workload image.
     let init = &pod["initContainers"][0];
