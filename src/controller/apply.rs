@@ -26,6 +26,7 @@ use crate::crd::Penpot;
 use crate::render::owned::{self, Object, OwnedKind};
 use crate::render::{Desired, labels};
 
+use super::resolve::Workload;
 use super::{Context, Error};
 use crate::error::{AtStep, Step};
 
@@ -44,20 +45,34 @@ struct Write<'a> {
     epoch: u64,
 }
 
-pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Context) -> Result<Applied, Error> {
+/// `workload` is the StatefulSet as resolve read it for the render: its status is the
+/// Penpot's status, and it is not read twice.
+pub async fn apply_all(
+    penpot: &Penpot,
+    ns: &str,
+    desired: &Desired,
+    workload: Workload,
+    ctx: &Context,
+) -> Result<Applied, Error> {
     let uid = penpot.uid().ok_or_else(|| Error::Unexpected("the Penpot has no uid".into()))?;
     let objects = desired.objects()?;
     let mut statefulset = None;
     let mut writes = Vec::new();
+    let mut workload = Some(workload);
     // Look at everything first: an object in the way must stop the apply before any write.
     for object in &objects {
         let is_workload = object.kind == OwnedKind::StatefulSet;
-        // The StatefulSet is always read: its status is the Penpot's status.
         if !is_workload && ctx.seen.vouches(object.kind, &uid, ns, &object.name, &object.digest) {
             continue;
         }
-        let epoch = ctx.seen.epoch();
-        let live = api(ctx, ns, object.kind).get_opt(&object.name).await.at(Step::Apply)?;
+        let prefetched = if is_workload { workload.take() } else { None };
+        let (epoch, live) = match prefetched {
+            Some(Workload { epoch, statefulset }) => (epoch, statefulset.map(to_dynamic).transpose()?),
+            None => {
+                let epoch = ctx.seen.epoch();
+                (epoch, api(ctx, ns, object.kind).get_opt(&object.name).await.at(Step::Apply)?)
+            }
+        };
         let Some(live) = live else {
             writes.push(Write { object, epoch });
             continue;
@@ -91,6 +106,10 @@ pub async fn apply_all(penpot: &Penpot, ns: &str, desired: &Desired, ctx: &Conte
     let statefulset = statefulset.ok_or_else(|| Error::Unexpected("no StatefulSet after apply".into()))?;
     let statefulset = serde_json::from_value(serde_json::to_value(statefulset)?)?;
     Ok(Applied { statefulset, writes: count + pruned })
+}
+
+fn to_dynamic(sts: StatefulSet) -> Result<DynamicObject, serde_json::Error> {
+    serde_json::from_value(serde_json::to_value(sts)?)
 }
 
 fn api(ctx: &Context, ns: &str, kind: OwnedKind) -> Api<DynamicObject> {

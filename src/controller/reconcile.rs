@@ -95,8 +95,8 @@ enum Next {
 /// the pass with an outcome; nothing is written before apply, and apply writes all or nothing
 /// of what is in the way.
 async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Error> {
-    let inputs = match resolve::resolve(penpot, ns, ctx).await? {
-        Resolved::Ready(inputs) => inputs,
+    let (inputs, workload) = match resolve::resolve(penpot, ns, ctx).await? {
+        Resolved::Ready(inputs, workload) => (inputs, workload),
         Resolved::Missing(missing) => {
             let workload = resolve::current_workload(penpot, ns, ctx).await?;
             return Ok(held(Observation::WaitingForRelations { missing, workload }, ctx.resync));
@@ -118,7 +118,7 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
             return blocked(penpot, ns, ctx, e.reason(), message, ctx.resync).await;
         }
     };
-    match apply::apply_all(penpot, ns, &desired, ctx).await {
+    match apply::apply_all(penpot, ns, &desired, workload, ctx).await {
         Ok(applied) => {
             if applied.writes > 0 {
                 tracing::info!(writes = applied.writes, config_hash = %desired.config_hash, "applied desired state");

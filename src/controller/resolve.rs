@@ -24,8 +24,15 @@ pub enum Resolved {
     Invalid { reason: Reason, message: String },
     /// OIDC endpoint discovery failed; the message names the issuer, never a secret.
     DiscoveryFailed(String),
-    /// Everything render needs.
-    Ready(Box<render::Inputs>),
+    /// Everything render needs, and the StatefulSet as read for it (apply reuses the read).
+    Ready(Box<render::Inputs>, Workload),
+}
+
+/// The StatefulSet named like the Penpot, whoever holds it, and the watch epoch taken
+/// before it was read.
+pub struct Workload {
+    pub epoch: u64,
+    pub statefulset: Option<StatefulSet>,
 }
 
 pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolved, Error> {
@@ -62,14 +69,12 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
     };
     let prometheus_operator = ctx.prometheus_operator().await;
     // Where a version change stands is read from the StatefulSet running now.
-    let live = current_workload(penpot, ns, ctx).await?.as_ref().map(render::rollout::Live::of);
-    Ok(Resolved::Ready(Box::new(render::Inputs {
-        relations,
-        secret_key,
-        prometheus_operator,
-        init_image: ctx.init_image.clone(),
-        live,
-    })))
+    let epoch = ctx.seen.epoch();
+    let statefulset = workload(ns, &penpot.name_any(), ctx).await?;
+    let live = statefulset.as_ref().filter(|s| controlled_by(s, penpot)).map(render::rollout::Live::of);
+    let inputs =
+        render::Inputs { relations, secret_key, prometheus_operator, init_image: ctx.init_image.clone(), live };
+    Ok(Resolved::Ready(Box::new(inputs), Workload { epoch, statefulset }))
 }
 
 /// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once. An existing Secret is
@@ -110,9 +115,13 @@ pub(super) async fn secret_key(
 /// The Penpot's StatefulSet as it runs now, if any: status reports on it while nothing is
 /// applied. A StatefulSet of that name this Penpot does not control is not its workload.
 pub async fn current_workload(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Option<StatefulSet>, Error> {
-    let uid = penpot.uid();
     let sts = workload(ns, &penpot.name_any(), ctx).await?;
-    Ok(sts.filter(|s| s.owner_references().iter().any(|r| r.controller == Some(true) && Some(&r.uid) == uid.as_ref())))
+    Ok(sts.filter(|s| controlled_by(s, penpot)))
+}
+
+fn controlled_by(sts: &StatefulSet, penpot: &Penpot) -> bool {
+    let uid = penpot.uid();
+    sts.owner_references().iter().any(|r| r.controller == Some(true) && Some(&r.uid) == uid.as_ref())
 }
 
 /// The StatefulSet of the Penpot called `name`, if any.
