@@ -96,7 +96,7 @@ enum Next {
 /// of what is in the way.
 async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Error> {
     let (inputs, workload) = match resolve::resolve(penpot, ns, ctx).await? {
-        Resolved::Ready(inputs, workload) => (inputs, workload),
+        Resolved::Ready(inputs, workload) => (inputs, *workload),
         Resolved::Missing(missing) => {
             let workload = resolve::current_workload(penpot, ns, ctx).await?;
             return Ok(held(Observation::WaitingForRelations { missing, workload }, ctx.resync));

@@ -25,7 +25,7 @@ pub enum Resolved {
     /// OIDC endpoint discovery failed; the message names the issuer, never a secret.
     DiscoveryFailed(String),
     /// Everything render needs, and the StatefulSet as read for it (apply reuses the read).
-    Ready(Box<render::Inputs>, Workload),
+    Ready(Box<render::Inputs>, Box<Workload>),
 }
 
 /// The StatefulSet named like the Penpot, whoever holds it, and the watch epoch taken
@@ -74,7 +74,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
     let live = statefulset.as_ref().filter(|s| controlled_by(s, penpot)).map(render::rollout::Live::of);
     let inputs =
         render::Inputs { relations, secret_key, prometheus_operator, init_image: ctx.init_image.clone(), live };
-    Ok(Resolved::Ready(Box::new(inputs), Workload { epoch, statefulset }))
+    Ok(Resolved::Ready(Box::new(inputs), Box::new(Workload { epoch, statefulset })))
 }
 
 /// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once. An existing Secret is
