@@ -61,6 +61,12 @@ reasons! {
     UpgradingFirstPod,
     /// `spec.version` is lower than the version the database was migrated to.
     DowngradeRefused,
+    /// The pre-upgrade backup runs; no pod changes version until it completed.
+    BackingUpBeforeUpgrade,
+    /// The pre-upgrade backup failed.
+    BackupFailed,
+    /// A pre-upgrade backup is asked for, but the database is not a CloudNativePG cluster.
+    BackupUnavailable,
     PodsStarting,
     ScaledToZero,
     /// The normal state of `Reconciling` and `Stalled` when they are False.

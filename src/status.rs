@@ -150,6 +150,18 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
             workload.as_ref(),
             None,
         ),
+        Observation::Applied { workload, config_hash, rollout: Rollout::BackingUp { from, to, backup } } => {
+            let message = format!(
+                "backing up the database (CloudNativePG Backup {backup}) before upgrading Penpot {from} to {to}; every pod stays on {from} until the backup completed"
+            );
+            let summary = Summary {
+                phase: Phase::Maintenance,
+                message,
+                progress: Progress::Reconciling,
+                reason: Reason::BackingUpBeforeUpgrade,
+            };
+            (summary, Some(workload), Some(config_hash.clone()))
+        }
         Observation::Applied { workload, config_hash, rollout: Rollout::FirstPod { from, to } } => {
             (first_pod(workload, *from, *to), Some(workload), Some(config_hash.clone()))
         }

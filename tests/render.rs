@@ -10,7 +10,7 @@ use penpot_operator::crd::{
     ExporterSpec, Images, Penpot, PenpotSpec, PostgresqlRelation, Relation, SecretRef, UpgradeSpec,
 };
 use penpot_operator::relations::{Relations, SecretData, oidc, postgresql, redis, s3, smtp};
-use penpot_operator::render::rollout::{Live, MIGRATED_ANNOTATION};
+use penpot_operator::render::rollout::{Backup, Live, MIGRATED_ANNOTATION};
 use penpot_operator::render::version::Version;
 use penpot_operator::render::{Desired, Inputs, RenderError, SpecError, render};
 use serde_json::Value;
@@ -106,6 +106,7 @@ fn inputs(relations: Relations) -> Inputs {
         prometheus_operator: false,
         init_image: "example.org/penpot-operator:1".into(),
         live: None,
+        backup: Backup::NotNeeded,
     }
 }
 
@@ -615,14 +616,15 @@ fn a_version_change_runs_one_pod_first_and_a_downgrade_is_refused() {
 
     // Back to 2.16.1 once the database is at 2.17.0: refused, naming both versions.
     match render_live(at("2.16.1"), Some(running("2.17.0", "2.17.0", 3, 3, 3))) {
-        Err(e @ RenderError::Downgrade(_)) => {
+        Err(e @ RenderError::Refused(_)) => {
             let message = e.to_string();
             assert!(message.contains("2.16.1") && message.contains("2.17.0"), "{message}");
             assert!(message.contains("spec.upgrade.allowDowngrade"), "{message}");
         }
         other => panic!("downgrade not refused: {other:?}"),
     }
-    let allowed = PenpotSpec { upgrade: Some(UpgradeSpec { allow_downgrade: true }), ..at("2.16.1") };
+    let allowed =
+        PenpotSpec { upgrade: Some(UpgradeSpec { allow_downgrade: true, ..Default::default() }), ..at("2.16.1") };
     let forced = render_live(allowed, Some(running("2.17.0", "2.17.0", 3, 3, 3))).unwrap();
     assert_eq!(strategy(&forced), (3, 2, Some("2.17.0".into())));
 

@@ -155,6 +155,8 @@ pub fn render_with(
                 prometheus_operator: assume.prometheus_operator,
                 init_image: assume.init_image.to_string(),
                 live: running.map(render::rollout::Live::of),
+                // Offline there is no Backup to look at; the operator takes it before upgrading.
+                backup: render::rollout::Backup::NotNeeded,
             };
             match render::render(&penpot, &inputs) {
                 Ok(desired) => {

@@ -2,6 +2,7 @@
 
 mod apply;
 mod backoff;
+mod backup;
 mod oidc_discovery;
 mod reconcile;
 mod report;

@@ -6,14 +6,14 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
-use crate::crd::Penpot;
+use crate::crd::{Penpot, Relation};
 use crate::relations::{self, Resolution};
 use crate::render::{self, labels, secrets};
 
 use crate::conditions::Reason;
 
 use super::oidc_discovery::Discovery;
-use super::{Context, Error};
+use super::{Context, Error, backup};
 use crate::error::{AtStep, Step};
 
 /// The outcome of resolving a Penpot's inputs.
@@ -41,8 +41,13 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
 
     // Fetch every referenced Secret once.
     let mut found = relations::Found::new();
+    // The CloudNativePG cluster the PostgreSQL Secret belongs to, for the pre-upgrade backup.
+    let mut cnpg_cluster = None;
     for (relation, name) in spec.referenced_secrets() {
         if let Some(secret) = secrets.get_opt(name).await.at(Step::Resolve)? {
+            if relation == Relation::Postgresql {
+                cnpg_cluster = secret.labels().get(render::backup::CNPG_CLUSTER_LABEL).cloned();
+            }
             found.insert(relation, (name.to_string(), relations::secret_data(&secret)));
         }
     }
@@ -72,8 +77,16 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
     let epoch = ctx.seen.epoch();
     let statefulset = workload(ns, &penpot.name_any(), ctx).await?;
     let live = statefulset.as_ref().filter(|s| controlled_by(s, penpot)).map(render::rollout::Live::of);
+    let to = render::penpot_version(penpot);
+    let wants_backup = spec.upgrade.as_ref().is_some_and(|u| u.backup_before_upgrade);
+    let backup = match (wants_backup, render::rollout::pending_change(live.as_ref(), to), &spec.postgresql) {
+        (true, Some(_), Some(pg)) => {
+            backup::before_upgrade(penpot, ns, to, &pg.secret_ref.name, cnpg_cluster.as_deref(), ctx).await?
+        }
+        _ => render::rollout::Backup::NotNeeded,
+    };
     let inputs =
-        render::Inputs { relations, secret_key, prometheus_operator, init_image: ctx.init_image.clone(), live };
+        render::Inputs { relations, secret_key, prometheus_operator, init_image: ctx.init_image.clone(), live, backup };
     Ok(Resolved::Ready(Box::new(inputs), Box::new(Workload { epoch, statefulset })))
 }
 

@@ -87,6 +87,7 @@ fn desired(penpot: &Penpot) -> Desired {
         prometheus_operator: false,
         init_image: render::statefulset::DEFAULT_INIT_IMAGE.into(),
         live: None,
+        backup: render::rollout::Backup::NotNeeded,
     };
     render::render(penpot, &inputs).unwrap()
 }

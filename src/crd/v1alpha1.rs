@@ -243,6 +243,11 @@ pub struct UpgradeSpec {
     /// migrations: only set this after restoring a database backup taken before the upgrade.
     #[serde(default, skip_serializing_if = "is_false")]
     pub allow_downgrade: bool,
+    /// Before a version change, take a CloudNativePG `Backup` of the database cluster the
+    /// PostgreSQL Secret belongs to (its `cnpg.io/cluster` label), and start the new version
+    /// only once the backup completed. The cluster must have a backup method configured.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub backup_before_upgrade: bool,
 }
 
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! every object the cluster should hold. No client, no clock, no randomness: the same inputs
 //! give the same objects, byte for byte.
 
+pub mod backup;
 pub mod flags;
 pub mod hash;
 pub mod labels;
@@ -31,7 +32,7 @@ use crate::crd::Penpot;
 use crate::relations::Relations;
 
 use owned::{Object, OwnedKind};
-use rollout::{DowngradeRefused, Rollout};
+use rollout::{Refused, Rollout};
 pub use validate::SpecError;
 use version::Version;
 
@@ -46,10 +47,12 @@ pub struct Inputs {
     pub init_image: String,
     /// The StatefulSet running now, if any: where a version change stands.
     pub live: Option<rollout::Live>,
+    /// The pre-upgrade backup, when one is asked for and a version change is pending.
+    pub backup: rollout::Backup,
 }
 
 crate::relations::debug_hiding!(Inputs {
-    shows: [relations, prometheus_operator, init_image, live],
+    shows: [relations, prometheus_operator, init_image, live, backup],
     hides: [secret_key]
 });
 
@@ -142,7 +145,7 @@ pub enum RenderError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
-    Downgrade(#[from] DowngradeRefused),
+    Refused(#[from] Refused),
     #[error("cannot serialise the Pebble layer: {0}")]
     Layer(#[from] serde_saphyr::SerializeError),
 }
@@ -151,7 +154,9 @@ impl RenderError {
     /// How status names this refusal.
     pub fn reason(&self) -> crate::conditions::Reason {
         match self {
-            RenderError::Downgrade(_) => crate::conditions::Reason::DowngradeRefused,
+            RenderError::Refused(Refused::Downgrade { .. }) => crate::conditions::Reason::DowngradeRefused,
+            RenderError::Refused(Refused::BackupFailed { .. }) => crate::conditions::Reason::BackupFailed,
+            RenderError::Refused(Refused::NoBackupCluster { .. }) => crate::conditions::Reason::BackupUnavailable,
             RenderError::Spec(_) | RenderError::Layer(_) => crate::conditions::Reason::InvalidSpec,
         }
     }
@@ -184,7 +189,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
     let version = penpot_version(penpot);
     let settings = validate::validate(penpot, &inputs.relations, version)?;
     let allow_downgrade = penpot.spec.upgrade.as_ref().is_some_and(|u| u.allow_downgrade);
-    let rollout = rollout::plan(inputs.live.as_ref(), version, allow_downgrade)?;
+    let rollout = rollout::plan(inputs.live.as_ref(), version, allow_downgrade, &inputs.backup)?;
     let version_str = version.to_string();
     let m = meta(penpot, &version_str);
     let spec = &penpot.spec;
@@ -237,7 +242,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         version,
         config_hash: &config_hash,
         init_image: &inputs.init_image,
-        rollout,
+        rollout: &rollout,
         exporter: settings.exporter,
     });
     let monitor = inputs.prometheus_operator && spec.monitoring.as_ref().is_none_or(|m| m.enabled);

@@ -43,7 +43,7 @@ pub struct StatefulSetInputs<'a> {
     pub config_hash: &'a str,
     /// The operator's own image, which copies Pebble into the pod.
     pub init_image: &'a str,
-    pub rollout: Rollout,
+    pub rollout: &'a Rollout,
     pub exporter: bool,
 }
 
