@@ -22,8 +22,10 @@ fn main() -> ExitCode {
         Command::Status(args) => status::main(&args),
         Command::Profile(args) => profile::main(&args),
         Command::PreparePod(args) => {
-            let sources = penpot_operator::pod_init::Sources { pebble: &args.pebble, ..Default::default() };
-            match penpot_operator::pod_init::prepare(&args.into, args.nginx_port, &sources) {
+            use penpot_operator::pod_init::{Settings, Sources, prepare};
+            let sources = Sources { pebble: &args.pebble, ..Default::default() };
+            let settings = Settings { nginx_port: args.nginx_port, resolver: args.resolver.as_deref() };
+            match prepare(&args.into, &settings, &sources) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -47,20 +47,35 @@ impl Default for Sources<'_> {
     }
 }
 
+/// What the pod is prepared with.
+pub struct Settings<'a> {
+    pub nginx_port: u16,
+    /// `spec.dnsResolver`: nginx's resolver instead of the pod's nameservers.
+    pub resolver: Option<&'a str>,
+}
+
 /// Fills `into` with `bin/pebble`, `nginx/resolver.conf` and `nginx/listen.conf`. Safe to
 /// run again on the same volume: every file is replaced whole.
-pub fn prepare(into: &Path, nginx_port: u16, from: &Sources) -> Result<(), PrepareError> {
+pub fn prepare(into: &Path, settings: &Settings, from: &Sources) -> Result<(), PrepareError> {
     let read = |path: &Path| std::fs::read(path).map_err(|source| PrepareError::Read { path: path.into(), source });
-    let resolv_conf = String::from_utf8_lossy(&read(from.resolv_conf)?).into_owned();
     // Absent when the kernel has no IPv6 at all.
     let ipv6 = std::fs::read(from.if_inet6).is_ok_and(|list| !list.trim_ascii().is_empty());
-    let nameservers = nameservers(&resolv_conf);
-    if nameservers.is_empty() {
-        return Err(PrepareError::NoNameserver(from.resolv_conf.into()));
-    }
+    let resolver = match settings.resolver {
+        Some(server) => {
+            format!("# Written by penpot-operator prepare-pod from spec.dnsResolver.\nresolver {server} valid=30s;\n")
+        }
+        None => {
+            let resolv_conf = String::from_utf8_lossy(&read(from.resolv_conf)?).into_owned();
+            let nameservers = nameservers(&resolv_conf);
+            if nameservers.is_empty() {
+                return Err(PrepareError::NoNameserver(from.resolv_conf.into()));
+            }
+            resolver_conf(&nameservers, ipv6)
+        }
+    };
     replace(&into.join("bin/pebble"), &read(from.pebble)?, 0o755)?;
-    replace(&into.join("nginx/resolver.conf"), resolver_conf(&nameservers, ipv6).as_bytes(), 0o644)?;
-    replace(&into.join("nginx/listen.conf"), listen_conf(nginx_port, ipv6).as_bytes(), 0o644)?;
+    replace(&into.join("nginx/resolver.conf"), resolver.as_bytes(), 0o644)?;
+    replace(&into.join("nginx/listen.conf"), listen_conf(settings.nginx_port, ipv6).as_bytes(), 0o644)?;
     Ok(())
 }
 
@@ -149,9 +164,10 @@ mod tests {
         let inet6 = file("if_inet6", "00000000000000000000000000000001 01 80 10 80       lo\n");
         let into = dir.path().join("operator");
         let sources = Sources { pebble: &pebble, resolv_conf: &resolv, if_inet6: &inet6 };
-        prepare(&into, 8080, &sources).unwrap();
+        let pod = Settings { nginx_port: 8080, resolver: None };
+        prepare(&into, &pod, &sources).unwrap();
         // Twice: a restarted init container finds its own files there.
-        prepare(&into, 8080, &sources).unwrap();
+        prepare(&into, &pod, &sources).unwrap();
         let copied = into.join("bin/pebble");
         assert_eq!(std::fs::read_to_string(&copied).unwrap(), "#!binary");
         assert_eq!(std::fs::metadata(&copied).unwrap().permissions().mode() & 0o777, 0o755);
@@ -159,11 +175,15 @@ mod tests {
 
         let empty = file("empty-resolv.conf", "search x\n");
         let no_dns = Sources { resolv_conf: &empty, ..sources };
-        let e = prepare(&into, 8080, &no_dns).unwrap_err().to_string();
+        let e = prepare(&into, &pod, &no_dns).unwrap_err().to_string();
         assert!(e.contains("empty-resolv.conf") && e.contains("spec.dnsResolver"), "{e}");
+        // spec.dnsResolver set: the pod's resolv.conf is not needed.
+        prepare(&into, &Settings { resolver: Some("10.96.0.10"), ..pod }, &no_dns).unwrap();
+        let resolver = std::fs::read_to_string(into.join("nginx/resolver.conf")).unwrap();
+        assert!(resolver.ends_with("resolver 10.96.0.10 valid=30s;\n"), "{resolver}");
         let missing = dir.path().join("no-pebble");
         let e =
-            prepare(&into, 8080, &Sources { pebble: &missing, resolv_conf: &resolv, if_inet6: &inet6 }).unwrap_err();
+            prepare(&into, &pod, &Sources { pebble: &missing, resolv_conf: &resolv, if_inet6: &inet6 }).unwrap_err();
         assert!(e.to_string().contains("no-pebble"), "{e}");
     }
 }

@@ -108,7 +108,9 @@ fn first_pod(sts: &StatefulSet, from: Option<Version>, to: Version) -> Summary {
     let name = sts.metadata.name.as_deref().unwrap_or_default();
     let message = match from {
         Some(from) => format!(
-            "upgrading Penpot {from} to {to}: pod {name}-{} runs {to} first and migrates the database; the other pods stay on {from} until it is Ready",
+            "{} Penpot {from} to {to}: pod {name}-{} runs {to} first and migrates the database; the other pods stay on {from} until it is Ready",
+            // Only with spec.upgrade.allowDowngrade, after a restore.
+            if to > from { "upgrading" } else { "downgrading" },
             (replicas - 1).max(0)
         ),
         None => format!(

@@ -190,7 +190,8 @@ fn check_layers_and_nginx(config: &Value) {
     let operator_dir = tmp.path().join("operator");
     let pebble = which("pebble");
     let sources = penpot_operator::pod_init::Sources { pebble: &pebble, ..Default::default() };
-    penpot_operator::pod_init::prepare(&operator_dir, 8080, &sources).expect("prepare-pod");
+    let settings = penpot_operator::pod_init::Settings { nginx_port: 8080, resolver: None };
+    penpot_operator::pod_init::prepare(&operator_dir, &settings, &sources).expect("prepare-pod");
     let conf_dir = tmp.path().join("nginx");
     std::fs::create_dir_all(&conf_dir).unwrap();
     let conf = decode("nginx.conf").replace("/operator/", &format!("{}/", operator_dir.display()));

@@ -72,8 +72,9 @@ fn serve(dir: &Path, backend: u16) -> (Nginx, u16) {
     let pebble = dir.join("pebble");
     std::fs::write(&pebble, "stand-in for the Pebble binary").unwrap();
     let sources = Sources { pebble: &pebble, resolv_conf: &resolv_conf, ..Sources::default() };
-    pod_init::prepare(&dir.join("operator"), port, &sources).expect("prepare-pod");
-    let conf = nginx_conf(&NginxInputs { dns_resolver: None, exporter: true, air_gapped: true })
+    let settings = pod_init::Settings { nginx_port: port, resolver: None };
+    pod_init::prepare(&dir.join("operator"), &settings, &sources).expect("prepare-pod");
+    let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: true })
         .replace(&format!("{}/", paths::OPERATOR_DIR), &format!("{d}/operator/"))
         .replace(&format!("127.0.0.1:{}", paths::BACKEND_PORT), &format!("127.0.0.1:{backend}"))
         .replace(&format!("127.0.0.1:{}", paths::EXPORTER_PORT), &format!("127.0.0.1:{backend}"))
@@ -162,7 +163,7 @@ fn backend_paths_win_over_static_files_and_api_answers_are_compressed() {
 /// one Cache-Control (the upstream's is hidden) and the CORS header the fonts need.
 #[test]
 fn font_proxies_send_one_cache_control_and_cors() {
-    let conf = nginx_conf(&NginxInputs { dns_resolver: Some("127.0.0.1"), exporter: true, air_gapped: false });
+    let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: false });
     let fonts: Vec<&str> =
         conf.split("location ").filter(|l| l.contains("fonts.g") || l.contains("penpot-files")).collect();
     assert_eq!(fonts.len(), 3, "{conf}");

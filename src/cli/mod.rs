@@ -59,7 +59,7 @@ pub enum Command {
     #[command(after_help = "Reads YAML streams with one Penpot and its relation Secrets and prints the Secrets,\n\
 Services, NetworkPolicy, Ingress and StatefulSet the reconcile would apply, then the Penpot with\n\
 the status the controller would write. Exit status 2 on invalid input; a Blocked instance is not\n\
-an error.\n\nExample:\n  penpot-operator render -f docs/examples/penpot.yaml\n  penpot-operator render -f penpot.yaml -f secrets.yaml\n  kubectl get penpot,secret -o yaml | penpot-operator render -f -")]
+an error.\n\nExample:\n  penpot-operator render -f docs/examples/penpot.yaml\n  penpot-operator render -f penpot.yaml -f secrets.yaml\n  kubectl get penpot,secret,statefulset -o yaml | penpot-operator render -f -")]
     Render(RenderArgs),
     /// Summarise one Penpot for people: phase, relations, pods, recent events. Never prints
     /// relation values. Also works as `kubectl penpot status` with the binary linked as
@@ -91,6 +91,9 @@ pub struct PreparePodArgs {
     /// The static Pebble to copy.
     #[arg(long, default_value = crate::render::paths::OPERATOR_PEBBLE)]
     pub pebble: PathBuf,
+    /// nginx's resolver (spec.dnsResolver); default: the nameservers of /etc/resolv.conf.
+    #[arg(long)]
+    pub resolver: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::conditions::{self, ConditionType, Reason};
 use crate::crd::{Penpot, PenpotStatus, Phase};
 use crate::render::labels;
+use crate::render::version::Version;
 
 use super::{Context, Error};
 use crate::error::{AtStep, Step};
@@ -83,12 +84,12 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
     if let (Some(old), Some(new)) = (previous.and_then(|p| p.version.as_deref()), next.version.as_deref())
         && old != new
     {
+        // A downgrade only happens with spec.upgrade.allowDowngrade, after a restore.
+        let upgrade = Version::parse(new) > Version::parse(old);
         events.push(Event {
             type_: EventType::Normal,
-            reason: "Upgraded".into(),
-            note: Some(format!(
-                "the first pod on Penpot {new} is Ready: the database is migrated from {old}; the other pods follow"
-            )),
+            reason: if upgrade { "Upgraded" } else { "Downgraded" }.into(),
+            note: Some(format!("the first pod on Penpot {new} is Ready (was {old}); the other pods follow")),
             action: "Upgrade".into(),
             secondary: None,
         });

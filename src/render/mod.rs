@@ -215,11 +215,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         secret_key: &inputs.secret_key,
         logging: logging.as_ref(),
     };
-    let nginx_inputs = nginx::NginxInputs {
-        dns_resolver: settings.dns_resolver.as_deref(),
-        exporter: settings.exporter,
-        air_gapped: spec.air_gapped,
-    };
+    let nginx_inputs = nginx::NginxInputs { exporter: settings.exporter, air_gapped: spec.air_gapped };
     let oidc_name = inputs.relations.oidc.as_ref().and_then(|o| o.display_name.as_deref());
 
     let mut data: BTreeMap<String, String> = [

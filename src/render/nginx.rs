@@ -9,9 +9,7 @@
 use super::paths;
 use super::template::fill;
 
-pub struct NginxInputs<'a> {
-    /// `spec.dnsResolver`; `None`: the pod's own nameservers, written when it starts.
-    pub dns_resolver: Option<&'a str>,
+pub struct NginxInputs {
     pub exporter: bool,
     pub air_gapped: bool,
 }
@@ -33,11 +31,6 @@ pub fn nginx_conf(i: &NginxInputs) -> String {
     let export =
         if i.exporter { fill(EXPORT_ENABLED, &[("exporter_port", &exporter_port)]) } else { EXPORT_DISABLED.into() };
     let config_js = format!("{}/{}", paths::NGINX_CONFIG_DIR, paths::CONFIG_JS_FILE);
-    let resolver = match i.dns_resolver {
-        Some(server) => format!("resolver {server} valid=30s;"),
-        // What the image's entrypoint does, done by the init container (`prepare-pod`).
-        None => format!("include {};", paths::NGINX_RESOLVER_INCLUDE),
-    };
     fill(
         NGINX_CONF,
         &[
@@ -45,7 +38,8 @@ pub fn nginx_conf(i: &NginxInputs) -> String {
             ("font_locations", if i.air_gapped { "" } else { FONTS }),
             ("mime_types", paths::NGINX_MIME_TYPES),
             ("max_body_size", &MAX_BODY_SIZE.to_string()),
-            ("resolver", &resolver),
+            // Written by the init container (`prepare-pod`): spec.dnsResolver or the pod's own.
+            ("resolver_include", paths::NGINX_RESOLVER_INCLUDE),
             ("listen_include", paths::NGINX_LISTEN_INCLUDE),
             ("web_root", paths::WEB_ROOT),
             ("health_path", paths::NGINX_HEALTH_PATH),
@@ -77,21 +71,20 @@ mod tests {
 
     #[test]
     fn routes_present() {
-        let conf = nginx_conf(&NginxInputs { dns_resolver: Some("10.96.0.10"), exporter: true, air_gapped: false });
+        let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: false });
         for needle in [
             "location ^~ /api/export",
             "proxy_pass http://127.0.0.1:6061",
             "proxy_pass http://127.0.0.1:6060/api;",
             "location ^~ /ws/notifications",
-            "resolver 10.96.0.10",
+            "include /operator/nginx/resolver.conf;",
             "include /operator/nginx/listen.conf;",
             "fonts.googleapis.com",
         ] {
             assert!(conf.contains(needle), "missing {needle}");
         }
-        let gapped = nginx_conf(&NginxInputs { dns_resolver: None, exporter: false, air_gapped: true });
+        let gapped = nginx_conf(&NginxInputs { exporter: false, air_gapped: true });
         assert!(!gapped.contains("googleapis"));
-        assert!(gapped.contains("include /operator/nginx/resolver.conf;"), "{gapped}");
         assert!(gapped.contains("the exporter is disabled"));
     }
 

@@ -175,20 +175,24 @@ fn container(plan: ContainerPlan, pull_policy: Option<String>) -> Container {
 
 /// Copies the operator image's Pebble into the pod and writes nginx's per-pod includes, as
 /// Juju's `charm-init` does: the operator image has no shell, so its own binary does it.
-fn init_container(image: &str, pull_policy: Option<String>) -> Container {
+fn init_container(image: &str, resolver: Option<&str>, pull_policy: Option<String>) -> Container {
+    let mut command = vec![
+        paths::OPERATOR_BINARY.to_string(),
+        "prepare-pod".into(),
+        "--into".into(),
+        paths::OPERATOR_DIR.into(),
+        "--nginx-port".into(),
+        paths::NGINX_PORT.to_string(),
+    ];
+    if let Some(resolver) = resolver {
+        command.extend(["--resolver".to_string(), resolver.to_string()]);
+    }
     let quantity = |q: &str| Quantity(q.into());
     Container {
         name: "init".into(),
         image: Some(image.into()),
         image_pull_policy: pull_policy,
-        command: Some(vec![
-            paths::OPERATOR_BINARY.into(),
-            "prepare-pod".into(),
-            "--into".into(),
-            paths::OPERATOR_DIR.into(),
-            "--nginx-port".into(),
-            paths::NGINX_PORT.to_string(),
-        ]),
+        command: Some(command),
         resources: Some(ResourceRequirements {
             requests: Some([("cpu".to_string(), quantity("10m")), ("memory".to_string(), quantity("16Mi"))].into()),
             limits: Some([("memory".to_string(), quantity("64Mi"))].into()),
@@ -277,7 +281,7 @@ fn pod_spec(i: &StatefulSetInputs, config_secret: &str) -> PodSpec {
     let spec = &i.penpot.spec;
     let pull_policy = spec.image_pull_policy.map(|p| p.as_str().to_string());
     PodSpec {
-        init_containers: Some(vec![init_container(i.init_image, pull_policy)]),
+        init_containers: Some(vec![init_container(i.init_image, spec.dns_resolver.as_deref(), pull_policy)]),
         containers: containers(spec, i.version, i.exporter),
         volumes: Some(volumes(config_secret, i.exporter)),
         // Penpot reads every PENPOT_* variable; Service links would inject some.

@@ -37,8 +37,6 @@ pub struct Settings {
     pub version: Version,
     pub pool_size: i32,
     pub tenant: String,
-    /// `None`: the pod's own nameservers.
-    pub dns_resolver: Option<String>,
     pub exporter: bool,
     pub ssrf_allowed_hosts: Vec<String>,
 }
@@ -77,7 +75,6 @@ pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Res
         version,
         pool_size,
         tenant: spec.tenant.clone().unwrap_or_else(|| DEFAULT_TENANT.into()),
-        dns_resolver: spec.dns_resolver.clone(),
         exporter: spec.exporter.as_ref().is_none_or(|e| e.enabled),
         ssrf_allowed_hosts,
     })

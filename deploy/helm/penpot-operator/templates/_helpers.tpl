@@ -84,6 +84,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [monitoring.coreos.com]
   resources: [podmonitors, prometheusrules]
   verbs: [get, list, create, patch, delete]
+# The pre-upgrade CloudNativePG Backup (spec.upgrade.backupBeforeUpgrade): made once, then read.
+- apiGroups: [postgresql.cnpg.io]
+  resources: [backups]
+  verbs: [get, create]
 # The workload; delete for prune.
 - apiGroups: [apps]
   resources: [statefulsets]
