@@ -1049,3 +1049,61 @@ fn a_version_change_rolls_one_pod_first_and_a_downgrade_is_refused() {
     assert_eq!(pod_states(c, n, "p"), upgraded);
     assert_eq!(c.get(n, "statefulset/p").unwrap()["metadata"]["generation"], generation);
 }
+
+/// With `spec.upgrade.backupBeforeUpgrade` and a CloudNativePG Secret, a version change first
+/// makes a `Backup` of that cluster and holds every pod on the old version until CloudNativePG
+/// reports it completed (played here by patching its status; the CRD is a stub).
+#[test]
+fn a_pre_upgrade_backup_holds_every_pod_until_it_completed() {
+    let Some(c) = cluster() else { return };
+    c.kubectl_in(&["apply", "-f", "-"], Some(&stub_crd("postgresql.cnpg.io", "Backup", "backups")));
+    wait_established(c, "backups.postgresql.cnpg.io");
+    let ns = Namespace::new(c, "backup");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    relation_secrets(c, n, "p");
+    c.kubectl_ok(&["-n", n, "label", "secret/p-postgresql", "cnpg.io/cluster=pg"]);
+    let at = |version: &str| {
+        penpot_yaml("p", 2).replace(
+            "  replicas: 2\n",
+            &format!("  replicas: 2\n  version: {version}\n  upgrade: {{backupBeforeUpgrade: true}}\n"),
+        )
+    };
+    c.apply_ok(n, &at("2.16.1"));
+    wait_ready(c, n, "p");
+    assert!(c.get(n, "backup.postgresql.cnpg.io/p-before-2-16-1").is_none(), "a first install made a backup");
+    let before = pod_states(c, n, "p");
+
+    c.apply_ok(n, &at("2.17.0"));
+    let p = wait_until(LONG, "the pre-upgrade backup", || {
+        let p = c.get(n, "penpot/p")?;
+        (condition(&p, "Ready")?["reason"] == "BackingUpBeforeUpgrade").then_some(p)
+    });
+    assert!(status_message(&p).contains("p-before-2-17-0"), "{}", status_message(&p));
+    let backup = c.get(n, "backup.postgresql.cnpg.io/p-before-2-17-0").expect("the Backup");
+    assert_eq!(backup["spec"]["cluster"]["name"], "pg");
+    assert_eq!(backup["metadata"]["ownerReferences"][0]["uid"], p["metadata"]["uid"]);
+    // No pod moves while the backup runs.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(pod_states(c, n, "p"), before);
+    let sts = c.get(n, "statefulset/p").unwrap();
+    assert_eq!(sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 2);
+
+    c.kubectl_ok(&[
+        "-n",
+        n,
+        "patch",
+        "backup.postgresql.cnpg.io/p-before-2-17-0",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"completed"}}"#,
+    ]);
+    wait_until(LONG, "every pod on 2.17.0 and Ready after the backup", || {
+        let states = pod_states(c, n, "p");
+        (states.len() == 2 && states.iter().all(|(_, image, ready, _)| image.ends_with(":2.17.0") && *ready))
+            .then_some(())
+    });
+    wait_ready(c, n, "p");
+    assert_eq!(c.get(n, "penpot/p").unwrap()["status"]["version"], "2.17.0");
+}
