@@ -115,7 +115,9 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
         Err(e) => {
             let message = e.to_string();
             tracing::warn!(%message, "spec cannot be rendered");
-            return blocked(penpot, ns, ctx, e.reason(), message, ctx.resync).await;
+            // A failed Backup is retried by deleting it, and no watch sees that: look again soon.
+            let retry = if e.reason() == Reason::BackupFailed { IN_THE_WAY_RETRY } else { ctx.resync };
+            return blocked(penpot, ns, ctx, e.reason(), message, retry).await;
         }
     };
     match apply::apply_all(penpot, ns, &desired, workload, ctx).await {

@@ -245,7 +245,8 @@ pub struct UpgradeSpec {
     pub allow_downgrade: bool,
     /// Before a version change, take a CloudNativePG `Backup` of the database cluster the
     /// PostgreSQL Secret belongs to (its `cnpg.io/cluster` label), and start the new version
-    /// only once the backup completed. The cluster must have a backup method configured.
+    /// only once the backup completed. The Backup uses CloudNativePG's default method, so the
+    /// cluster needs a Barman object store configured.
     #[serde(default, skip_serializing_if = "is_false")]
     pub backup_before_upgrade: bool,
 }
