@@ -15,9 +15,8 @@ cargo fmt --check --manifest-path fuzz/Cargo.toml
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
-for tool in nginx lua5.4; do
-  command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install nginx lua5.4)"
-done
+# nginx, lua5.4 and iproute2, installed when missing: a fresh machine needs no set-up by hand.
+"$here/deps.sh"
 
 # Smoke run: every fuzz target for FUZZ_SECONDS (30) seconds; longer runs: docs/development.md.
 "$here/fuzz.sh" "${FUZZ_SECONDS:-30}"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite runs besides the Go-built control plane, when they
+# are missing: nginx (tests/nginx.rs, the e2e `nginx -t`), lua5.4 (the Argo CD health check),
+# iproute2 (loopback in the network namespace tests/pod.rs runs a pod in). Needs root and apt
+# only when something is missing. Sourced by test.sh; `.ci/run` runs the same through it.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tests/harness/lib.sh
+source "$here/lib.sh"
+
+missing=()
+for pair in nginx:nginx lua5.4:lua5.4 ip:iproute2; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if ((${#missing[@]})); then
+  if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+    die "missing packages: ${missing[*]} (install them as root: apt-get install ${missing[*]})"
+  fi
+  log "installing ${missing[*]} (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+for tool in go cargo openssl python3 curl unshare setpriv chroot; do
+  command -v "$tool" >/dev/null || die "missing $tool"
+done
