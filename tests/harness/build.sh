@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the e2e control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, pebble, helm) from pinned Go modules into a
+# kube-scheduler, kubectl, kwok, pebble, helm) and the real node (kubelet, containerd,
+# its runc shim, ctr, pause) from pinned Go modules into a
 # cache outside the repo, so a fresh clone on the same machine reuses it.
 #
 # Each component is keyed on its wrapper's go.mod/go.sum, the Go version and
@@ -37,7 +38,7 @@ build() {
   shift 2
   local dir="$here/go/$component"
   local key
-  key="$(cat "$dir/go.mod" "$dir/go.sum" <(echo "$go_version $ldflags $*") | sha256sum | cut -c1-16)"
+  key="$(cat "$dir/go.mod" "$dir/go.sum" <(echo "$go_version $ldflags ${BUILD_TAGS:-} $*") | sha256sum | cut -c1-16)"
   local stamp="$PENPOT_E2E_BIN/.$component.$key"
   if [[ -f "$stamp" ]]; then
     log "$component: cached ($key)"
@@ -47,7 +48,7 @@ build() {
   local start=$SECONDS
   for spec in "$@"; do
     local out="${spec%%=*}" pkg="${spec#*=}"
-    (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$PENPOT_E2E_BIN/$out.tmp" "$pkg")
+    (cd "$dir" && go build -trimpath -tags "${BUILD_TAGS:-}" -ldflags "-s -w $ldflags" -o "$PENPOT_E2E_BIN/$out.tmp" "$pkg")
     mv "$PENPOT_E2E_BIN/$out.tmp" "$PENPOT_E2E_BIN/$out"
     log "$component: $out built ($((SECONDS - start)) s so far)"
   done
@@ -63,5 +64,12 @@ build kube "$kube_ldflags" \
   kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
   kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
   kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
-  kubectl=k8s.io/kubernetes/cmd/kubectl
+  kubectl=k8s.io/kubernetes/cmd/kubectl \
+  kubelet=k8s.io/kubernetes/cmd/kubelet
+# The real node (node.sh): containerd with the runc shim, and the sandbox's pause process.
+BUILD_TAGS="no_btrfs no_devmapper no_zfs" build containerd "" \
+  containerd=github.com/containerd/containerd/v2/cmd/containerd \
+  containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+  ctr=github.com/containerd/containerd/v2/cmd/ctr
+build pause "" pause=.
 log "all components built in $PENPOT_E2E_BIN"

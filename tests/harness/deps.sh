@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs besides the Go-built control plane, when they
 # are missing: nginx (tests/nginx.rs, the e2e `nginx -t`), lua5.4 (the Argo CD health check),
-# iproute2 (loopback in the network namespace tests/pod.rs runs a pod in). Needs root and apt
-# only when something is missing. Sourced by test.sh; `.ci/run` runs the same through it.
+# iproute2 (loopback in the network namespace tests/pod.rs runs a pod in), runc and the CNI
+# plugins (the real node, node.sh). Needs root and apt only when something is missing. Run by
+# test.sh; `.ci/run` runs it too.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tests/harness/lib.sh
 source "$here/lib.sh"
 
 missing=()
-for pair in nginx:nginx lua5.4:lua5.4 ip:iproute2; do
+for pair in nginx:nginx lua5.4:lua5.4 ip:iproute2 /usr/sbin/runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
+  iptables:iptables; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then

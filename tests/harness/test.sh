@@ -28,11 +28,14 @@ cleanup() {
     log "control-plane components restarted during the run (time, name, exit status):"
     cat "$run_dir/logs/restarts"
   fi
+  "$here/node.sh" down "$run_dir" || true
   "$here/cluster.sh" down "$run_dir" || true
   if [[ "${PENPOT_E2E_KEEP:-}" != 1 ]]; then rm -rf "$run_dir"; fi
 }
 trap cleanup EXIT
 "$here/cluster.sh" up "$run_dir"
+# The real node (kubelet, containerd, runc) next to kwok's: tests/node.rs runs pods on it.
+"$here/node.sh" up "$run_dir"
 # shellcheck disable=SC1091
 source "$run_dir/env"
 

@@ -1,0 +1,3 @@
+module penpot-operator.local/harness/pause
+
+go 1.26.0

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Builds images for the real node (node.sh) from this machine's binaries, as OCI archives
+# (oci.py), and imports them into its containerd. Nothing is pulled.
+#
+#   images.sh pause SOCKET
+#       registry.k8s.io/pause:3.10, the sandbox image (the harness's static `pause`).
+#   images.sh penpot SOCKET OPERATOR_BINARY VERSION
+#       ghcr.io/penpot-operator/penpot-operator:<crate version>: the operator binary and the
+#       static Pebble, as in its rock; and STAND-INS for docker.io/penpotapp/{frontend,backend,
+#       exporter}:VERSION in the upstream layout (tests/upstream/): the images' user 1001, real
+#       nginx in the frontend, and for the JVM backend and the Node exporter, which cannot be
+#       built here, the scripts of tests/pod/stand-ins (they report how they were started and
+#       serve their port with nginx).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tests/harness/lib.sh
+source "$here/lib.sh"
+
+what="${1:-}" socket="${2:-}"
+[[ -n "$what" && -S "$socket" ]] || die "usage: images.sh pause|penpot SOCKET ..."
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+import() { # ROOTFS NAME [ENTRYPOINT...]
+  local rootfs=$1 name=$2
+  shift 2
+  python3 "$here/oci.py" "$rootfs" "$name" "$work/image.tar" "$@" >/dev/null
+  "$PENPOT_E2E_BIN/ctr" --address "$socket" -n k8s.io images import --platform linux/amd64 "$work/image.tar" \
+    >/dev/null 2>&1 || die "ctr could not import $name"
+}
+
+# libs_of ROOT PROGRAM: the shared libraries PROGRAM links (and the loader), at their paths.
+libs_of() {
+  local root=$1 lib
+  for lib in $(ldd "$2" 2>/dev/null | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+}
+
+# with_libs ROOT PROGRAM...: each program at its path, and the shared libraries it links.
+with_libs() {
+  local root=$1 prog
+  shift
+  for prog in "$@"; do
+    mkdir -p "$root$(dirname "$prog")"
+    cp -L "$(readlink -f "$prog")" "$root$prog"
+    libs_of "$root" "$prog"
+  done
+}
+
+# The base of the three stand-ins: the images' user, a shell and nginx.
+stand_in_base() { # ROOT
+  local root=$1
+  mkdir -p "$root/etc" "$root/tmp"
+  chmod 1777 "$root/tmp"
+  printf 'root:x:0:0:root:/root:/bin/bash\npenpot:x:1001:1001::/opt/penpot:/bin/bash\n' >"$root/etc/passwd"
+  printf 'root:x:0:\npenpot:x:1001:\n' >"$root/etc/group"
+  with_libs "$root" /bin/bash /usr/bin/env /usr/bin/id /usr/bin/touch /usr/sbin/nginx
+}
+
+case "$what" in
+  pause)
+    mkdir -p "$work/pause"
+    cp "$PENPOT_E2E_BIN/pause" "$work/pause/pause"
+    import "$work/pause" registry.k8s.io/pause:3.10 /pause
+    ;;
+  penpot)
+    operator="${3:?operator binary}" version="${4:?Penpot version}"
+    stand_ins="$PENPOT_REPO/tests/pod/stand-ins"
+    crate_version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$PENPOT_REPO/Cargo.toml" | head -1)"
+
+    op="$work/operator"
+    mkdir -p "$op/usr/bin"
+    # A debug build is large; its symbols do not belong in an image.
+    strip -o "$op/usr/bin/penpot-operator" "$operator" 2>/dev/null || cp "$operator" "$op/usr/bin/penpot-operator"
+    libs_of "$op" "$operator"
+    cp "$PENPOT_E2E_BIN/pebble" "$op/usr/bin/pebble"
+    import "$op" "ghcr.io/penpot-operator/penpot-operator:$crate_version"
+
+    fe="$work/frontend"
+    stand_in_base "$fe"
+    mkdir -p "$fe/etc/nginx" "$fe/var/www/app/js"
+    cp /etc/nginx/mime.types "$fe/etc/nginx/mime.types"
+    echo '<html>Penpot frontend stand-in</html>' >"$fe/var/www/app/index.html"
+    echo '//var penpotFlags = "";' >"$fe/var/www/app/js/config.js"
+    import "$fe" "docker.io/penpotapp/frontend:$version"
+
+    be="$work/backend"
+    stand_in_base "$be"
+    mkdir -p "$be/opt/penpot/backend"
+    install -m 0755 "$stand_ins/run.sh" "$be/opt/penpot/backend/run.sh"
+    # The real backend listens on every address: the kubelet probes /readyz on the pod IP.
+    sed 's/127.0.0.1:PORT/6060/; s/NAME/backend/g' "$stand_ins/stand-in.conf.tmpl" >"$be/opt/penpot/backend/stand-in.conf"
+    chown -R 1001:1001 "$be/opt/penpot"
+    import "$be" "docker.io/penpotapp/backend:$version"
+
+    ex="$work/exporter"
+    stand_in_base "$ex"
+    mkdir -p "$ex/opt/penpot/exporter" "$ex/opt/node/bin"
+    install -m 0755 "$stand_ins/node" "$ex/opt/node/bin/node"
+    echo '// exporter stand-in' >"$ex/opt/penpot/exporter/app.js"
+    sed 's/PORT/6061/; s/NAME/exporter/g' "$stand_ins/stand-in.conf.tmpl" >"$ex/opt/penpot/exporter/stand-in.conf"
+    chown -R 1001:1001 "$ex/opt/penpot"
+    import "$ex" "docker.io/penpotapp/exporter:$version"
+    ;;
+  *) die "usage: images.sh pause|penpot SOCKET ..." ;;
+esac
