@@ -1,4 +1,4 @@
-//! e2e on the real node (`tests/harness/node.sh`: kubelet, containerd, runc): a Penpot whose
+//! e2e on the real node (`tests/harness/node.sh`: kubelet, containerd, runc, kube-proxy): a Penpot whose
 //! pods really run. The init container copies Pebble in from the operator's image, each
 //! container runs it as the images' user under a read-only root, and the kubelet's own probes
 //! make the pods Ready. The Penpot images are STAND-INS in the upstream layout
@@ -78,7 +78,12 @@ fn a_penpot_runs_on_a_real_kubelet_from_the_injected_pebble() {
         }
     }
 
-    // Through the pod's network, as a Service would reach it.
+    // Through the Service (kube-proxy), then each pod on its own address.
+    let service = c.get(n, "service/p").unwrap();
+    let cluster_ip = service["spec"]["clusterIP"].as_str().unwrap().to_string();
+    wait_until(LONG, "the Service to answer", || {
+        curl(&[&format!("http://{cluster_ip}:8080/")]).contains("Penpot frontend stand-in").then_some(())
+    });
     let ip = pods[0]["status"]["podIP"].as_str().unwrap();
     assert!(curl(&[&format!("http://{ip}:8080/")]).contains("Penpot frontend stand-in"));
     let config = curl(&[&format!("http://{ip}:8080/js/config.js")]);

@@ -65,7 +65,8 @@ build kube "$kube_ldflags" \
   kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
   kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
   kubectl=k8s.io/kubernetes/cmd/kubectl \
-  kubelet=k8s.io/kubernetes/cmd/kubelet
+  kubelet=k8s.io/kubernetes/cmd/kubelet \
+  kube-proxy=k8s.io/kubernetes/cmd/kube-proxy
 # The real node (node.sh): containerd with the runc shim, and the sandbox's pause process.
 BUILD_TAGS="no_btrfs no_devmapper no_zfs" build containerd "" \
   containerd=github.com/containerd/containerd/v2/cmd/containerd \

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # A real node next to kwok's fake one: containerd (runc from Debian, CNI bridge plugins from
-# Debian) and a kubelet registered to the control plane `cluster.sh up DIR` started. Its pods
+# Debian), a kubelet registered to the control plane `cluster.sh up DIR` started, and kube-proxy
+# for Service ClusterIPs. Its pods
 # really run. It carries the taint penpot-operator.dev/real-node:NoSchedule, so only pods that
 # ask for it (tests/node.rs) land there; everything else stays on kwok.
 #
 #   node.sh up DIR     start (needs root and `cluster.sh up DIR` first); appends to DIR/env
-#   node.sh down DIR   delete the node's pods, stop kubelet and containerd, undo what they set up
+#   node.sh down DIR   delete the node's pods, stop kube-proxy, kubelet and containerd, undo what
+#                      they set up
 #
 # No registry: images are OCI archives imported with `ctr` (tests/harness/images.sh), and pods
 # use imagePullPolicy Never. Logs: DIR/logs/{containerd,kubelet}.log.
@@ -16,6 +18,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 
 node_name=real-node
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
 taint=penpot-operator.dev/real-node
 
 up() {
@@ -93,6 +99,13 @@ EOF
   done
   "${k[@]}" wait --for=condition=Ready "node/$node_name" --timeout=1s >/dev/null ||
     die "the real node did not become Ready; see $dir/logs/kubelet.log"
+  # Service ClusterIPs, in iptables mode (the nft backend of Debian's iptables). No conntrack
+  # tuning: the VM's sysctls are not the node's to change.
+  setsid "$PENPOT_E2E_BIN/kube-proxy" --kubeconfig "$dir/admin.kubeconfig" --hostname-override "$node_name" \
+    --proxy-mode iptables --cluster-cidr 10.89.0.0/16 --conntrack-max-per-core 0 \
+    --metrics-bind-address "127.0.0.1:$(free_port)" --healthz-bind-address "127.0.0.1:$(free_port)" --v 1 \
+    </dev/null >"$dir/logs/kube-proxy.log" 2>&1 &
+  echo "$!" >"$dir/pids/kube-proxy"
   cat >>"$dir/env" <<EOF
 export PENPOT_E2E_NODE="$node_name"
 export PENPOT_E2E_CONTAINERD="$n/containerd.sock"
@@ -119,6 +132,7 @@ down() {
     "${k[@]}" delete pods -A --field-selector "spec.nodeName=$node_name" --grace-period=1 --wait=true \
       --timeout=60s >/dev/null 2>&1 || log "real node: not every pod was deleted"
   fi
+  stop kube-proxy
   stop kubelet
   # Whatever still runs: the shims and their containers.
   pkill -f "containerd-shim-runc-v2 -namespace k8s.io .*-address $n/containerd.sock" 2>/dev/null || true
