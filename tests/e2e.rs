@@ -188,7 +188,7 @@ fn check_layers_and_nginx(config: &Value) {
     }
     // The includes the pod's init container writes, from this machine's resolv.conf.
     let operator_dir = tmp.path().join("operator");
-    let pebble = which("pebble");
+    let pebble = on_path("pebble").expect("pebble is on PATH");
     let sources = penpot_operator::pod_init::Sources { pebble: &pebble, ..Default::default() };
     let settings = penpot_operator::pod_init::Settings { nginx_port: 8080, resolver: None };
     penpot_operator::pod_init::prepare(&operator_dir, &settings, &sources).expect("prepare-pod");
@@ -203,13 +203,6 @@ fn check_layers_and_nginx(config: &Value) {
         .expect("nginx is installed");
     assert!(out.status.success(), "nginx -t failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(decode("config.js").contains("var penpotFlags = \"disable-registration enable-login-with-password\";"));
-}
-
-/// The path of a program on PATH.
-fn which(program: &str) -> std::path::PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()))
-        .unwrap_or_else(|| panic!("{program} is not on PATH"))
 }
 
 /// No secret value used by the tests appears in status, events or the operator's logs.

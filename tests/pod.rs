@@ -11,6 +11,9 @@
 //! Needs root (namespaces, chroot), `unshare`, `setpriv`, `curl`, `nginx` and `pebble` on PATH
 //! (the e2e harness builds it). Skipped with a note otherwise, unless PENPOT_E2E_REQUIRED=1.
 
+#[path = "e2e/support.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -20,14 +23,10 @@ use base64::Engine;
 use penpot_operator::cli::render::render_documents;
 use penpot_operator::render::paths;
 use serde_json::Value;
+use support::on_path;
 
 fn repo(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
 /// Why this machine cannot run the pod, if it cannot.

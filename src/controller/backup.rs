@@ -31,7 +31,7 @@ pub async fn before_upgrade(
         Some(existing) => existing,
         None => {
             ctx.ensure_leader()?;
-            let version = render::penpot_version(penpot).to_string();
+            let version = to.to_string();
             let object = backup::pre_upgrade(&render::meta(penpot, &version), cluster, to);
             let params = PostParams { field_manager: Some(labels::MANAGER.into()), ..Default::default() };
             match api.create(&params, &object).await {

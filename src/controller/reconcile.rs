@@ -117,7 +117,9 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
             tracing::warn!(%message, "spec cannot be rendered");
             // A failed Backup is retried by deleting it, and no watch sees that: look again soon.
             let retry = if e.reason() == Reason::BackupFailed { IN_THE_WAY_RETRY } else { ctx.resync };
-            return blocked(penpot, ns, ctx, e.reason(), message, retry).await;
+            // Resolve read the StatefulSet already; status reports on that read.
+            let workload = workload.of(penpot).cloned();
+            return Ok(held(Observation::Blocked { reason: e.reason(), message, workload }, retry));
         }
     };
     match apply::apply_all(penpot, ns, &desired, workload, ctx).await {

@@ -58,12 +58,13 @@ pub fn transitions(previous: Option<&PenpotStatus>, next: &PenpotStatus) -> Vec<
     let ready_reason = ready_reason_of(next).unwrap_or("Reconciled");
     let blocked_again = previous.is_some_and(|p| p.phase == Some(Phase::Blocked) && p.message != next.message)
         && next.phase == Some(Phase::Blocked);
-    // A refusal while pods start keeps the phase (`Waiting`) but still deserves its warning.
+    let entered =
+        |reason: Reason| ready_reason == reason.as_str() && previous.and_then(ready_reason_of) != Some(reason.as_str());
     let apply_failed = Reason::ApplyFailed.as_str();
-    let refused = ready_reason == apply_failed && previous.and_then(ready_reason_of) != Some(apply_failed);
+    // A refusal while pods start keeps the phase (`Waiting`) but still deserves its warning.
+    let refused = entered(Reason::ApplyFailed);
     // A version change inside a rollout keeps the phase (`Maintenance`); its start is news.
-    let upgrading = Reason::UpgradingFirstPod.as_str();
-    let upgrade_started = ready_reason == upgrading && previous.and_then(ready_reason_of) != Some(upgrading);
+    let upgrade_started = entered(Reason::UpgradingFirstPod);
     if previous.and_then(|p| p.phase) != next.phase || blocked_again || refused || upgrade_started {
         let phase = next.phase.map(|p| format!("{p:?}")).unwrap_or_default();
         events.push(Event {

@@ -35,6 +35,13 @@ pub struct Workload {
     pub statefulset: Option<StatefulSet>,
 }
 
+impl Workload {
+    /// The StatefulSet, if this Penpot controls it.
+    pub fn of(&self, penpot: &Penpot) -> Option<&StatefulSet> {
+        self.statefulset.as_ref().filter(|s| controlled_by(s, penpot))
+    }
+}
+
 pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolved, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let spec = &penpot.spec;
@@ -74,9 +81,8 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
     };
     let prometheus_operator = ctx.prometheus_operator().await;
     // Where a version change stands is read from the StatefulSet running now.
-    let epoch = ctx.seen.epoch();
-    let statefulset = workload(ns, &penpot.name_any(), ctx).await?;
-    let live = statefulset.as_ref().filter(|s| controlled_by(s, penpot)).map(render::rollout::Live::of);
+    let workload = Workload { epoch: ctx.seen.epoch(), statefulset: workload(ns, &penpot.name_any(), ctx).await? };
+    let live = workload.of(penpot).map(render::rollout::Live::of);
     let to = render::penpot_version(penpot);
     let wants_backup = spec.upgrade.as_ref().is_some_and(|u| u.backup_before_upgrade);
     let backup = match (wants_backup, render::rollout::pending_change(live.as_ref(), to), &spec.postgresql) {
@@ -87,7 +93,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
     };
     let inputs =
         render::Inputs { relations, secret_key, prometheus_operator, init_image: ctx.init_image.clone(), live, backup };
-    Ok(Resolved::Ready(Box::new(inputs), Box::new(Workload { epoch, statefulset })))
+    Ok(Resolved::Ready(Box::new(inputs), Box::new(workload)))
 }
 
 /// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once. An existing Secret is

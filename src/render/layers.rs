@@ -10,7 +10,7 @@ use super::flags::Flags;
 use super::paths;
 use crate::crd::LokiSpec;
 
-use super::pebble::{Action, Check, Layer, Level, LogTarget, Override, Service, Startup};
+use super::pebble::{Action, Check, Layer, Level, LogTarget, Override, Service};
 use super::validate::Settings;
 use super::version::Version;
 
@@ -118,20 +118,31 @@ fn description(instance: &str) -> String {
     format!("Rendered by penpot-operator for Penpot {instance}; edits are overwritten.")
 }
 
+/// A layer of one service and its checks.
+fn layer(
+    summary: &str,
+    instance: &str,
+    logging: Option<&Logging>,
+    service: (&str, Service),
+    checks: BTreeMap<String, Check>,
+) -> Layer {
+    let services: BTreeMap<String, Service> = [(service.0.to_string(), service.1)].into();
+    Layer {
+        summary: summary.into(),
+        description: description(instance),
+        log_targets: log_targets(logging, &services),
+        services,
+        checks,
+    }
+}
+
 pub fn penpot_layer(i: &LayerInputs) -> Layer {
     let backend = Service {
-        override_: Override::Replace,
-        summary: "Penpot backend".into(),
-        command: paths::BACKEND_COMMAND.into(),
-        startup: Startup::Enabled,
-        after: vec![],
         environment: backend_environment(i),
         working_dir: Some(paths::BACKEND_DIR.into()),
         // A dead backend is a dead pod: let Kubernetes see it, count it and back off.
-        on_failure: Action::Shutdown,
-        on_check_failure: BTreeMap::new(),
+        ..Service::new("Penpot backend", paths::BACKEND_COMMAND, Action::Shutdown)
     };
-    let services: BTreeMap<String, Service> = [("backend".to_string(), backend)].into();
     let checks = [
         (
             "backend-ready".to_string(),
@@ -142,56 +153,27 @@ pub fn penpot_layer(i: &LayerInputs) -> Layer {
         ("backend-alive".to_string(), Check::tcp(Some(Level::Alive), paths::BACKEND_PORT, "30s", 10)),
     ]
     .into();
-    Layer {
-        summary: "Penpot backend".into(),
-        description: description(i.instance),
-        log_targets: log_targets(i.logging, &services),
-        services,
-        checks,
-    }
+    layer("Penpot backend", i.instance, i.logging, ("backend", backend), checks)
 }
 
 pub fn exporter_layer(i: &LayerInputs) -> Layer {
     let exporter = Service {
-        override_: Override::Replace,
-        summary: "Penpot exporter".into(),
-        command: paths::EXPORTER_COMMAND.into(),
-        startup: Startup::Enabled,
-        after: vec![],
         environment: exporter_environment(i),
         working_dir: Some(paths::EXPORTER_DIR.into()),
-        // Exports are optional: restart the exporter rather than fail the pod.
-        on_failure: Action::Restart,
         on_check_failure: [("exporter-up".to_string(), Action::Restart)].into(),
+        // Exports are optional: restart the exporter rather than fail the pod.
+        ..Service::new("Penpot exporter", paths::EXPORTER_COMMAND, Action::Restart)
     };
-    let services: BTreeMap<String, Service> = [("exporter".to_string(), exporter)].into();
     let checks = [(
         "exporter-up".to_string(),
         Check::http(None, format!("http://localhost:{}/readyz", paths::EXPORTER_PORT), "30s", 3),
     )]
     .into();
-    Layer {
-        summary: "Penpot exporter".into(),
-        description: description(i.instance),
-        log_targets: log_targets(i.logging, &services),
-        services,
-        checks,
-    }
+    layer("Penpot exporter", i.instance, i.logging, ("exporter", exporter), checks)
 }
 
 pub fn nginx_layer(instance: &str, logging: Option<&Logging>) -> Layer {
-    let frontend = Service {
-        override_: Override::Replace,
-        summary: "Penpot frontend (nginx)".into(),
-        command: paths::NGINX_COMMAND.into(),
-        startup: Startup::Enabled,
-        after: vec![],
-        environment: BTreeMap::new(),
-        working_dir: None,
-        on_failure: Action::Shutdown,
-        on_check_failure: BTreeMap::new(),
-    };
-    let services: BTreeMap<String, Service> = [("frontend".to_string(), frontend)].into();
+    let frontend = Service::new("Penpot frontend (nginx)", paths::NGINX_COMMAND, Action::Shutdown);
     let checks = [
         ("frontend-alive".to_string(), Check::tcp(Some(Level::Alive), paths::NGINX_PORT, "10s", 3)),
         (
@@ -205,13 +187,7 @@ pub fn nginx_layer(instance: &str, logging: Option<&Logging>) -> Layer {
         ),
     ]
     .into();
-    Layer {
-        summary: "Penpot frontend".into(),
-        description: description(instance),
-        log_targets: log_targets(logging, &services),
-        services,
-        checks,
-    }
+    layer("Penpot frontend", instance, logging, ("frontend", frontend), checks)
 }
 
 /// Where a layer's service logs go, from `spec.logging`.

@@ -105,6 +105,24 @@ pub struct TcpCheck {
     pub port: u16,
 }
 
+impl Service {
+    /// A service started with the plan, replacing any of its name in other layers; no
+    /// environment, working directory, dependencies or check actions until set.
+    pub fn new(summary: &str, command: &str, on_failure: Action) -> Self {
+        Service {
+            override_: Override::Replace,
+            summary: summary.into(),
+            command: command.into(),
+            startup: Startup::Enabled,
+            after: vec![],
+            environment: BTreeMap::new(),
+            working_dir: None,
+            on_failure,
+            on_check_failure: BTreeMap::new(),
+        }
+    }
+}
+
 impl Check {
     pub fn http(level: Option<Level>, url: impl Into<String>, period: &str, threshold: u32) -> Self {
         Check {

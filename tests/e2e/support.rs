@@ -18,6 +18,12 @@ pub struct Cluster {
     pub audit_log: PathBuf,
 }
 
+/// The path of `program` on PATH, if it is there.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
 /// The running control plane, or `None` (after saying so) when the suite runs without one.
 /// With `PENPOT_E2E_REQUIRED=1` (CI, `make test`) a missing control plane fails the test.
 pub fn cluster() -> Option<&'static Cluster> {
