@@ -108,10 +108,7 @@ async fn run(args: RunArgs) -> ExitCode {
         resync: std::time::Duration::from_secs(args.resync_seconds),
         init_image: args.init_image.clone(),
     };
-    if let Err(e) = controller::run(client, opts, metrics, gate, ready_tx, shutdown).await {
-        tracing::error!(error = %e, "cannot start the controller");
-        return ExitCode::FAILURE;
-    }
+    controller::run(client, opts, metrics, gate, ready_tx, shutdown).await;
     server.abort();
     if lost_flag.load(std::sync::atomic::Ordering::SeqCst) {
         // Exit non-zero so the pod restarts as a follower.

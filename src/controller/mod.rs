@@ -135,7 +135,7 @@ pub async fn run(
     leader: Arc<crate::leader::Gate>,
     ready: watch::Sender<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> Result<(), reqwest::Error> {
+) {
     let ns = opts.namespace.as_deref();
     // One shutdown signal for both controllers.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
@@ -173,7 +173,7 @@ pub async fn run(
             },
             epoch,
         ),
-        discovery: DiscoveryCache::new()?,
+        discovery: DiscoveryCache::new(),
         leader,
         resync: opts.resync,
         init_image: opts.init_image,
@@ -202,7 +202,6 @@ pub async fn run(
             std::future::ready(())
         });
     futures::join!(penpots, profiles);
-    Ok(())
 }
 
 /// The PenpotProfile controller, sharing the client, the leader gate and the shutdown signal.

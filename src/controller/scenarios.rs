@@ -37,7 +37,7 @@ fn context(client: Client, stores: Stores) -> Context {
         metrics: Arc::default(),
         store: reflector::store().0,
         seen: Seen::new(stores, Epoch::default()),
-        discovery: super::oidc_discovery::DiscoveryCache::new().unwrap(),
+        discovery: super::oidc_discovery::DiscoveryCache::new(),
         leader: Arc::new(crate::leader::Gate::always_open()),
         resync: std::time::Duration::from_secs(300),
         init_image: crate::render::statefulset::DEFAULT_INIT_IMAGE.into(),

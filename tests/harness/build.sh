@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the e2e control plane (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, kwok, pebble, helm) and the real node (kubelet, containerd,
-# its runc shim, ctr, pause) from pinned Go modules into a
+# its runc shim, ctr, pause, kube-proxy, CoreDNS, the stand-ins)
+# from pinned Go modules into a
 # cache outside the repo, so a fresh clone on the same machine reuses it.
 #
 # Each component is keyed on its wrapper's go.mod/go.sum, the Go version and
@@ -73,4 +74,8 @@ BUILD_TAGS="no_btrfs no_devmapper no_zfs" build containerd "" \
   containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
   ctr=github.com/containerd/containerd/v2/cmd/ctr
 build pause "" pause=.
+# Cluster DNS, and the program that stands in for Penpot's backend and exporter, and for
+# Loki, in the real node's images.
+build coredns "" coredns=github.com/coredns/coredns
+build stand-in "" stand-in=.
 log "all components built in $PENPOT_E2E_BIN"

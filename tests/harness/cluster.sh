@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Starts and stops the e2e control plane on 127.0.0.1: etcd, kube-apiserver (RBAC, service
+# Starts and stops the e2e control plane on this host: etcd, kube-apiserver (RBAC, service
 # account tokens, audit log), kube-controller-manager, kube-scheduler and kwok with one fake
 # Node. Everything lives in one run directory:
 #
 #   cluster.sh up DIR     start (builds the binaries first if they are not cached)
 #   cluster.sh down DIR   stop every process started by `up`
+#
+# The API server also listens on the host's first global IPv4 address and advertises it, so
+# the `kubernetes` Service (10.96.0.1) reaches it from pods on the real node (node.sh): the
+# operator in a pod, CoreDNS. Without such an address it stays on 127.0.0.1 (kwok only).
 #
 # `up` writes DIR/env (KUBECONFIG, PATH with the built binaries, audit log path) for tests
 # and humans to source. Logs: DIR/logs/<component>.log.
@@ -67,7 +71,8 @@ pki() {
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=penpot-e2e-ca" \
     -keyout "$p/ca.key" -out "$p/ca.crt" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout "$p/apiserver.key" -out "$p/apiserver.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n' >"$p/san.ext"
+  printf 'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,%sDNS:localhost' "${host_ip:+IP:$host_ip,}" >"$p/san.ext"
+  printf ',DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n' >>"$p/san.ext"
   openssl x509 -req -in "$p/apiserver.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial -days 30 \
     -extfile "$p/san.ext" -out "$p/apiserver.crt" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=e2e-admin" -keyout "$p/admin.key" -out "$p/admin.csr" 2>/dev/null
@@ -96,6 +101,9 @@ up() {
   "$here/build.sh"
   mkdir -p "$dir/logs" "$dir/pids"
   local started=$SECONDS
+  host_ip="$(ip -4 -o addr show scope global 2>/dev/null | awk '{ sub("/.*", "", $4); print $4; exit }')"
+  local bind=(--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --endpoint-reconciler-type none)
+  [[ -n "$host_ip" ]] && bind=(--bind-address 0.0.0.0 --advertise-address "$host_ip")
   pki
   local etcd_port etcd_peer apiserver_port kcm_port sched_port kwok_port
   etcd_port=$(free_port)
@@ -113,11 +121,10 @@ up() {
 
   start kube-apiserver "$PENPOT_E2E_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$apiserver_port" \
-    --endpoint-reconciler-type none \
+    "${bind[@]}" --secure-port "$apiserver_port" \
     --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
     --client-ca-file "$dir/pki/ca.crt" \
-    --authorization-mode RBAC \
+    --authorization-mode RBAC --allow-privileged=true \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-signing-key-file "$dir/pki/sa.key" --service-account-key-file "$dir/pki/sa.pub" \
     --service-cluster-ip-range 10.96.0.0/16 \
@@ -182,6 +189,7 @@ export PATH="$PENPOT_E2E_BIN:\$PATH"
 export PENPOT_E2E_DIR="$dir"
 export PENPOT_E2E_AUDIT_LOG="$dir/logs/audit.log"
 export PENPOT_E2E_EXEC_LOG="$dir/exec/calls.jsonl"
+export PENPOT_E2E_HOST_IP="$host_ip"
 EOF
   log "control plane up in $((SECONDS - started)) s: source $dir/env"
 }

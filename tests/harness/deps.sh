@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite runs besides the Go-built control plane, when they
 # are missing: nginx (tests/nginx.rs, the e2e `nginx -t`), lua5.4 (the Argo CD health check),
-# iproute2 (loopback in the network namespace tests/pod.rs runs a pod in), runc and the CNI
-# plugins (the real node, node.sh). Needs root and apt only when something is missing. Run by
-# test.sh; `.ci/run` runs it too.
+# iproute2 (loopback in the network namespace tests/pod.rs runs a pod in), runc, the CNI
+# plugins, iptables and the CA bundle (the real node: node.sh, images.sh). Needs root and apt
+# only when something is missing. Run by test.sh; `.ci/run` runs it too.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tests/harness/lib.sh
@@ -11,8 +11,9 @@ source "$here/lib.sh"
 
 missing=()
 for pair in nginx:nginx lua5.4:lua5.4 ip:iproute2 /usr/sbin/runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
-  iptables:iptables; do
-  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+  iptables:iptables /etc/ssl/certs/ca-certificates.crt:ca-certificates; do
+  if [[ "${pair%%:*}" == /* ]]; then [[ -e "${pair%%:*}" ]]; else command -v "${pair%%:*}" >/dev/null; fi ||
+    missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then
   if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then

@@ -4,13 +4,15 @@
 #
 #   images.sh pause SOCKET
 #       registry.k8s.io/pause:3.10, the sandbox image (the harness's static `pause`).
+#   images.sh system SOCKET
+#       The node's add-on (node-addons.yaml), CoreDNS; and e2e.penpot-operator.dev/stand-in:e2e,
+#       the go/stand-in program alone, for tests' helper pods: a STAND-IN for Loki (`loki`).
 #   images.sh penpot SOCKET OPERATOR_BINARY VERSION
-#       ghcr.io/penpot-operator/penpot-operator:<crate version>: the operator binary and the
-#       static Pebble, as in its rock; and STAND-INS for docker.io/penpotapp/{frontend,backend,
+#       ghcr.io/penpot-operator/penpot-operator:<crate version>: the operator binary, the
+#       static Pebble and the CA bundle, as in its rock; and STAND-INS for docker.io/penpotapp/{frontend,backend,
 #       exporter}:VERSION in the upstream layout (tests/upstream/): the images' user 1001, real
-#       nginx in the frontend, and for the JVM backend and the Node exporter, which cannot be
-#       built here, the scripts of tests/pod/stand-ins (they report how they were started and
-#       serve their port with nginx).
+#       nginx in the frontend; Penpot's JVM backend (with manage.py's python3) and its Node
+#       exporter cannot be built here, so the program of go/stand-in plays them.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +20,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 
 what="${1:-}" socket="${2:-}"
-[[ -n "$what" && -S "$socket" ]] || die "usage: images.sh pause|penpot SOCKET ..."
+[[ -n "$what" && -S "$socket" ]] || die "usage: images.sh pause|system|penpot SOCKET ..."
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -50,14 +52,24 @@ with_libs() {
   done
 }
 
-# The base of the three stand-ins: the images' user, a shell and nginx.
+# The base of the three stand-ins: the images' user and a shell.
 stand_in_base() { # ROOT
   local root=$1
   mkdir -p "$root/etc" "$root/tmp"
   chmod 1777 "$root/tmp"
   printf 'root:x:0:0:root:/root:/bin/bash\npenpot:x:1001:1001::/opt/penpot:/bin/bash\n' >"$root/etc/passwd"
   printf 'root:x:0:\npenpot:x:1001:\n' >"$root/etc/group"
-  with_libs "$root" /bin/bash /usr/bin/env /usr/bin/id /usr/bin/touch /usr/sbin/nginx
+  with_libs "$root" /bin/bash /usr/bin/env /usr/bin/id
+}
+
+# A static program alone in an image.
+single() { # BINARY PATH NAME [ENTRYPOINT...]
+  local binary=$1 path=$2 name=$3 root
+  shift 3
+  root="$work/$(basename "$path")"
+  mkdir -p "$root$(dirname "$path")"
+  cp "$binary" "$root$path"
+  import "$root" "$name" "$@"
 }
 
 case "$what" in
@@ -66,9 +78,13 @@ case "$what" in
     cp "$PENPOT_E2E_BIN/pause" "$work/pause/pause"
     import "$work/pause" registry.k8s.io/pause:3.10 /pause
     ;;
+  system)
+    single "$PENPOT_E2E_BIN/coredns" /coredns registry.k8s.io/coredns/coredns:e2e /coredns
+    single "$PENPOT_E2E_BIN/stand-in" /stand-in e2e.penpot-operator.dev/stand-in:e2e /stand-in
+    ;;
   penpot)
     operator="${3:?operator binary}" version="${4:?Penpot version}"
-    stand_ins="$PENPOT_REPO/tests/pod/stand-ins"
+    stand_in="$PENPOT_E2E_BIN/stand-in"
     crate_version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$PENPOT_REPO/Cargo.toml" | head -1)"
 
     op="$work/operator"
@@ -77,10 +93,14 @@ case "$what" in
     strip -o "$op/usr/bin/penpot-operator" "$operator" 2>/dev/null || cp "$operator" "$op/usr/bin/penpot-operator"
     libs_of "$op" "$operator"
     cp "$PENPOT_E2E_BIN/pebble" "$op/usr/bin/pebble"
+    # The rock's ca-certificates_data slice: the CA bundle OIDC discovery verifies against.
+    mkdir -p "$op/etc/ssl/certs"
+    cp /etc/ssl/certs/ca-certificates.crt "$op/etc/ssl/certs/ca-certificates.crt"
     import "$op" "ghcr.io/penpot-operator/penpot-operator:$crate_version"
 
     fe="$work/frontend"
     stand_in_base "$fe"
+    with_libs "$fe" /usr/sbin/nginx
     mkdir -p "$fe/etc/nginx" "$fe/var/www/app/js"
     cp /etc/nginx/mime.types "$fe/etc/nginx/mime.types"
     echo '<html>Penpot frontend stand-in</html>' >"$fe/var/www/app/index.html"
@@ -89,21 +109,24 @@ case "$what" in
 
     be="$work/backend"
     stand_in_base "$be"
-    mkdir -p "$be/opt/penpot/backend"
-    install -m 0755 "$stand_ins/run.sh" "$be/opt/penpot/backend/run.sh"
-    # The real backend listens on every address: the kubelet probes /readyz on the pod IP.
-    sed 's/127.0.0.1:PORT/6060/; s/NAME/backend/g' "$stand_ins/stand-in.conf.tmpl" >"$be/opt/penpot/backend/stand-in.conf"
+    mkdir -p "$be/opt/penpot/backend" "$be/usr/bin"
+    install -m 0755 "$stand_in" "$be/opt/penpot/backend/stand-in"
+    # manage.py's interpreter: the stand-in plays `python3 manage.py ...`.
+    install -m 0755 "$stand_in" "$be/usr/bin/python3"
+    printf '# STAND-IN: Penpot'"'"'s manage.py is played by the python3 stand-in next to it.\n' >"$be/opt/penpot/backend/manage.py"
+    printf '#!/bin/bash\n# STAND-IN for Penpot'"'"'s run.sh (the JVM backend cannot be built here).\nexec /opt/penpot/backend/stand-in backend "$@"\n' \
+      >"$be/opt/penpot/backend/run.sh"
+    chmod 0755 "$be/opt/penpot/backend/run.sh"
     chown -R 1001:1001 "$be/opt/penpot"
     import "$be" "docker.io/penpotapp/backend:$version"
 
     ex="$work/exporter"
     stand_in_base "$ex"
     mkdir -p "$ex/opt/penpot/exporter" "$ex/opt/node/bin"
-    install -m 0755 "$stand_ins/node" "$ex/opt/node/bin/node"
-    echo '// exporter stand-in' >"$ex/opt/penpot/exporter/app.js"
-    sed 's/PORT/6061/; s/NAME/exporter/g' "$stand_ins/stand-in.conf.tmpl" >"$ex/opt/penpot/exporter/stand-in.conf"
+    install -m 0755 "$stand_in" "$ex/opt/node/bin/node"
+    echo '// exporter stand-in: /opt/node/bin/node plays it' >"$ex/opt/penpot/exporter/app.js"
     chown -R 1001:1001 "$ex/opt/penpot"
     import "$ex" "docker.io/penpotapp/exporter:$version"
     ;;
-  *) die "usage: images.sh pause|penpot SOCKET ..." ;;
+  *) die "usage: images.sh pause|system|penpot SOCKET ..." ;;
 esac

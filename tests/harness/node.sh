@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A real node next to kwok's fake one: containerd (runc from Debian, CNI bridge plugins from
-# Debian), a kubelet registered to the control plane `cluster.sh up DIR` started, and kube-proxy
-# for Service ClusterIPs. Its pods
-# really run. It carries the taint penpot-operator.dev/real-node:NoSchedule, so only pods that
+# Debian), a kubelet registered to the control plane `cluster.sh up DIR` started, kube-proxy
+# for Service ClusterIPs, and CoreDNS for cluster.local as a pod (node-addons.yaml). Its pods
+# really run. NetworkPolicy is not enforced (see node-addons.yaml). It carries the taint penpot-operator.dev/real-node:NoSchedule, so only pods that
 # ask for it (tests/node.rs) land there; everything else stays on kwok.
 #
 #   node.sh up DIR     start (needs root and `cluster.sh up DIR` first); appends to DIR/env
@@ -27,6 +27,8 @@ taint=penpot-operator.dev/real-node
 up() {
   [[ "$(id -u)" == 0 ]] || die "the real node needs root"
   [[ -f "$dir/admin.kubeconfig" ]] || die "start the control plane first: cluster.sh up $dir"
+  # shellcheck disable=SC1091
+  source "$dir/env"
   local started=$SECONDS n="$dir/node"
   mkdir -p "$n/cni" "$n/containerd" "$n/kubelet" "$dir/logs" "$dir/pids"
   sysctl -n net.ipv4.ip_forward >"$n/ip_forward.before"
@@ -74,6 +76,8 @@ authentication:
 authorization: {mode: Webhook}
 failSwapOn: false
 resolvConf: /etc/resolv.conf
+clusterDNS: [10.96.0.10]
+clusterDomain: cluster.local
 registerWithTaints:
 - {key: $taint, effect: NoSchedule}
 enforceNodeAllocatable: []
@@ -106,6 +110,12 @@ EOF
     --metrics-bind-address "127.0.0.1:$(free_port)" --healthz-bind-address "127.0.0.1:$(free_port)" --v 1 \
     </dev/null >"$dir/logs/kube-proxy.log" 2>&1 &
   echo "$!" >"$dir/pids/kube-proxy"
+  # CoreDNS reaches the API server through the `kubernetes` Service, as any pod would.
+  [[ -n "${PENPOT_E2E_HOST_IP:-}" ]] || die "the control plane has no host address for pods (cluster.sh: no global IPv4 address)"
+  "$here/images.sh" system "$n/containerd.sock"
+  "${k[@]}" apply -f "$here/node-addons.yaml" >/dev/null
+  "${k[@]}" -n kube-system rollout status deployment/coredns --timeout=120s >/dev/null ||
+    die "CoreDNS did not become Ready; see kubectl -n kube-system logs deployment/coredns"
   cat >>"$dir/env" <<EOF
 export PENPOT_E2E_NODE="$node_name"
 export PENPOT_E2E_CONTAINERD="$n/containerd.sock"

@@ -1,0 +1,3 @@
+module penpot-operator.local/harness/stand-in
+
+go 1.26.0

@@ -1,0 +1,330 @@
+// Command stand-in plays Penpot's processes, and Loki, on the test cluster's real node
+// (tests/harness/node.sh). These are STAND-INS, not Penpot: Penpot's JVM backend and its Node
+// exporter cannot be built or fetched on this machine. Each keeps the side of the contract the
+// operator relies on, so the operator's pods are tested against something that behaves:
+//
+//	stand-in backend      /opt/penpot/backend/run.sh execs it: the backend's port 6060 (closed
+//	                      while "the JVM starts", /readyz 503 while "migrating", then 200; /api;
+//	                      a WebSocket at /ws/notifications) and a prepl-like port on 127.0.0.1:6063
+//	python3 manage.py …   installed as python3: Penpot's manage.py commands (create-profile,
+//	                      delete-profile) sent to the prepl-like port, answered as manage.py does
+//	node app.js           installed as /opt/node/bin/node: the exporter's port 6061 with /readyz
+//	stand-in loki         a receiver for Loki's push API that prints what it receives
+//
+// The mode is the program's name, or the first argument when it is called stand-in.
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+func main() {
+	mode, args := filepath.Base(os.Args[0]), os.Args[1:]
+	if mode == "stand-in" && len(args) > 0 {
+		mode, args = args[0], args[1:]
+	}
+	switch mode {
+	case "backend":
+		backend(args)
+	case "python3":
+		os.Exit(manage(args))
+	case "node":
+		exporter(args)
+	case "loki":
+		loki(args)
+	default:
+		fmt.Fprintf(os.Stderr, "stand-in: unknown mode %q (backend, python3, node, loki)\n", mode)
+		os.Exit(2)
+	}
+}
+
+// facts prints how the process was started, for the tests to read in `kubectl logs`.
+func facts(extra string) {
+	cwd, _ := os.Getwd()
+	fmt.Printf("facts uid=%d gid=%d cwd=%s home=%s %s\n", os.Getuid(), os.Getgid(), cwd, os.Getenv("HOME"), extra)
+}
+
+func standIn(name string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Stand-In", name)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func fatal(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "stand-in: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// backend plays Penpot's JVM backend. Its timeline is the real one's in small: nothing listens
+// while the JVM starts, then /readyz fails while migrations run, then it is ready.
+func backend(args []string) {
+	fs := flag.NewFlagSet("backend", flag.ExitOnError)
+	starting := fs.Duration("starting", 6*time.Second, "how long the port stays closed")
+	migrating := fs.Duration("migrating", 6*time.Second, "how long /readyz answers 503 after that")
+	_ = fs.Parse(args)
+	database := "unset"
+	if os.Getenv("PENPOT_DATABASE_URI") != "" {
+		database = "set"
+	}
+	facts("database=" + database)
+	if f, err := os.Create("written-by-backend"); err == nil {
+		f.Close()
+		fmt.Println("root writable")
+	} else {
+		fmt.Println("root read-only")
+	}
+	go prepl()
+	time.Sleep(*starting)
+	readyAt := time.Now().Add(*migrating)
+	fmt.Println("listening on :6060, migrating")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if time.Now().Before(readyAt) {
+			http.Error(w, "migrating", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"stand-in": "backend", "method": r.Method, "path": r.URL.Path})
+	})
+	mux.HandleFunc("/ws/notifications", websocket)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "backend stand-in\n") })
+	if err := http.ListenAndServe(":6060", standIn("backend", mux)); err != nil {
+		fatal("backend: %v", err)
+	}
+}
+
+// websocket completes the RFC 6455 handshake and sends one text frame, so a test sees that
+// nginx passed the upgrade through.
+func websocket(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || key == "" {
+		http.Error(w, "expected a WebSocket upgrade", http.StatusBadRequest)
+		return
+	}
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	fmt.Fprintf(buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Accept: %s\r\nX-Stand-In: backend\r\n\r\n", base64.StdEncoding.EncodeToString(sum[:]))
+	text := "notifications stand-in"
+	buf.Write([]byte{0x81, byte(len(text))})
+	buf.WriteString(text)
+	buf.Flush()
+	time.Sleep(time.Second)
+}
+
+// The prepl-like port: one JSON request per line, one JSON answer per line. Penpot's real
+// prepl speaks EDN; what matters here is that manage.py's work happens in the backend's
+// process, behind a port only the pod can reach.
+type request struct {
+	Cmd      string `json:"cmd"`
+	Email    string `json:"email"`
+	Fullname string `json:"fullname"`
+	Password string `json:"password"`
+}
+
+type answer struct {
+	Tag string `json:"tag"` // "ret" or "err"
+	Val string `json:"val"`
+}
+
+func prepl() {
+	ln, err := net.Listen("tcp", "127.0.0.1:6063")
+	if err != nil {
+		fatal("prepl: %v", err)
+	}
+	var mu sync.Mutex
+	profiles := map[string]string{}
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			continue
+		}
+		go func() {
+			defer conn.Close()
+			var req request
+			if err := json.NewDecoder(conn).Decode(&req); err != nil {
+				json.NewEncoder(conn).Encode(answer{"err", "bad request: " + err.Error()})
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var a answer
+			switch req.Cmd {
+			case "create-profile":
+				if _, ok := profiles[req.Email]; ok {
+					a = answer{"err", "a profile with this email already exists"}
+				} else if req.Password == "" {
+					a = answer{"err", "empty password"}
+				} else {
+					id := fmt.Sprintf("%08x-stand-in", time.Now().UnixNano()&0xffffffff)
+					profiles[req.Email] = id
+					a = answer{"ret", id}
+				}
+			case "delete-profile":
+				if _, ok := profiles[req.Email]; ok {
+					delete(profiles, req.Email)
+					a = answer{"ret", "deleted"}
+				} else {
+					a = answer{"ret", "not-found"}
+				}
+			default:
+				a = answer{"err", "unknown command " + req.Cmd}
+			}
+			// The password never reaches the log.
+			fmt.Printf("prepl: %s %s -> %s\n", req.Cmd, req.Email, a.Tag)
+			json.NewEncoder(conn).Encode(a)
+		}()
+	}
+}
+
+// manage plays `python3 manage.py create-profile|delete-profile`, with the real script's
+// words and exit codes: ERR (255) when the backend refuses, EXC (254) when the prepl port
+// cannot be reached. Like getpass without a terminal, it reads the password from one line
+// of stdin and warns on stderr.
+func manage(args []string) int {
+	if len(args) < 2 || args[0] != "manage.py" {
+		fmt.Fprintln(os.Stderr, "python3 stand-in: only `python3 manage.py COMMAND` is played")
+		return 2
+	}
+	if _, err := os.Stat("manage.py"); err != nil {
+		fmt.Fprintf(os.Stderr, "python3: can't open file 'manage.py': %v\n", err)
+		return 2
+	}
+	req := request{Cmd: args[1]}
+	fs := flag.NewFlagSet(args[1], flag.ContinueOnError)
+	fs.StringVar(&req.Email, "email", "", "")
+	fs.StringVar(&req.Email, "e", "", "")
+	fs.StringVar(&req.Fullname, "fullname", "", "")
+	fs.StringVar(&req.Fullname, "n", "", "")
+	fs.StringVar(&req.Password, "password", "", "")
+	fs.StringVar(&req.Password, "p", "", "")
+	force := fs.Bool("force", false, "")
+	fs.BoolVar(force, "f", false, "")
+	if err := fs.Parse(args[2:]); err != nil || req.Email == "" {
+		fmt.Fprintln(os.Stderr, "usage: manage.py create-profile -e EMAIL -n NAME | delete-profile -e EMAIL")
+		return 2
+	}
+	if req.Cmd == "create-profile" && req.Password == "" {
+		fmt.Fprintln(os.Stderr, "GetPassWarning: Can not control echo on the terminal.")
+		fmt.Fprintln(os.Stderr, "Warning: Password input may be echoed.")
+		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+		req.Password = strings.TrimRight(line, "\r\n")
+	}
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:6063", 5*time.Second)
+	if err != nil {
+		fmt.Printf("EXC: %v\n", err)
+		return 254
+	}
+	defer conn.Close()
+	json.NewEncoder(conn).Encode(req)
+	var a answer
+	if err := json.NewDecoder(conn).Decode(&a); err != nil {
+		fmt.Printf("EXC: %v\n", err)
+		return 254
+	}
+	switch {
+	case a.Tag == "err":
+		fmt.Printf("ERR: %s\n", a.Val)
+		return 255
+	case req.Cmd == "create-profile":
+		fmt.Printf("Created: %s / %s\n", req.Email, a.Val)
+	case a.Val == "not-found":
+		fmt.Printf("No profile found with email %s\n", req.Email)
+	default:
+		fmt.Println("Deleted")
+	}
+	return 0
+}
+
+// exporter plays `node app.js` in /opt/penpot/exporter: port 6061, ready at once.
+func exporter(args []string) {
+	script := "none"
+	if len(args) > 0 {
+		script = args[0]
+	}
+	internal := os.Getenv("PENPOT_INTERNAL_URI")
+	if internal == "" {
+		internal = "unset"
+	}
+	facts("script=" + script + " internal_uri=" + internal)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "exporter stand-in\n") })
+	if err := http.ListenAndServe(":6061", standIn("exporter", mux)); err != nil {
+		fatal("exporter: %v", err)
+	}
+}
+
+// loki receives Loki's push API (JSON, optionally gzip-compressed, as Pebble sends it) and
+// prints one line per log entry: `loki {labels} line`.
+func loki(args []string) {
+	fs := flag.NewFlagSet("loki", flag.ExitOnError)
+	listen := fs.String("listen", ":3100", "address to listen on")
+	_ = fs.Parse(args)
+	type push struct {
+		Streams []struct {
+			Stream map[string]string `json:"stream"`
+			Values [][]string        `json:"values"`
+		} `json:"streams"`
+	}
+	var mu sync.Mutex
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ready\n") })
+	mux.HandleFunc("/loki/api/v1/push", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			z, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			body = z
+		}
+		var p push
+		if err := json.NewDecoder(body).Decode(&p); err != nil {
+			http.Error(w, "not a JSON push request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, s := range p.Streams {
+			labels, _ := json.Marshal(s.Stream)
+			for _, v := range s.Values {
+				if len(v) == 2 {
+					fmt.Printf("loki %s %s\n", labels, strings.TrimRight(v[1], "\n"))
+				}
+			}
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	fmt.Printf("loki stand-in listening on %s\n", *listen)
+	if err := http.ListenAndServe(*listen, mux); err != nil {
+		fatal("loki: %v", err)
+	}
+}
