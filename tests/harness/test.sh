@@ -9,17 +9,30 @@ root="$(cd "$here/../.." && pwd)"
 source "$here/lib.sh"
 cd "$root"
 
-log "cargo fmt --check"
-cargo fmt --check
-cargo fmt --check --manifest-path fuzz/Cargo.toml
-log "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+# Each part's wall time, printed at the end (and when the run stops early).
+timings=()
+timed() { # NAME COMMAND...
+  local name=$1 start=$SECONDS
+  shift
+  log "$name"
+  "$@"
+  timings+=("$(printf '%5d s  %s' $((SECONDS - start)) "$name")")
+}
+report_timings() {
+  ((${#timings[@]})) || return 0
+  log "time per part:"
+  printf '  %s\n' "${timings[@]}" >&2
+}
 
-# nginx, lua5.4 and iproute2, installed when missing: a fresh machine needs no set-up by hand.
-"$here/deps.sh"
+timed "cargo fmt --check" cargo fmt --check
+timed "cargo fmt --check (fuzz)" cargo fmt --check --manifest-path fuzz/Cargo.toml
+timed "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets --quiet -- -D warnings
+
+# The Debian packages, installed when missing: a fresh machine needs no set-up by hand.
+timed "Debian packages (deps.sh)" "$here/deps.sh"
 
 # Smoke run: every fuzz target for FUZZ_SECONDS (30) seconds; longer runs: docs/development.md.
-"$here/fuzz.sh" "${FUZZ_SECONDS:-30}"
+timed "fuzz smoke run (fuzz.sh)" "$here/fuzz.sh" "${FUZZ_SECONDS:-30}"
 
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/penpot-e2e.XXXXXX")"
 cleanup() {
@@ -31,17 +44,19 @@ cleanup() {
   "$here/node.sh" down "$run_dir" || true
   "$here/cluster.sh" down "$run_dir" || true
   if [[ "${PENPOT_E2E_KEEP:-}" != 1 ]]; then rm -rf "$run_dir"; fi
+  report_timings
 }
 trap cleanup EXIT
-"$here/cluster.sh" up "$run_dir"
-# The real node (kubelet, containerd, runc) next to kwok's: tests/node.rs runs pods on it.
-"$here/node.sh" up "$run_dir"
+# Builds the Go components first when they are not cached (cold: about 13 minutes).
+timed "control plane (cluster.sh up)" "$here/cluster.sh" up "$run_dir"
+# The real node (kubelet, containerd, runc, CoreDNS) next to kwok's: tests/node.rs runs pods on it.
+timed "real node (node.sh up)" "$here/node.sh" up "$run_dir"
 # shellcheck disable=SC1091
 source "$run_dir/env"
 
-log "cargo test (unit and e2e; e2e logs under $run_dir/logs)"
 # Namespaces stay until the control plane goes, so the leak check sees every event.
-PENPOT_E2E_REQUIRED=1 PENPOT_E2E_KEEP=1 cargo test --all-targets -- "$@" 2>&1 | tee "$run_dir/cargo-test.log"
-"$here/leak-check.sh" "$run_dir"
+run_tests() { PENPOT_E2E_REQUIRED=1 PENPOT_E2E_KEEP=1 cargo test --all-targets -- "$@" 2>&1 | tee "$run_dir/cargo-test.log"; }
+timed "cargo test (unit and e2e; e2e logs under $run_dir/logs)" run_tests "$@"
+timed "leak check" "$here/leak-check.sh" "$run_dir"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all suites: %d passed, %d failed\n", p, f }' "$run_dir/cargo-test.log"
