@@ -589,20 +589,6 @@ fn manage_calls(c: &Cluster, email: &str) -> Vec<(Vec<String>, String)> {
         .collect()
 }
 
-fn profile_cli(c: &Cluster, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_penpot-operator"))
-        .arg("profile")
-        .args(args)
-        .env("KUBECONFIG", &c.kubeconfig)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn profiles_through_the_cli_and_penpot_profile_resources() {
     let Some(c) = cluster() else { return };

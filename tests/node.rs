@@ -72,6 +72,15 @@ fn stand_in_pod(node: &str, name: &str, args: &str, restart: &str) -> String {
     )
 }
 
+/// The operator binary watching `ns` under its own ServiceAccount, and the relation Secrets
+/// of the Penpot `p`.
+fn operator_for(c: &Cluster, ns: &str) -> Operator {
+    let (kubeconfig, _) = operator_identity(c, ns, "penpot-operator");
+    let op = Operator::start(c, ns, &kubeconfig, "op", &[]);
+    relation_secrets(c, ns, "p");
+    op
+}
+
 fn wait_penpot_ready(c: &Cluster, ns: &str, name: &str) {
     wait_until(LONG, &format!("penpot/{name} Ready on the real node"), || {
         let p = c.get(ns, &format!("penpot/{name}"))?;
@@ -113,9 +122,7 @@ fn a_penpot_runs_on_a_real_kubelet_from_the_injected_pebble() {
     import_images();
     let ns = Namespace::new(c, "node-run");
     let n = ns.name.as_str();
-    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
-    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
-    relation_secrets(c, n, "p");
+    let _op = operator_for(c, n);
     // Loki's push API, played by the stand-in, reached by name through CoreDNS.
     c.apply_ok(n, &stand_in_pod(&node, "loki", "[loki, --listen, ':3100']", "Always"));
     c.apply_ok(
@@ -221,9 +228,7 @@ fn a_relation_change_rolls_one_pod_at_a_time_and_ready_pods_serve() {
     import_images();
     let ns = Namespace::new(c, "node-roll");
     let n = ns.name.as_str();
-    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
-    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
-    relation_secrets(c, n, "p");
+    let _op = operator_for(c, n);
     let replicas = 3;
     c.apply_ok(n, &real_penpot(&node, "p", replicas, ""));
     wait_penpot_ready(c, n, "p");
@@ -299,20 +304,6 @@ fn a_relation_change_rolls_one_pod_at_a_time_and_ready_pods_serve() {
     );
 }
 
-fn profile_cli(c: &Cluster, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_penpot-operator"))
-        .arg("profile")
-        .args(args)
-        .env("KUBECONFIG", &c.kubeconfig)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn profiles_go_through_real_exec_into_the_backend_container() {
     let Some(node) = real_node() else { return };
@@ -320,9 +311,7 @@ fn profiles_go_through_real_exec_into_the_backend_container() {
     import_images();
     let ns = Namespace::new(c, "node-prof");
     let n = ns.name.as_str();
-    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
-    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
-    relation_secrets(c, n, "p");
+    let _op = operator_for(c, n);
     c.apply_ok(n, &real_penpot(&node, "p", 1, ""));
     wait_penpot_ready(c, n, "p");
 

@@ -924,6 +924,12 @@ fn oidc_bad_input() {
         bad("issuer port 0", with(oidc_juju(), "issuer_url", Some(b"https://idp:0/")), "issuer_url", "port"),
         bad("issuer port 65536", with(oidc_juju(), "issuer_url", Some(b"https://idp:65536/")), "issuer_url", "URL"),
         bad(
+            "issuer with a query",
+            with(oidc_juju(), "issuer_url", Some(b"https://idp/realms/x?hunter2=1")),
+            "issuer_url",
+            "?query",
+        ),
+        bad(
             "issuer with fragment",
             with(oidc_juju(), "issuer_url", Some(b"https://idp/#hunter2")),
             "issuer_url",

@@ -161,6 +161,15 @@ pub struct RunArgs {
     /// This operator's own image: the Penpot pods' init container runs it to copy Pebble in.
     #[arg(long, default_value = crate::render::statefulset::DEFAULT_INIT_IMAGE, env = "PENPOT_OPERATOR_IMAGE")]
     pub init_image: String,
+    /// A host OIDC discovery may reach whatever it resolves to (loopback, link-local, the API
+    /// server's addresses are refused otherwise). Repeatable; comma-separated in the variable.
+    #[arg(
+        long = "oidc-allow-host",
+        value_name = "HOST",
+        env = "PENPOT_OPERATOR_OIDC_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    pub oidc_allow_hosts: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]

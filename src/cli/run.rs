@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::cli::RunArgs;
+use crate::controller::egress::{Egress, api_server_addresses};
 use crate::controller::{self, RunOptions};
 use crate::metrics::Metrics;
 use crate::{http, leader, telemetry};
@@ -31,14 +32,15 @@ pub fn main(args: RunArgs) -> ExitCode {
 /// with delays growing to 1000 s: during an API server outage a reconcile or a watch would
 /// hang inside it, invisible, long after the server is back. The controller already retries
 /// everything with its own short, logged backoff.
-async fn controller_client() -> Result<kube::Client, kube::Error> {
+async fn controller_client() -> Result<(kube::Client, String), kube::Error> {
     let mut config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
     config.default_retry = false;
-    kube::Client::try_from(config)
+    let cluster_url = config.cluster_url.to_string();
+    Ok((kube::Client::try_from(config)?, cluster_url))
 }
 
 async fn run(args: RunArgs) -> ExitCode {
-    let client = match controller_client().await {
+    let (client, cluster_url) = match controller_client().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build a Kubernetes client (KUBECONFIG or in-cluster config)");
@@ -107,6 +109,7 @@ async fn run(args: RunArgs) -> ExitCode {
         instance: identity,
         resync: std::time::Duration::from_secs(args.resync_seconds),
         init_image: args.init_image.clone(),
+        egress: Egress::new(api_server_addresses(&cluster_url).await, args.oidc_allow_hosts.clone()),
     };
     controller::run(client, opts, metrics, gate, ready_tx, shutdown).await;
     server.abort();

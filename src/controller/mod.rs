@@ -3,6 +3,7 @@
 mod apply;
 mod backoff;
 mod backup;
+pub mod egress;
 mod oidc_discovery;
 mod reconcile;
 mod report;
@@ -125,6 +126,8 @@ pub struct RunOptions {
     pub resync: Duration,
     /// The operator's own image, for the pods' init container.
     pub init_image: String,
+    /// Where OIDC discovery may connect.
+    pub egress: egress::Egress,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -142,7 +145,8 @@ pub async fn run(
     let failures = backoff::Failures::default();
     let relisted = failures.clone();
     let (store, penpot_events) = watches::penpots(api(&client, ns), move || relisted.clear());
-    let profiles = profiles(&client, ns, opts.concurrency, leader.clone(), shutdown.clone());
+    let reporter = Reporter { controller: "penpot-operator".into(), instance: Some(opts.instance) };
+    let profiles = profiles(&client, ns, opts.concurrency, leader.clone(), reporter.clone(), shutdown.clone());
     let epoch = seen::Epoch::default();
     let owned_secrets = watches::owned(api::<PartialObjectMeta<Secret>>(&client, ns), epoch.clone());
     let owned_config_maps = watches::owned(api::<PartialObjectMeta<ConfigMap>>(&client, ns), epoch.clone());
@@ -159,7 +163,7 @@ pub async fn run(
     .touched_objects();
     let context = Arc::new(Context {
         client: client.clone(),
-        reporter: Reporter { controller: "penpot-operator".into(), instance: Some(opts.instance) },
+        reporter,
         metrics: metrics.clone(),
         store: store.clone(),
         seen: seen::Seen::new(
@@ -173,7 +177,7 @@ pub async fn run(
             },
             epoch,
         ),
-        discovery: DiscoveryCache::new(),
+        discovery: DiscoveryCache::new(opts.egress),
         leader,
         resync: opts.resync,
         init_image: opts.init_image,
@@ -210,13 +214,18 @@ fn profiles(
     ns: Option<&str>,
     concurrency: u16,
     leader: Arc<crate::leader::Gate>,
+    reporter: Reporter,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> impl std::future::Future<Output = ()> {
     use crate::profiles::controller as profile;
     Controller::new(api::<crate::crd::PenpotProfile>(client, ns), watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(profile::reconcile, profile::error_policy, Arc::new(profile::Context { client: client.clone(), leader }))
+        .run(
+            profile::reconcile,
+            profile::error_policy,
+            Arc::new(profile::Context { client: client.clone(), leader, reporter }),
+        )
         .for_each(|_| std::future::ready(()))
 }
 

@@ -1,22 +1,34 @@
 //! OIDC endpoint discovery from `<issuer>/.well-known/openid-configuration`, cached per issuer
 //! so reconciles do not hammer the identity provider.
+//!
+//! The issuer comes from a tenant, so the fetch is fenced: destinations checked by [`Egress`]
+//! after DNS resolution, no redirects, a 10 s timeout, at most [`MAX_BODY`] bytes read, at
+//! most [`MAX_ENTRIES`] issuers remembered. Status and Events say only that discovery failed;
+//! why (refused address, HTTP status, connection error) goes to the operator's log, so a
+//! tenant cannot use status to scan what the operator can reach.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::egress::{Egress, Resolver};
 use crate::relations::oidc::{Endpoints, http_url};
 
 const FOUND_TTL: Duration = Duration::from_secs(3600);
 /// Failures are retried sooner: the IdP may just be starting.
 const FAILED_TTL: Duration = Duration::from_secs(30);
+/// A provider configuration is a few KiB; anything longer is not one.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Issuers remembered at once; the oldest entry goes first.
+pub const MAX_ENTRIES: usize = 512;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Discovery {
     Found(Endpoints),
-    /// Why it failed, naming the issuer URL (not a secret).
+    /// For status: names the discovery URL (not a secret) and nothing about the response.
     Failed(String),
 }
 
@@ -24,6 +36,7 @@ pub struct DiscoveryCache {
     /// Why there is no HTTPS client, when there is none (an image without CA certificates):
     /// every discovery then fails with that reason, and nothing else in the operator stops.
     http: Result<reqwest::Client, String>,
+    egress: Arc<Egress>,
     entries: Mutex<HashMap<String, (Instant, Discovery)>>,
 }
 
@@ -35,13 +48,19 @@ struct Document {
 }
 
 impl DiscoveryCache {
-    pub fn new() -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().map_err(|e| {
-            let why = error_chain(&e);
-            tracing::warn!(error = %why, "no HTTPS client: OIDC discovery will fail until the operator restarts");
-            format!("the operator has no HTTPS client ({why})")
-        });
-        Self { http, entries: Mutex::new(HashMap::new()) }
+    pub fn new(egress: Egress) -> Self {
+        let egress = Arc::new(egress);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(Resolver(egress.clone())))
+            .build()
+            .map_err(|e| {
+                let why = error_chain(&e);
+                tracing::warn!(error = %why, "no HTTPS client: OIDC discovery will fail until the operator restarts");
+                format!("the operator has no HTTPS client ({why})")
+            });
+        Self { http, egress, entries: Mutex::new(HashMap::new()) }
     }
 
     /// `issuer` ends with a slash (the relation parser guarantees it).
@@ -52,35 +71,72 @@ impl DiscoveryCache {
                 return found.clone();
             }
         }
-        let result = self.fetch(issuer).await;
-        self.entries.lock().await.insert(issuer.to_string(), (Instant::now(), result.clone()));
+        // The lock is not held while fetching: other issuers' reconciles go on.
+        let url = format!("{issuer}.well-known/openid-configuration");
+        let result = match self.fetch(&url).await {
+            Ok(endpoints) => Discovery::Found(endpoints),
+            Err(why) => {
+                tracing::warn!(%url, error = %why, "OIDC discovery failed");
+                Discovery::Failed(format!(
+                    "oidc relation: discovery from {url} failed (the operator's log says why; retried every {} s)",
+                    FAILED_TTL.as_secs()
+                ))
+            }
+        };
+        let mut entries = self.entries.lock().await;
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(issuer) {
+            entries.retain(|_, (at, found)| {
+                at.elapsed() < if matches!(found, Discovery::Found(_)) { FOUND_TTL } else { FAILED_TTL }
+            });
+            while entries.len() >= MAX_ENTRIES {
+                let Some(oldest) = entries.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone()) else { break };
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(issuer.to_string(), (Instant::now(), result.clone()));
         result
     }
 
-    async fn fetch(&self, issuer: &str) -> Discovery {
-        let url = format!("{issuer}.well-known/openid-configuration");
-        let fail = |why: String| Discovery::Failed(format!("oidc relation: discovery from {url} failed: {why}"));
-        let http = match &self.http {
-            Ok(http) => http,
-            Err(why) => return fail(why.clone()),
-        };
-        let response = match http.get(&url).send().await {
-            Ok(r) => r,
-            Err(e) => return fail(e.without_url().to_string()),
-        };
-        if !response.status().is_success() {
-            return fail(format!("HTTP {}", response.status()));
-        }
-        let doc: Document = match response.json().await {
-            Ok(d) => d,
-            Err(_) => return fail("the response is not an OpenID provider configuration".into()),
-        };
-        for endpoint in [&doc.authorization_endpoint, &doc.token_endpoint, &doc.userinfo_endpoint] {
-            if let Err(problem) = http_url(endpoint) {
-                return fail(format!("an endpoint {problem}"));
+    /// Why the fetch failed, for the log.
+    async fn fetch(&self, url: &str) -> Result<Endpoints, String> {
+        let http = self.http.as_ref().map_err(Clone::clone)?;
+        let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+        let host = parsed.host_str().unwrap_or_default();
+        if !self.egress.allows_host(host) {
+            let port = parsed.port_or_known_default().unwrap_or(443);
+            let refused = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+                // Addresses never reach the resolver: checked here.
+                Ok(ip) => self.egress.refusal(std::net::SocketAddr::new(ip, port)),
+                // Names are checked by the resolver, on what they resolve to; the port here.
+                Err(_) => self.egress.refused_port(port),
+            };
+            if let Some(why) = refused {
+                return Err(format!("refused destination: {why}"));
             }
         }
-        Discovery::Found(Endpoints {
+        let mut response = http.get(url).send().await.map_err(|e| error_chain(&e.without_url()))?;
+        if response.status().is_redirection() {
+            return Err(format!("HTTP {}: redirects are not followed", response.status()));
+        }
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status()));
+        }
+        if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(format!("the response is longer than {MAX_BODY} bytes"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e.without_url()))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(format!("the response is longer than {MAX_BODY} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let doc: Document = serde_json::from_slice(&body)
+            .map_err(|_| "the response is not an OpenID provider configuration".to_string())?;
+        for endpoint in [&doc.authorization_endpoint, &doc.token_endpoint, &doc.userinfo_endpoint] {
+            http_url(endpoint).map_err(|problem| format!("an endpoint {problem}"))?;
+        }
+        Ok(Endpoints {
             authorization: doc.authorization_endpoint,
             token: doc.token_endpoint,
             userinfo: doc.userinfo_endpoint,
@@ -110,13 +166,21 @@ mod tests {
     async fn without_an_https_client_discovery_fails_with_the_reason() {
         let cache = DiscoveryCache {
             http: Err("the operator has no HTTPS client (builder error: no CA certificates)".into()),
+            egress: Arc::new(Egress::default()),
             entries: Mutex::new(HashMap::new()),
         };
-        let Discovery::Failed(why) = cache.endpoints("https://idp.example.com/").await else {
+        let url = "https://idp.example.com/.well-known/openid-configuration";
+        assert_eq!(
+            cache.fetch(url).await,
+            Err("the operator has no HTTPS client (builder error: no CA certificates)".into())
+        );
+        let Discovery::Failed(status) = cache.endpoints("https://idp.example.com/").await else {
             panic!("discovery cannot succeed without a client")
         };
-        assert!(why.contains("https://idp.example.com/.well-known/openid-configuration"), "{why}");
-        assert!(why.ends_with("no HTTPS client (builder error: no CA certificates)"), "{why}");
+        assert!(
+            status.starts_with(&format!("oidc relation: discovery from {url} failed (the operator's log says why")),
+            "{status}"
+        );
     }
 
     #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PostParams;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 
 use crate::crd::{Penpot, Relation};
 use crate::relations::{self, Resolution};
@@ -75,13 +75,15 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         }
     }
 
-    let secret_key = match secret_key(penpot, &secrets, ctx).await? {
+    // Where a version change stands is read from the StatefulSet running now.
+    let workload = Workload { epoch: ctx.seen.epoch(), statefulset: workload(ns, &penpot.name_any(), ctx).await? };
+    let ran_before = workload.of(penpot).is_some()
+        || penpot.status.as_ref().is_some_and(|s| crate::conditions::is_ready(&s.conditions));
+    let secret_key = match secret_key(penpot, &secrets, ran_before, ctx).await? {
         Ok(key) => key,
         Err(message) => return Ok(Resolved::Invalid { reason: Reason::InvalidSecretKey, message }),
     };
     let prometheus_operator = ctx.prometheus_operator().await;
-    // Where a version change stands is read from the StatefulSet running now.
-    let workload = Workload { epoch: ctx.seen.epoch(), statefulset: workload(ns, &penpot.name_any(), ctx).await? };
     let live = workload.of(penpot).map(render::rollout::Live::of);
     let to = render::penpot_version(penpot);
     let wants_backup = spec.upgrade.as_ref().is_some_and(|u| u.backup_before_upgrade);
@@ -96,11 +98,13 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
     Ok(Resolved::Ready(Box::new(inputs), Box::new(workload)))
 }
 
-/// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once. An existing Secret is
-/// never rewritten, even when unusable, because replacing the key logs every user out.
+/// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once (immutable). An existing
+/// Secret is never rewritten, even when unusable, because replacing the key logs every user
+/// out; a new key for an instance that `ran_before` says so in a Warning Event.
 pub(super) async fn secret_key(
     penpot: &Penpot,
     secrets: &Api<Secret>,
+    ran_before: bool,
     ctx: &Context,
 ) -> Result<Result<String, String>, Error> {
     let name = labels::secret_key_secret_name(&penpot.name_any());
@@ -121,13 +125,38 @@ pub(super) async fn secret_key(
         .create(&PostParams { field_manager: Some(labels::MANAGER.into()), ..Default::default() }, &secret)
         .await
     {
-        Ok(_) => Ok(Ok(key)),
+        Ok(_) => {
+            if ran_before {
+                key_replaced(penpot, &name, ctx).await;
+            }
+            Ok(Ok(key))
+        }
         // Another reconcile (or a restarted operator) created it first: use theirs.
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let existing = secrets.get(&name).await.at(Step::Resolve)?;
             Ok(secrets::read_secret_key(&relations::secret_data(&existing)).ok_or_else(invalid))
         }
         Err(e) => Err(Error::Kube { step: Step::Resolve, source: e }),
+    }
+}
+
+/// Says, best effort, that an instance which already ran got a new secret key.
+async fn key_replaced(penpot: &Penpot, secret: &str, ctx: &Context) {
+    let note = format!(
+        "Secret {secret} was missing and a new secret key was generated for a Penpot that already ran: \
+         every user is logged out and links signed with the old key stop working. To go back, \
+         delete {secret} and recreate it with the old key (docs/how-to/troubleshooting.md)"
+    );
+    tracing::warn!(penpot = %penpot.name_any(), "{note}");
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: "SecretKeyReplaced".into(),
+        note: Some(note),
+        action: "CreateSecretKey".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.publish(&event, &penpot.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish event");
     }
 }
 

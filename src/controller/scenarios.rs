@@ -37,7 +37,7 @@ fn context(client: Client, stores: Stores) -> Context {
         metrics: Arc::default(),
         store: reflector::store().0,
         seen: Seen::new(stores, Epoch::default()),
-        discovery: super::oidc_discovery::DiscoveryCache::new(),
+        discovery: super::oidc_discovery::DiscoveryCache::new(Default::default()),
         leader: Arc::new(crate::leader::Gate::always_open()),
         resync: std::time::Duration::from_secs(300),
         init_image: crate::render::statefulset::DEFAULT_INIT_IMAGE.into(),
@@ -249,13 +249,36 @@ async fn the_secret_key_create_race_adopts_the_winners_key() {
     let (client, log) = mock(secret_created_meanwhile("p-secret-key", "secret-key", &winner));
     let ctx = context(client.clone(), stores());
     let secrets = kube::Api::namespaced(client, "ns");
-    let key = super::resolve::secret_key(&penpot(), &secrets, &ctx).await.unwrap();
+    let key = super::resolve::secret_key(&penpot(), &secrets, true, &ctx).await.unwrap();
     assert_eq!(key, Ok(winner));
     let path = "/api/v1/namespaces/ns/secrets";
     assert_eq!(
         requests(&log),
         [format!("GET {path}/p-secret-key"), format!("POST {path}"), format!("GET {path}/p-secret-key")]
     );
+}
+
+/// The key Secret of an instance that already ran is gone: a new one is created immutable,
+/// and a Warning Event says every user was logged out.
+#[tokio::test]
+async fn a_new_key_for_an_instance_that_ran_is_immutable_and_announced() {
+    let (client, log) = mock(Box::new(|method, _, body| match method {
+        "GET" => not_found(),
+        _ => applied(body),
+    }));
+    let ctx = context(client.clone(), stores());
+    let secrets = kube::Api::namespaced(client, "ns");
+    let key = super::resolve::secret_key(&penpot(), &secrets, true, &ctx).await.unwrap();
+    assert!(key.is_ok());
+    let log = log.lock().unwrap();
+    let created = log.iter().find(|r| r.method == "POST" && r.path.ends_with("/secrets")).expect("the key created");
+    assert_eq!(created.body["immutable"], true);
+    let event = log.iter().find(|r| r.path.contains("/events")).expect("a Warning Event");
+    assert_eq!(
+        (event.body["type"].as_str(), event.body["reason"].as_str()),
+        (Some("Warning"), Some("SecretKeyReplaced"))
+    );
+    assert!(!event.body.to_string().contains(key.as_deref().unwrap()), "the key must not be in the Event");
 }
 
 #[tokio::test]

@@ -23,6 +23,10 @@ use super::exec::{self, ManageError, Outcome};
 pub const FINALIZER: &str = "penpot-operator.dev/profile";
 const PASSWORD_KEY: &str = "password";
 const RETRY: Duration = Duration::from_secs(15);
+/// How long a deleted PenpotProfile with `deletionPolicy: Delete` waits for a Ready pod to
+/// run delete-profile in. After that its finalizer goes without it, with a Warning Event,
+/// so a Penpot that stays down cannot hold the namespace's deletion forever.
+pub const DELETE_GIVE_UP: Duration = Duration::from_secs(600);
 
 #[derive(thiserror::Error, Debug)]
 pub enum Error {
@@ -41,6 +45,7 @@ pub enum Error {
 pub struct Context {
     pub client: Client,
     pub leader: Arc<crate::leader::Gate>,
+    pub reporter: kube::runtime::events::Reporter,
 }
 
 impl Context {
@@ -127,13 +132,58 @@ async fn cleanup(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Act
     }
     let penpot_name = &profile.spec.penpot_ref.name;
     // The whole instance is gone: nothing to delete the profile from.
-    if Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await?.is_none() {
+    let Some(penpot) = Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await? else {
+        return Ok(Action::await_change());
+    };
+    if penpot.spec.replicas == 0 {
+        let note =
+            format!("Penpot {penpot_name} is scaled to 0: profile {} was not deleted from it", profile.spec.email);
+        give_up(profile, ctx, &note).await;
         return Ok(Action::await_change());
     }
-    let pod = exec::ready_pod(&ctx.client, ns, penpot_name).await?;
-    ctx.ensure_leader()?;
-    exec::delete_profile(&ctx.client, ns, &pod, &profile.spec.email).await?;
-    Ok(Action::await_change())
+    let deleted_for: Duration = profile
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .and_then(|t| k8s_openapi::jiff::Timestamp::now().duration_since(t.0).try_into().ok())
+        .unwrap_or_default();
+    let result = match exec::ready_pod(&ctx.client, ns, penpot_name).await {
+        Ok(pod) => {
+            ctx.ensure_leader()?;
+            exec::delete_profile(&ctx.client, ns, &pod, &profile.spec.email).await.map(drop)
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(Action::await_change()),
+        Err(e) if deleted_for >= DELETE_GIVE_UP => {
+            let note = format!(
+                "profile {} was not deleted from Penpot {penpot_name} within {} s ({e}); the PenpotProfile goes without it",
+                profile.spec.email,
+                DELETE_GIVE_UP.as_secs()
+            );
+            give_up(profile, ctx, &note).await;
+            Ok(Action::await_change())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The finalizer goes without deleting the profile: said in a Warning Event on the
+/// PenpotProfile, best effort.
+async fn give_up(profile: &PenpotProfile, ctx: &Context, note: &str) {
+    tracing::warn!(profile = %profile.name_any(), "{note}");
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: "ProfileNotDeleted".into(),
+        note: Some(note.into()),
+        action: "DeleteProfile".into(),
+        secondary: None,
+    };
+    let recorder = kube::runtime::events::Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    if let Err(e) = recorder.publish(&event, &profile.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
 }
 
 /// The password to create the profile with, and the Secret it lives in. The generated one is
@@ -240,7 +290,11 @@ mod tests {
     #[tokio::test]
     async fn the_password_secret_create_race_uses_the_winners_password() {
         let (client, log) = mock(secret_created_meanwhile("ada-password", "password", "winner-password"));
-        let ctx = Context { client, leader: Arc::new(crate::leader::Gate::always_open()) };
+        let ctx = Context {
+            client,
+            leader: Arc::new(crate::leader::Gate::always_open()),
+            reporter: kube::runtime::events::Reporter { controller: "test".into(), instance: None },
+        };
         let found = password(&profile(), "ns", &ctx).await.unwrap();
         assert_eq!(found, Ok(("winner-password".to_string(), "ada-password".to_string())));
         let path = "/api/v1/namespaces/ns/secrets";
@@ -258,7 +312,11 @@ mod tests {
             }
             _ => conflict(),
         }));
-        let ctx = Context { client, leader: Arc::new(crate::leader::Gate::always_open()) };
+        let ctx = Context {
+            client,
+            leader: Arc::new(crate::leader::Gate::always_open()),
+            reporter: kube::runtime::events::Reporter { controller: "test".into(), instance: None },
+        };
         let found = password(&profile(), "ns", &ctx).await.unwrap();
         assert!(found.is_err_and(|m| m.contains("ada-password") && m.contains("fix or delete")));
         assert_eq!(requests(&log).len(), 1, "wrote to an existing Secret");

@@ -1,12 +1,26 @@
 //! Running manage.py in a Penpot pod and reading its answer.
+//!
+//! The pod is one the Penpot's own StatefulSet controls, never merely one with its labels:
+//! anyone who can create pods in the namespace could otherwise stand up a look-alike and
+//! receive the password on its stdin. The command is bounded: [`EXEC_TIMEOUT`] for the
+//! whole exec, [`MAX_OUTPUT`] bytes read from each stream.
 
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{AttachParams, ListParams};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::crd::Penpot;
 use crate::render::labels;
+
+/// manage.py answers in a second or two; a hung backend must not hold a reconcile forever.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+/// manage.py prints a line or two; more is not its answer.
+pub const MAX_OUTPUT: u64 = 64 * 1024;
 
 #[derive(thiserror::Error, Debug)]
 pub enum ManageError {
@@ -19,6 +33,8 @@ pub enum ManageError {
     Kube(#[from] kube::Error),
     #[error("exec stream: {0}")]
     Io(#[from] std::io::Error),
+    #[error("manage.py {command} did not finish within {} s", EXEC_TIMEOUT.as_secs())]
+    TimedOut { command: &'static str },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +45,36 @@ pub enum Outcome {
     NotFound,
 }
 
-/// The first Ready pod of a Penpot (lowest ordinal), where the backend's PREPL answers.
+/// The first Ready pod (lowest ordinal) that the Penpot's own StatefulSet controls, where
+/// the backend's PREPL answers.
 pub async fn ready_pod(client: &Client, ns: &str, penpot: &str) -> Result<String, ManageError> {
+    let not_ready = || ManageError::NotReady(penpot.to_string());
+    let instance = Api::<Penpot>::namespaced(client.clone(), ns).get_opt(penpot).await?.ok_or_else(not_ready)?;
+    let statefulset =
+        Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(penpot).await?.ok_or_else(not_ready)?;
+    // A StatefulSet of that name that the Penpot does not control is someone else's.
+    let owner_uid = instance.meta().uid.as_deref().ok_or_else(not_ready)?;
+    if controller_uid(&statefulset.metadata) != Some(owner_uid) {
+        return Err(not_ready());
+    }
+    let statefulset_uid = statefulset.metadata.uid.as_deref().ok_or_else(not_ready)?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let list = pods.list(&ListParams::default().labels(&format!("{}={penpot}", labels::INSTANCE_LABEL))).await?;
-    let mut ready: Vec<String> = list
-        .items
+    first_ready_owned(list.items, statefulset_uid).ok_or_else(not_ready)
+}
+
+/// The uid of the controller among `meta`'s owners.
+fn controller_uid(meta: &kube::api::ObjectMeta) -> Option<&str> {
+    meta.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true)).map(|o| o.uid.as_str())
+}
+
+/// Of `pods`, the Ready, not deleting one with the lowest name that the StatefulSet with
+/// `statefulset_uid` controls.
+fn first_ready_owned(pods: Vec<Pod>, statefulset_uid: &str) -> Option<String> {
+    let mut ready: Vec<String> = pods
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| controller_uid(&p.metadata) == Some(statefulset_uid))
         .filter(|p| {
             p.status
                 .as_ref()
@@ -46,7 +84,7 @@ pub async fn ready_pod(client: &Client, ns: &str, penpot: &str) -> Result<String
         .filter_map(|p| p.metadata.name)
         .collect();
     ready.sort();
-    ready.into_iter().next().ok_or_else(|| ManageError::NotReady(penpot.to_string()))
+    ready.into_iter().next()
 }
 
 /// 16 random URL-safe characters, like the charm's `token_urlsafe(10)` but longer.
@@ -60,6 +98,19 @@ pub fn generate_password() -> String {
 /// Runs `python3 manage.py ARGS` in the pod's `penpot` container, feeding `stdin`; returns
 /// the exit code and combined output.
 async fn manage(
+    client: &Client,
+    ns: &str,
+    pod: &str,
+    command: &'static str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<(i32, String), ManageError> {
+    tokio::time::timeout(EXEC_TIMEOUT, run_manage(client, ns, pod, &[&[command], args].concat(), stdin))
+        .await
+        .map_err(|_| ManageError::TimedOut { command })?
+}
+
+async fn run_manage(
     client: &Client,
     ns: &str,
     pod: &str,
@@ -80,15 +131,16 @@ async fn manage(
     let mut err = process.stderr();
     let status = process.take_status();
     let (mut stdout, mut stderr) = (String::new(), String::new());
+    // At most MAX_OUTPUT bytes each; what follows is drained unread, so the command can end.
     let read_out = async {
         if let Some(o) = out.as_mut() {
-            o.read_to_string(&mut stdout).await?;
+            stdout = read_capped(o).await?;
         }
         Ok::<_, std::io::Error>(())
     };
     let read_err = async {
         if let Some(e) = err.as_mut() {
-            e.read_to_string(&mut stderr).await?;
+            stderr = read_capped(e).await?;
         }
         Ok::<_, std::io::Error>(())
     };
@@ -109,6 +161,14 @@ async fn manage(
     let output =
         [stdout.trim(), stderr.trim()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("\n");
     Ok((code, output))
+}
+
+/// The first MAX_OUTPUT bytes of `stream` as text; the rest is read and dropped.
+async fn read_capped(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> std::io::Result<String> {
+    let mut kept = Vec::new();
+    (&mut *stream).take(MAX_OUTPUT).read_to_end(&mut kept).await?;
+    tokio::io::copy(stream, &mut tokio::io::sink()).await?;
+    Ok(String::from_utf8_lossy(&kept).into_owned())
 }
 
 /// 0 for success; otherwise the exit code the API server reports (`ExitCode` cause), or -1.
@@ -141,7 +201,7 @@ pub async fn create_profile(
     password: &str,
 ) -> Result<Outcome, ManageError> {
     let (code, output) =
-        manage(client, ns, pod, &["create-profile", "--email", email, "--fullname", fullname], Some(password)).await?;
+        manage(client, ns, pod, "create-profile", &["--email", email, "--fullname", fullname], Some(password)).await?;
     match code {
         0 if output.contains("Created") => Ok(Outcome::Created),
         // Duplicate email: the backend refuses with an ERR line (exit 255).
@@ -151,11 +211,54 @@ pub async fn create_profile(
 }
 
 pub async fn delete_profile(client: &Client, ns: &str, pod: &str, email: &str) -> Result<Outcome, ManageError> {
-    let (code, output) = manage(client, ns, pod, &["delete-profile", "--email", email], None).await?;
+    let (code, output) = manage(client, ns, pod, "delete-profile", &["--email", email], None).await?;
     match code {
         // manage.py exits 0 when nothing matched, so read its words.
         0 if output.contains("No profile found") => Ok(Outcome::NotFound),
         0 if output.contains("Deleted") => Ok(Outcome::Deleted),
         _ => Err(ManageError::Failed { command: "delete-profile", code, output }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, owner_uid: Option<&str>, ready: bool, deleting: bool) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name,
+                "ownerReferences": owner_uid.map(|uid| vec![serde_json::json!({
+                    "apiVersion": "apps/v1", "kind": "StatefulSet", "name": "p", "uid": uid, "controller": true
+                })]),
+                "deletionTimestamp": deleting.then_some("2026-12-02T00:00:00Z"),
+            },
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+        }))
+        .unwrap()
+    }
+
+    /// A look-alike with the instance's labels (what `kubectl run -l` makes) never receives the
+    /// exec, however it is named.
+    #[test]
+    fn only_pods_the_penpots_statefulset_controls_are_exec_targets() {
+        let pods = vec![
+            pod("a-fake", None, true, false),
+            pod("b-other", Some("other-sts"), true, false),
+            pod("p-0", Some("sts"), true, true),
+            pod("p-1", Some("sts"), false, false),
+            pod("p-2", Some("sts"), true, false),
+        ];
+        assert_eq!(first_ready_owned(pods, "sts").as_deref(), Some("p-2"));
+        assert_eq!(first_ready_owned(vec![pod("a-fake", None, true, false)], "sts"), None);
+    }
+
+    #[tokio::test]
+    async fn output_is_kept_to_its_cap_and_the_rest_is_drained() {
+        let flood = vec![b'x'; MAX_OUTPUT as usize * 3];
+        let mut stream = flood.as_slice();
+        let kept = read_capped(&mut stream).await.unwrap();
+        assert_eq!(kept.len(), MAX_OUTPUT as usize);
+        assert!(stream.is_empty(), "the rest must be read, or the command could block on a full pipe");
     }
 }

@@ -47,6 +47,10 @@ pub fn parse(d: &SecretData) -> Result<Oidc, RelationError> {
     let (_, client_secret) = d.require(&["client_secret", "client-secret"])?;
     let (issuer_key, issuer) = d.require(&["issuer_url", "issuer"])?;
     let issuer = http_url(issuer).map_err(|p| d.error(issuer_key, p))?;
+    // Discovery appends `.well-known/openid-configuration`: after a `?` it would be a query.
+    if issuer.contains('?') {
+        return Err(d.error(issuer_key, "must not have a ?query (discovery appends a path to the issuer)"));
+    }
     let issuer = if issuer.ends_with('/') { issuer } else { format!("{issuer}/") };
 
     let keys = ["authorization_endpoint", "token_endpoint", "userinfo_endpoint"];

@@ -35,6 +35,8 @@ pub fn secret_key_secret(m: &Meta, key: &str) -> Secret {
         metadata: m.object(labels::secret_key_secret_name(m.name), "secret-key"),
         data: Some([(SECRET_KEY_FIELD.to_string(), ByteString(key.as_bytes().to_vec()))].into()),
         type_: Some("Opaque".into()),
+        // Nobody edits the key by mistake; rotating it is a deliberate delete and create.
+        immutable: Some(true),
         ..Default::default()
     }
 }

@@ -221,6 +221,10 @@ impl Operator {
         let _ = self.child.wait();
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -447,4 +451,19 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 /// The value of the first sample starting with `name` (with labels, `name{a="b"}`); 0 if absent.
 pub fn metric(body: &str, name: &str) -> f64 {
     body.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+}
+
+/// `penpot-operator profile ARGS` as the admin: success, stdout, stderr.
+pub fn profile_cli(c: &Cluster, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_penpot-operator"))
+        .arg("profile")
+        .args(args)
+        .env("KUBECONFIG", &c.kubeconfig)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

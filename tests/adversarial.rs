@@ -1,0 +1,172 @@
+//! e2e: tenants who try to use the operator against the cluster (issue 14). Each test asserts
+//! the outcome and that another Penpot in the same operator's care keeps reconciling.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::*;
+
+const LONG: Duration = Duration::from_secs(120);
+
+/// An identity provider that misbehaves, on the host's global address (not loopback, which
+/// the operator refuses): `/bomb/` streams an endless JSON body, `/redirect/` answers 302 to
+/// `/good/`, `/good/` answers a valid provider configuration. Records the paths it was asked.
+struct HostileIdp {
+    base: String,
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+impl HostileIdp {
+    fn start() -> HostileIdp {
+        let host = std::env::var("PENPOT_E2E_HOST_IP").ok().filter(|h| !h.is_empty()).unwrap_or("127.0.0.1".into());
+        let listener = TcpListener::bind((host.as_str(), 0)).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let (seen, good) = (paths.clone(), base.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (seen, good) = (seen.clone(), good.clone());
+                std::thread::spawn(move || answer(stream, &seen, &good));
+            }
+        });
+        HostileIdp { base, paths }
+    }
+
+    fn asked(&self, prefix: &str) -> usize {
+        self.paths.lock().unwrap().iter().filter(|p| p.starts_with(prefix)).count()
+    }
+}
+
+fn answer(mut stream: TcpStream, seen: &Mutex<Vec<String>>, base: &str) {
+    let mut line = String::new();
+    if BufReader::new(&stream).read_line(&mut line).is_err() {
+        return;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+    seen.lock().unwrap().push(path.clone());
+    if path.starts_with("/bomb/") {
+        // 2 GiB, sent until the reader hangs up.
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"a\":\"");
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..2048 {
+            if stream.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    } else if path.starts_with("/redirect/") {
+        let to = format!("{base}/good/.well-known/openid-configuration");
+        let _ =
+            write!(stream, "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    } else {
+        let body = format!(
+            r#"{{"issuer":"{base}/good/","authorization_endpoint":"{base}/auth","token_endpoint":"{base}/token","userinfo_endpoint":"{base}/userinfo"}}"#
+        );
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+}
+
+/// A Penpot with OIDC (and the SMTP it needs) from `issuer`.
+fn oidc_penpot(c: &Cluster, ns: &str, name: &str, issuer: &str) {
+    relation_secrets(c, ns, name);
+    c.apply_ok(
+        ns,
+        &secret_yaml(
+            &format!("{name}-smtp"),
+            &[("host", "mail.example.com"), ("port", "587"), ("transport_security", "starttls")],
+        ),
+    );
+    c.apply_ok(
+        ns,
+        &secret_yaml(
+            &format!("{name}-oidc"),
+            &[("client_id", "penpot"), ("client_secret", "oidc-client-secret"), ("issuer_url", issuer)],
+        ),
+    );
+    let spec = format!(
+        "{}  smtp: {{secretRef: {{name: {name}-smtp}}, fromAddress: penpot@example.com}}\n  oidc: {{secretRef: {{name: {name}-oidc}}}}\n",
+        penpot_yaml(name, 1)
+    );
+    c.apply_ok(ns, &spec);
+}
+
+fn blocked_message(c: &Cluster, ns: &str, name: &str) -> String {
+    wait_until(LONG, &format!("{name} Blocked on discovery"), || {
+        let p = c.get(ns, &format!("penpot/{name}"))?;
+        let message = status_message(&p);
+        message.contains("discovery from").then_some(message)
+    })
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix(" kB")?.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Issuers that point inside the cluster are refused after resolution; a redirect is not
+/// followed; a 2 GiB body is cut at 64 KiB; status says only "discovery failed", the log says
+/// why; and a well-behaved Penpot next to them becomes Ready.
+#[test]
+fn oidc_discovery_cannot_be_aimed_inside_the_cluster() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "ssrf");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let mut op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    let idp = HostileIdp::start();
+    // Something that answers on loopback, as the operator's own /metrics or a sidecar would.
+    let loopback = TcpListener::bind("127.0.0.1:0").unwrap();
+    let loopback_port = loopback.local_addr().unwrap().port();
+    let host = idp.base.trim_start_matches("http://").split(':').next().unwrap().to_string();
+
+    let cases = [
+        ("metadata", "http://169.254.169.254/latest/meta-data/".to_string(), "a link-local address (cloud metadata)"),
+        ("loopback", format!("http://127.0.0.1:{loopback_port}/"), "a loopback address"),
+        (
+            "localhost",
+            format!("http://localhost:{loopback_port}/"),
+            "resolves only to refused addresses (a loopback address)",
+        ),
+        ("kubelet", format!("https://{host}:10250/"), "a kubelet or etcd port"),
+        ("redirect", format!("{}/redirect/", idp.base), "redirects are not followed"),
+        ("bomb", format!("{}/bomb/", idp.base), "longer than 65536 bytes"),
+    ];
+    let before = rss_kib(op.pid());
+    for (name, issuer, _) in &cases {
+        oidc_penpot(c, n, name, issuer);
+    }
+    oidc_penpot(c, n, "good", &format!("{}/good/", idp.base));
+    wait_ready(c, n, "good");
+
+    let log = || std::fs::read_to_string(&op.log).unwrap_or_default();
+    for (name, issuer, why) in &cases {
+        let message = blocked_message(c, n, name);
+        let url = format!("{issuer}.well-known/openid-configuration");
+        assert_eq!(
+            message,
+            format!("oidc relation: discovery from {url} failed (the operator's log says why; retried every 30 s)"),
+            "{name}: status must not tell a tenant what the operator reached"
+        );
+        wait_until(LONG, &format!("the log line saying why {name} failed"), || {
+            log()
+                .lines()
+                .any(|l| l.contains("OIDC discovery failed") && l.contains(&url) && l.contains(why))
+                .then_some(())
+        });
+    }
+    assert_eq!(idp.asked("/good/"), 1, "the redirect must not be followed (the good Penpot asks once)");
+    assert!(idp.asked("/bomb/") >= 1);
+    let after = rss_kib(op.pid());
+    eprintln!("operator RSS: {before} KiB before, {after} KiB after the 2 GiB response");
+    assert!(after < before + 50 * 1024, "the operator's memory grew from {before} to {after} KiB");
+    assert!(op.is_running(), "the operator must survive every issuer");
+}
