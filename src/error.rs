@@ -58,6 +58,9 @@ pub enum Error {
     NotNamespaced,
     #[error("not the leader: refusing to write")]
     NotLeader,
+    /// The whole reconcile took longer than its deadline (an API call hung).
+    #[error("the reconcile did not finish within {} s", .0.as_secs())]
+    TimedOut(std::time::Duration),
 }
 
 impl Error {
@@ -68,7 +71,7 @@ impl Error {
             Error::Rejected { .. } | Error::InTheWay { .. } | Error::Predecessor { .. } | Error::Unexpected(_) => {
                 Some(Step::Apply)
             }
-            Error::Json(_) | Error::NotNamespaced | Error::NotLeader => None,
+            Error::Json(_) | Error::NotNamespaced | Error::NotLeader | Error::TimedOut(_) => None,
         }
     }
 
@@ -87,6 +90,7 @@ impl Error {
             Error::Json(_) => "Encoding",
             Error::NotNamespaced => "NotNamespaced",
             Error::NotLeader => "NotLeader",
+            Error::TimedOut(_) => "TimedOut",
         }
     }
 }

@@ -15,21 +15,29 @@ use crate::metrics::Metrics;
 struct AppState {
     metrics: Arc<Metrics>,
     ready: watch::Receiver<bool>,
+    leader: Arc<crate::leader::Gate>,
 }
 
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     ready: watch::Receiver<bool>,
+    leader: Arc<crate::leader::Gate>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(AppState { metrics, ready });
+        .with_state(AppState { metrics, ready, leader });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Alive unless the leader election loop stalled (a request hung past its timeouts): then
+/// the kubelet's liveness probe restarts the operator instead of leaving it "not leader".
+async fn healthz(State(s): State<AppState>) -> (StatusCode, &'static str) {
+    if s.leader.alive() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "leader election stalled") }
 }
 
 /// Ready once the Penpot cache has synced, or while following in leader election (a follower

@@ -22,28 +22,52 @@ const LEASE_DURATION: Duration = Duration::from_secs(15);
 const RENEW_EVERY: Duration = Duration::from_secs(2);
 /// Stop writing this long before the lease could be taken over.
 const SAFETY_MARGIN: Duration = Duration::from_secs(3);
+/// One attempt to acquire or renew (two requests at most): a hung request ends here, and the
+/// gate then closes by itself.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An election loop silent for this long is wedged: `/healthz` fails and the kubelet restarts
+/// the operator.
+pub const STALLED_AFTER: Duration = Duration::from_secs(30);
 
 /// Whether this replica may write right now.
 pub struct Gate {
     /// `None`: no election, always open.
     valid_until: Option<Mutex<Option<Instant>>>,
     leading: watch::Sender<bool>,
+    /// When the election loop last finished an attempt, successful or not.
+    last_attempt: Mutex<Instant>,
 }
 
 impl Gate {
     /// A gate for a single replica without election.
     pub fn always_open() -> Self {
-        Gate { valid_until: None, leading: watch::channel(true).0 }
+        Gate { valid_until: None, leading: watch::channel(true).0, last_attempt: Mutex::new(Instant::now()) }
     }
 
     fn elected() -> Self {
-        Gate { valid_until: Some(Mutex::new(None)), leading: watch::channel(false).0 }
+        Gate {
+            valid_until: Some(Mutex::new(None)),
+            leading: watch::channel(false).0,
+            last_attempt: Mutex::new(Instant::now()),
+        }
     }
 
     pub fn may_write(&self) -> bool {
         match &self.valid_until {
             None => true,
             Some(m) => m.lock().ok().and_then(|v| *v).is_some_and(|until| Instant::now() < until),
+        }
+    }
+
+    /// False once the election loop has stalled (no attempt finished for [`STALLED_AFTER`]);
+    /// always true without election.
+    pub fn alive(&self) -> bool {
+        self.valid_until.is_none() || self.last_attempt.lock().is_ok_and(|at| at.elapsed() < STALLED_AFTER)
+    }
+
+    fn attempted(&self) {
+        if let Ok(mut at) = self.last_attempt.lock() {
+            *at = Instant::now();
         }
     }
 
@@ -90,17 +114,19 @@ impl Elector {
         tokio::pin!(stop);
         loop {
             let started = Instant::now();
-            match self.try_acquire_or_renew().await {
-                Ok(true) => gate.renewed(started),
-                Ok(false) => {
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => gate.renewed(started),
+                Ok(Ok(false)) => {
                     if gate.may_write() || *gate.subscribe().borrow() {
                         tracing::warn!(identity = %self.identity, "lost the leader lease");
                     }
                     gate.lost();
                 }
                 // The gate closes by itself when renewals keep failing.
-                Err(e) => tracing::warn!(error = %e, "cannot renew the leader lease"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the leader lease"),
+                Err(_) => tracing::warn!(timeout_s = ATTEMPT_TIMEOUT.as_secs(), "the leader lease request timed out"),
             }
+            gate.attempted();
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tokio::time::sleep(RENEW_EVERY) => {}
@@ -108,8 +134,10 @@ impl Elector {
         }
         if gate.may_write() {
             gate.lost();
-            if let Err(e) = self.release().await {
-                tracing::warn!(error = %e, "cannot release the leader lease");
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.release()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot release the leader lease"),
+                Err(_) => tracing::warn!("releasing the leader lease timed out; it expires by itself"),
             }
         }
     }
@@ -203,5 +231,18 @@ mod tests {
         gate.lost();
         assert!(!*gate.subscribe().borrow());
         assert!(Gate::always_open().may_write());
+    }
+
+    #[test]
+    fn a_stalled_election_loop_is_not_alive() {
+        let gate = Gate::elected();
+        assert!(gate.alive());
+        *gate.last_attempt.lock().unwrap() = Instant::now() - STALLED_AFTER;
+        assert!(!gate.alive(), "no attempt for STALLED_AFTER: wedged");
+        gate.attempted();
+        assert!(gate.alive());
+        let open = Gate::always_open();
+        *open.last_attempt.lock().unwrap() = Instant::now() - STALLED_AFTER;
+        assert!(open.alive(), "without election there is no loop to stall");
     }
 }

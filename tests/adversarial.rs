@@ -170,3 +170,38 @@ fn oidc_discovery_cannot_be_aimed_inside_the_cluster() {
     assert!(after < before + 50 * 1024, "the operator's memory grew from {before} to {after} KiB");
     assert!(op.is_running(), "the operator must survive every issuer");
 }
+
+/// Spec values that would reach further than their own Penpot are refused by the API server,
+/// the field named: a dotted name (Services need DNS labels), `$` in Loki labels or URL (Pebble
+/// expands variables, the secret key among them), a PenpotProfile's malformed references.
+#[test]
+fn spec_values_that_reach_further_are_refused_with_the_field_named() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "tenant-input");
+    let penpot = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: penpot-operator.dev/v1alpha1\nkind: Penpot\nmetadata: {{name: {name}}}\nspec:\n  publicUri: https://a.example/\n{extra}"
+        )
+    };
+    let cases = [
+        (penpot("team.a", ""), "metadata.name must be a DNS label"),
+        (
+            penpot("p", "  logging: {loki: {url: 'http://loki:3100/push', labels: {team: '$PENPOT_SECRET_KEY'}}}\n"),
+            "logging.loki.labels values must not contain '$'",
+        ),
+        (penpot("p", "  logging: {loki: {url: 'http://loki:3100/$PENPOT_SECRET_KEY'}}\n"), "spec.logging.loki.url"),
+        (
+            "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {name: x}\nspec: {penpotRef: {name: Bad.Name}, email: a@b.c, fullname: A}\n".to_string(),
+            "spec.penpotRef.name",
+        ),
+        (
+            "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {name: x}\nspec: {penpotRef: {name: p}, email: a@b.c, fullname: A, passwordSecretRef: {name: '../x'}}\n".to_string(),
+            "spec.passwordSecretRef.name",
+        ),
+    ];
+    for (yaml, field) in cases {
+        let out = c.apply(&ns.name, &yaml);
+        assert!(!out.ok, "accepted:\n{yaml}");
+        assert!(out.stderr.contains(field), "the refusal of\n{yaml}does not name {field:?}: {}", out.stderr);
+    }
+}

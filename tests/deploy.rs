@@ -156,8 +156,10 @@ fn rendered_chart_variants_and_manifests_are_accepted_by_the_api_server() {
         &["--set", &format!("watchNamespace={n}")],
         &["--set", "replicaCount=3"],
         &["--set", "metrics.serviceMonitor.enabled=true,leaderElection.enabled=true,serviceAccount.name=custom"],
+        &["--set", "profiles.enabled=false"],
     ];
     let mut chart_rules = Vec::new();
+    let mut lease_rules = Vec::new();
     let chart = chart();
     for extra in variants {
         let mut args = vec!["template", "t", chart.to_str().unwrap(), "--namespace", n];
@@ -166,11 +168,13 @@ fn rendered_chart_variants_and_manifests_are_accepted_by_the_api_server() {
         assert!(out.ok, "helm template {extra:?}: {}", out.stderr);
         let dry = c.kubectl_in(&["apply", "--dry-run=server", "-n", n, "-f", "-"], Some(&out.stdout));
         assert!(dry.ok, "the API server refused the chart rendered with {extra:?}: {}", dry.stderr);
+        let no_profiles = extra.iter().any(|e| e.contains("profiles.enabled=false"));
         for doc in yaml_docs(&out.stdout) {
-            if doc["kind"] == "ClusterRole"
-                || (doc["kind"] == "Role" && !doc["metadata"]["name"].as_str().unwrap().ends_with("leader-election"))
-            {
-                chart_rules.push(doc["rules"].clone());
+            let leader_role = doc["metadata"]["name"].as_str().is_some_and(|n| n.ends_with("leader-election"));
+            if doc["kind"] == "Role" && leader_role {
+                lease_rules.push(doc["rules"].clone());
+            } else if doc["kind"] == "ClusterRole" || doc["kind"] == "Role" {
+                chart_rules.push((no_profiles, doc["rules"].clone()));
             }
             if doc["kind"] == "Deployment" {
                 let args = doc["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
@@ -178,16 +182,32 @@ fn rendered_chart_variants_and_manifests_are_accepted_by_the_api_server() {
                     extra.iter().any(|e| e.contains("replicaCount=3") || e.contains("leaderElection.enabled=true"));
                 assert_eq!(args.contains("--leader-elect"), leader, "leader election flag for {extra:?}: {args}");
                 assert_eq!(doc["spec"]["strategy"]["type"], if leader { "RollingUpdate" } else { "Recreate" });
+                assert_eq!(args.contains("--profiles=false"), no_profiles, "{extra:?}: {args}");
             }
         }
     }
-    // One set of rules everywhere: the chart's equal deploy/rbac's (minus the Lease rule,
-    // which the chart grants in its own namespace only).
+    // One set of rules everywhere: the chart's equal deploy/rbac's; without profiles, minus
+    // the PenpotProfile, pods and pods/exec rules. Leases only in the leader-election Role.
     let reference: Value = serde_saphyr::from_str(&read("deploy/rbac/clusterrole.yaml")).unwrap();
-    let without_leases: Vec<Value> =
-        reference["rules"].as_array().unwrap().iter().filter(|r| r["resources"][0] != "leases").cloned().collect();
-    for rules in &chart_rules {
-        assert_eq!(rules.as_array().unwrap(), &without_leases, "chart RBAC differs from deploy/rbac/clusterrole.yaml");
+    let reference = reference["rules"].as_array().unwrap();
+    assert!(reference.iter().all(|r| r["resources"][0] != "leases"), "no cluster-wide Lease rights");
+    let profile_rule = |r: &&Value| {
+        r["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x.as_str().unwrap().starts_with("penpotprofiles") || x.as_str().unwrap().starts_with("pods"))
+    };
+    let without_profiles: Vec<Value> = reference.iter().filter(|r| !profile_rule(r)).cloned().collect();
+    for (no_profiles, rules) in &chart_rules {
+        let expected = if *no_profiles { &without_profiles } else { reference };
+        assert_eq!(rules.as_array().unwrap(), expected, "chart RBAC differs from deploy/rbac/clusterrole.yaml");
+    }
+    let leader: Vec<Value> =
+        yaml_docs(&read("deploy/rbac/leader-election.yaml")).into_iter().filter(|d| d["kind"] == "Role").collect();
+    assert!(!lease_rules.is_empty());
+    for rules in &lease_rules {
+        assert_eq!(rules, &leader[0]["rules"], "the chart's Lease rights differ from deploy/rbac/leader-election.yaml");
     }
 
     // The kustomize base is the chart's default rendering and the API server takes it.

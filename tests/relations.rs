@@ -294,6 +294,12 @@ fn postgresql_bad_input() {
         bad("uri http scheme", d(&[("uri", "http://u:hunter2@host/db")]), "uri", "postgresql://"),
         bad("uri with fragment", d(&[("uri", "postgresql://u:hunter2@host/db#x")]), "uri", "#fragment"),
         bad("uri without host", d(&[("uri", "postgresql:///db?user=x")]), "uri", "host"),
+        bad(
+            "uri with a JDBC option that loads a class",
+            d(&[("uri", "postgresql://u:hunter2@host/db?sslmode=require&socketFactory=evil.Factory")]),
+            "uri",
+            "query option \"socketFactory\", which is not allowed",
+        ),
         bad("uri bad database", d(&[("uri", "postgresql://u:hunter2@host/a%20b")]), "uri", "database name"),
         bad("uri without password", d(&[("uri", "postgresql://user@host/db")]), "password", "is missing or empty"),
         bad("uri without database", d(&[("uri", "postgresql://u:hunter2@host")]), "database", "is missing or empty"),

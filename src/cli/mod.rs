@@ -161,6 +161,10 @@ pub struct RunArgs {
     /// This operator's own image: the Penpot pods' init container runs it to copy Pebble in.
     #[arg(long, default_value = crate::render::statefulset::DEFAULT_INIT_IMAGE, env = "PENPOT_OPERATOR_IMAGE")]
     pub init_image: String,
+    /// Run the PenpotProfile controller, which execs into Penpot pods; `false` where the
+    /// operator is granted no pods/exec (the chart's `profiles.enabled: false`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PENPOT_OPERATOR_PROFILES")]
+    pub profiles: bool,
     /// A host OIDC discovery may reach whatever it resolves to (loopback, link-local, the API
     /// server's addresses are refused otherwise). Repeatable; comma-separated in the variable.
     #[arg(

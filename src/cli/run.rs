@@ -62,11 +62,16 @@ async fn run(args: RunArgs) -> ExitCode {
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let server = tokio::spawn(http::serve(args.http_addr, metrics.clone(), ready_rx, stopped(stop_rx.clone())));
-
-    let (gate, lost) = if args.leader_elect {
+    let elector = args.leader_elect.then(|| {
         let ns = args.lease_namespace.clone().or_else(|| args.namespace.clone()).unwrap_or_else(|| "default".into());
         let (elector, gate) = leader::Elector::new(client.clone(), &ns, &identity);
+        (elector, gate, ns)
+    });
+    let gate = elector.as_ref().map_or_else(|| Arc::new(leader::Gate::always_open()), |(_, gate, _)| gate.clone());
+    let server =
+        tokio::spawn(http::serve(args.http_addr, metrics.clone(), ready_rx, gate.clone(), stopped(stop_rx.clone())));
+
+    let lost = if let Some((elector, gate, ns)) = elector {
         tokio::spawn(elector.run(gate.clone(), stopped(stop_rx.clone())));
         tracing::info!(lease = leader::LEASE_NAME, namespace = %ns, %identity, "waiting for leadership");
         // A healthy follower is ready: otherwise a rolling update of the Deployment would
@@ -77,12 +82,11 @@ async fn run(args: RunArgs) -> ExitCode {
             _ = leading.wait_for(|l| *l) => tracing::info!(%identity, "acquired leadership"),
             _ = stopped(stop_rx.clone()) => return ExitCode::SUCCESS,
         }
-        let lost = async move {
+        Some(async move {
             let _ = leading.wait_for(|l| !*l).await;
-        };
-        (gate, Some(lost))
+        })
     } else {
-        (Arc::new(leader::Gate::always_open()), None)
+        None
     };
 
     let lost_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -109,6 +113,7 @@ async fn run(args: RunArgs) -> ExitCode {
         instance: identity,
         resync: std::time::Duration::from_secs(args.resync_seconds),
         init_image: args.init_image.clone(),
+        profiles: args.profiles,
         egress: Egress::new(api_server_addresses(&cluster_url).await, args.oidc_allow_hosts.clone()),
     };
     controller::run(client, opts, metrics, gate, ready_tx, shutdown).await;

@@ -75,19 +75,19 @@ impl Context {
     /// five minutes: installing it later is picked up without restarting the operator.
     pub async fn prometheus_operator(&self) -> bool {
         const TTL: Duration = Duration::from_secs(300);
-        let mut cached = self.prometheus.lock().await;
-        if let Some((at, found)) = *cached
+        if let Some((at, found)) = *self.prometheus.lock().await
             && at.elapsed() < TTL
         {
             return found;
         }
+        // Not under the lock: a slow discovery call must not stall every other reconcile.
         let found = match self.client.list_api_group_resources("monitoring.coreos.com/v1").await {
             Ok(list) => {
                 ["podmonitors", "prometheusrules"].iter().all(|plural| list.resources.iter().any(|r| r.name == *plural))
             }
             Err(_) => false,
         };
-        *cached = Some((std::time::Instant::now(), found));
+        *self.prometheus.lock().await = Some((std::time::Instant::now(), found));
         found
     }
 
@@ -128,6 +128,8 @@ pub struct RunOptions {
     pub init_image: String,
     /// Where OIDC discovery may connect.
     pub egress: egress::Egress,
+    /// Whether the PenpotProfile controller runs.
+    pub profiles: bool,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -146,7 +148,14 @@ pub async fn run(
     let relisted = failures.clone();
     let (store, penpot_events) = watches::penpots(api(&client, ns), move || relisted.clear());
     let reporter = Reporter { controller: "penpot-operator".into(), instance: Some(opts.instance) };
-    let profiles = profiles(&client, ns, opts.concurrency, leader.clone(), reporter.clone(), shutdown.clone());
+    let profiles = opts
+        .profiles
+        .then(|| profiles(&client, ns, opts.concurrency, leader.clone(), reporter.clone(), shutdown.clone()));
+    let profiles = async move {
+        if let Some(profiles) = profiles {
+            profiles.await
+        }
+    };
     let epoch = seen::Epoch::default();
     let owned_secrets = watches::owned(api::<PartialObjectMeta<Secret>>(&client, ns), epoch.clone());
     let owned_config_maps = watches::owned(api::<PartialObjectMeta<ConfigMap>>(&client, ns), epoch.clone());

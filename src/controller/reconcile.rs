@@ -20,6 +20,9 @@ use super::{Context, Error, Stored, apply, report, unreadable};
 const ROLLOUT_POLL: Duration = Duration::from_secs(15);
 const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
 const IN_THE_WAY_RETRY: Duration = Duration::from_secs(20);
+/// A reconcile makes a few dozen requests; one that hangs (the kube client sets no read
+/// timeout, to keep watches and exec alive) must not hold the Penpot's slot forever.
+pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub async fn reconcile(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = stored.namespace().ok_or(Error::NotNamespaced)?;
@@ -27,7 +30,9 @@ pub async fn reconcile(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action,
     async move {
         let started = std::time::Instant::now();
         let result = match &stored.0 {
-            Ok(penpot) => reconcile_inner(penpot, &ns, &ctx).await,
+            Ok(penpot) => tokio::time::timeout(RECONCILE_TIMEOUT, reconcile_inner(penpot, &ns, &ctx))
+                .await
+                .unwrap_or(Err(Error::TimedOut(RECONCILE_TIMEOUT))),
             Err(invalid) => unreadable::report(&stored, invalid, &ns, &ctx).await,
         };
         ctx.metrics.observe(&result, started.elapsed());

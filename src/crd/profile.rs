@@ -42,13 +42,18 @@ pub struct PenpotProfileSpec {
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PenpotRef {
-    #[schemars(length(min = 1, max = 45))]
+    #[schemars(length(min = 1, max = 45), regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
 }
 
+/// Any Secret of the PenpotProfile's namespace: whoever may create PenpotProfiles there may
+/// have that Secret's value set as a Penpot password (docs/explanation/security.md).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PasswordSecretRef {
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,

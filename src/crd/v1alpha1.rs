@@ -36,6 +36,8 @@ pub const GROUP: &str = "penpot-operator.dev";
         .reason(Reason::FieldValueRequired),
     validation = Rule::new("self.metadata.name.size() <= 45")
         .message("metadata.name must be at most 45 characters: owned object names add suffixes and pod names must stay valid labels"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS label starting with a letter (lowercase letters, digits, '-'): it names the Penpot's Services"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PenpotSpec {
@@ -295,13 +297,17 @@ pub struct LoggingSpec {
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct LokiSpec {
-    /// Loki's push URL, e.g. `http://loki.monitoring.svc:3100/loki/api/v1/push`.
-    #[schemars(regex(pattern = r"^https?://[^\s]+$"), length(max = 2048))]
+    /// Loki's push URL, e.g. `http://loki.monitoring.svc:3100/loki/api/v1/push`. No `$`:
+    /// Pebble expands `$VARIABLES` of the service environment (the secret key among them).
+    #[schemars(regex(pattern = r"^https?://[^\s$]+$"), length(max = 2048))]
     pub url: String,
-    /// Extra stream labels. Names starting with `pebble_` are Pebble's own.
+    /// Extra stream labels. Names starting with `pebble_` are Pebble's own. Values carry no
+    /// `$`: Pebble expands `$VARIABLES` in them, which would ship the pod's environment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('pebble_') && k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$'))")
         .message("logging.loki.labels names must be Loki label names and must not start with pebble_"))]
+    #[x_kube(validation = Rule::new("self.all(k, !self[k].contains('$') && self[k].size() <= 256)")
+        .message("logging.loki.labels values must not contain '$' (Pebble expands variables) and are at most 256 characters"))]
     pub labels: BTreeMap<String, String>,
 }
 

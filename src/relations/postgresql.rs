@@ -79,6 +79,26 @@ struct UriParts {
     query: Option<String>,
 }
 
+/// The JDBC driver options a PostgreSQL Secret may pass on. Others are refused: pgjdbc loads
+/// classes and writes files named in its options (`socketFactory`, `sslfactory`,
+/// `loggerFile`, ...), which no relation Secret should control.
+const ALLOWED_QUERY: [&str; 14] = [
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "connectTimeout",
+    "socketTimeout",
+    "loginTimeout",
+    "tcpKeepAlive",
+    "ApplicationName",
+    "currentSchema",
+    "targetServerType",
+    "prepareThreshold",
+    "preferQueryMode",
+    "options",
+];
+
 fn parse_uri(d: &SecretData, uri: &str) -> Result<UriParts, RelationError> {
     let bad = |p: &str| d.error("uri", p);
     let url = url::Url::parse(uri).map_err(|_| bad("is not a valid URI"))?;
@@ -90,6 +110,14 @@ fn parse_uri(d: &SecretData, uri: &str) -> Result<UriParts, RelationError> {
     }
     let host = url.host_str().ok_or_else(|| bad("has no host"))?;
     check_host(host).map_err(|p| bad(&p))?;
+    if let Some((name, _)) = url.query_pairs().find(|(name, _)| !ALLOWED_QUERY.contains(&name.as_ref())) {
+        // The name only: a value may be a secret.
+        let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+        return Err(bad(&format!(
+            "has query option {name:?}, which is not allowed (allowed: {})",
+            ALLOWED_QUERY.join(", ")
+        )));
+    }
     let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8().map(|c| c.into_owned());
     let database = match url.path().trim_start_matches('/') {
         "" => None,

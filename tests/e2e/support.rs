@@ -164,7 +164,8 @@ impl Drop for Namespace<'_> {
 }
 
 /// A kubeconfig that authenticates as ServiceAccount `sa` in `ns`, bound to the operator's
-/// ClusterRole in that namespace only: the operator gets exactly the rights the chart gives.
+/// ClusterRole in that namespace only, plus the leader-election Role's Lease rights there:
+/// the operator gets exactly the rights the chart gives.
 pub fn operator_identity(c: &Cluster, ns: &str, sa: &str) -> (PathBuf, String) {
     c.kubectl_ok(&["-n", ns, "create", "serviceaccount", sa]);
     c.kubectl_ok(&[
@@ -174,6 +175,25 @@ pub fn operator_identity(c: &Cluster, ns: &str, sa: &str) -> (PathBuf, String) {
         "rolebinding",
         sa,
         "--clusterrole=penpot-operator",
+        &format!("--serviceaccount={ns}:{sa}"),
+    ]);
+    // Leader election's Lease, as deploy/rbac/leader-election.yaml grants it.
+    c.kubectl_ok(&[
+        "-n",
+        ns,
+        "create",
+        "role",
+        &format!("{sa}-leader-election"),
+        "--verb=get,create,update",
+        "--resource=leases.coordination.k8s.io",
+    ]);
+    c.kubectl_ok(&[
+        "-n",
+        ns,
+        "create",
+        "rolebinding",
+        &format!("{sa}-leader-election"),
+        &format!("--role={sa}-leader-election"),
         &format!("--serviceaccount={ns}:{sa}"),
     ]);
     let token = c.kubectl_ok(&["-n", ns, "create", "token", sa, "--duration=2h"]);

@@ -58,5 +58,6 @@ source "$run_dir/env"
 run_tests() { PENPOT_E2E_REQUIRED=1 PENPOT_E2E_KEEP=1 cargo test --all-targets -- "$@" 2>&1 | tee "$run_dir/cargo-test.log"; }
 timed "cargo test (unit and e2e; e2e logs under $run_dir/logs)" run_tests "$@"
 timed "leak check" "$here/leak-check.sh" "$run_dir"
+timed "RBAC check" "$here/rbac-check.sh" "$run_dir"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "all suites: %d passed, %d failed\n", p, f }' "$run_dir/cargo-test.log"

@@ -41,29 +41,32 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 # Write status with server-side apply.
 - apiGroups: [penpot-operator.dev]
   resources: [penpots/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 # Owner references set blockOwnerDeletion, which needs this where
 # OwnerReferencesPermissionEnforcement is on (OpenShift).
 - apiGroups: [penpot-operator.dev]
   resources: [penpots/finalizers]
   verbs: [update]
+{{- if .Values.profiles.enabled }}
 # PenpotProfiles: watch, finalizer (patch), status.
 - apiGroups: [penpot-operator.dev]
   resources: [penpotprofiles]
-  verbs: [get, list, watch, patch, update]
+  verbs: [list, watch, patch]
 - apiGroups: [penpot-operator.dev]
   resources: [penpotprofiles/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 - apiGroups: [penpot-operator.dev]
   resources: [penpotprofiles/finalizers]
   verbs: [update]
-# Profiles run manage.py in a Ready Penpot pod through the exec API.
+# Profiles run manage.py in a Ready pod of the Penpot's StatefulSet through the exec API
+# (a WebSocket upgrade: a GET, which API servers since 1.30 also authorize as create).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list]
+  verbs: [list]
 - apiGroups: [""]
   resources: [pods/exec]
   verbs: [get, create]
+{{- end }}
 # Relation Secrets (read, metadata watch), the secret-key Secret (created once) and the
 # rendered configuration Secret (server-side apply). delete: prune removes a Secret this
 # Penpot controls and no longer renders (never one it does not control; the uid is a
