@@ -39,6 +39,14 @@ impl Failures {
     }
 
     /// Forgets every count; after a relist, whatever failed during an outage starts over.
+    /// Forgets the Penpots `exists` no longer knows (deleted while failing), so the map holds
+    /// at most one entry per Penpot that exists.
+    pub fn retain(&self, exists: impl Fn(&ObjectRef<Stored>) -> bool) {
+        if let Ok(mut failures) = self.0.lock() {
+            failures.retain(|penpot, _| exists(penpot));
+        }
+    }
+
     pub fn clear(&self) {
         if let Ok(mut failures) = self.0.lock() {
             failures.clear();
@@ -65,6 +73,9 @@ mod tests {
         assert_eq!(f.next(&b).as_secs(), 1, "each Penpot counts alone");
         f.reset(&a);
         assert_eq!(f.next(&a).as_secs(), 1);
+        f.next(&b);
+        f.retain(|p| p.name == "a");
+        assert_eq!(f.len(), 1, "b was deleted while failing: forgotten");
         f.clear();
         assert_eq!(f.len(), 0);
         for _ in 0..1000 {

@@ -51,13 +51,7 @@ impl Egress {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
-        if self.api_server.contains(&ip) {
-            return Some("the Kubernetes API server");
-        }
-        if METADATA.contains(&ip) {
-            return Some("a cloud metadata service");
-        }
-        match ip {
+        let class = match ip {
             IpAddr::V4(v4) if v4.is_loopback() => Some("a loopback address"),
             IpAddr::V4(v4) if v4.is_link_local() => Some("a link-local address (cloud metadata)"),
             IpAddr::V4(v4) if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() => {
@@ -67,7 +61,10 @@ impl Egress {
             IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => Some("a link-local address"),
             IpAddr::V6(v6) if v6.is_unspecified() || v6.is_multicast() => Some("not a unicast address"),
             _ => None,
-        }
+        };
+        class
+            .or_else(|| self.api_server.contains(&ip).then_some("the Kubernetes API server"))
+            .or_else(|| METADATA.contains(&ip).then_some("a cloud metadata service"))
     }
 }
 

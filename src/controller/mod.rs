@@ -132,6 +132,11 @@ pub struct RunOptions {
     pub profiles: bool,
 }
 
+/// Reconcile requests for one Penpot within this window fold into one, after the last: a
+/// relation Secret rewritten many times a second rolls the pods once, when it settles, and a
+/// single change waits half a second.
+const DEBOUNCE: Duration = Duration::from_millis(500);
+
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -205,7 +210,7 @@ pub async fn run(
         .owns_stream(owned_network_policies.1)
         .owns_stream(owned_ingresses.1)
         .watches_stream(relation_secrets, move |secret| watches::penpots_for_secret(&mapper_store, &secret))
-        .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
+        .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency).debounce(DEBOUNCE))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, context)
         .for_each(|result| {

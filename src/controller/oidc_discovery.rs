@@ -183,6 +183,22 @@ mod tests {
         );
     }
 
+    /// 10,000 distinct issuers (a tenant rotating its Secret) leave at most MAX_ENTRIES.
+    #[tokio::test]
+    async fn the_cache_stays_bounded_whatever_the_issuers() {
+        let cache = DiscoveryCache {
+            http: Err("no client".into()),
+            egress: Arc::new(Egress::default()),
+            entries: Mutex::new(HashMap::new()),
+        };
+        for i in 0..10_000 {
+            cache.endpoints(&format!("https://idp-{i}.example.com/")).await;
+        }
+        let entries = cache.entries.lock().await;
+        assert_eq!(entries.len(), MAX_ENTRIES);
+        assert!(entries.contains_key("https://idp-9999.example.com/"), "the newest entry stays");
+    }
+
     #[derive(Debug, thiserror::Error)]
     #[error("builder error")]
     struct Builder(#[source] std::io::Error);

@@ -43,6 +43,7 @@ pub async fn reconcile(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action,
             Err(_) => Some(crate::crd::Phase::Blocked),
         }));
         ctx.seen.sweep(|| penpots.iter().filter_map(|p| p.uid()).collect());
+        ctx.failures.retain(|p| ctx.store.get(p).is_some());
         if result.is_ok() {
             ctx.reset_backoff(&stored);
         }

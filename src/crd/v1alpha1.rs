@@ -36,8 +36,6 @@ pub const GROUP: &str = "penpot-operator.dev";
         .reason(Reason::FieldValueRequired),
     validation = Rule::new("self.metadata.name.size() <= 45")
         .message("metadata.name must be at most 45 characters: owned object names add suffixes and pod names must stay valid labels"),
-    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
-        .message("metadata.name must be a DNS label starting with a letter (lowercase letters, digits, '-'): it names the Penpot's Services"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PenpotSpec {
@@ -306,9 +304,18 @@ pub struct LokiSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('pebble_') && k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$'))")
         .message("logging.loki.labels names must be Loki label names and must not start with pebble_"))]
-    #[x_kube(validation = Rule::new("self.all(k, !self[k].contains('$') && self[k].size() <= 256)")
-        .message("logging.loki.labels values must not contain '$' (Pebble expands variables) and are at most 256 characters"))]
+    #[schemars(schema_with = "loki_labels")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// At most 32 labels of at most 256 characters, without `$`. The bounds also keep the names
+/// rule's CEL cost within the API server's budget.
+fn loki_labels(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": 32,
+        "additionalProperties": {"type": "string", "maxLength": 256, "pattern": "^[^$]*$"}
+    })
 }
 
 /// Resource requirements per container.

@@ -28,6 +28,10 @@ pub enum SpecError {
     PoolTooSmall { max: i32, replicas: i32 },
     #[error("{0} relation requires the smtp relation: Penpot sends registration and invitation mails")]
     SmtpRequiredBy(Relation),
+    #[error(
+        "metadata.name {0:?} must be a DNS label starting with a letter (lowercase letters, digits, '-'): it names the Penpot's Services"
+    )]
+    BadName(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +47,10 @@ pub struct Settings {
 
 pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Result<Settings, SpecError> {
     let spec = &penpot.spec;
+    let name = penpot.metadata.name.as_deref().unwrap_or_default();
+    if !is_dns_label(name) {
+        return Err(SpecError::BadName(name.to_string()));
+    }
     let public_uri = public_uri(penpot)?;
     let parsed = url::Url::parse(&public_uri).map_err(|_| SpecError::BadPublicUri(public_uri.clone()))?;
     let insecure_http = parsed.scheme() == "http";
@@ -103,6 +111,15 @@ fn is_in_cluster_host(host: &str) -> bool {
         || host.contains(".svc.")
 }
 
+/// `^[a-z]([-a-z0-9]*[a-z0-9])?$`: what Service names need (RFC 1035 labels).
+fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.first().is_some_and(u8::is_ascii_lowercase)
+        && bytes.last().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.len() <= 63
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +131,16 @@ mod tests {
         }
         for h in ["accounts.google.com", "8.8.8.8", "login.example.com"] {
             assert!(!is_in_cluster_host(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn names_must_be_dns_labels() {
+        for good in ["p", "penpot", "team-a", "a1"] {
+            assert!(is_dns_label(good), "{good}");
+        }
+        for bad in ["team.a", "1penpot", "-a", "a-", "A", ""] {
+            assert!(!is_dns_label(bad), "{bad}");
         }
     }
 }
