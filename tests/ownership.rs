@@ -259,3 +259,74 @@ spec:
         c.get(n, "ingress/penpot").is_none().then_some(())
     });
 }
+
+/// Objects of every watched kind that the Penpot controls and that carry the operator's
+/// managed-by label, but that the render does not make (left by an earlier render under
+/// another name) are deleted: the cluster holds exactly the render. Objects with no such owner
+/// stay.
+#[test]
+fn controlled_objects_the_render_does_not_make_are_pruned_whatever_their_kind() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "prune-all");
+    let n = ns.name.as_str();
+    let (kubeconfig, user) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    ready_penpot(c, n, "p", 1);
+    let uid = c.get(n, "penpot/p").unwrap()["metadata"]["uid"].as_str().unwrap().to_string();
+    let owner = format!(
+        "ownerReferences: [{{apiVersion: penpot-operator.dev/v1alpha1, kind: Penpot, name: p, uid: {uid}, controller: true}}]"
+    );
+    let meta = |name: &str| {
+        format!(
+            "metadata: {{name: {name}, labels: {{app.kubernetes.io/managed-by: penpot-operator, app.kubernetes.io/instance: p}}, {owner}}}"
+        )
+    };
+    let stale = [
+        ("secret/p-stale", format!("apiVersion: v1\nkind: Secret\n{}\nstringData: {{a: b}}\n", meta("p-stale"))),
+        ("configmap/p-stale", format!("apiVersion: v1\nkind: ConfigMap\n{}\ndata: {{a: b}}\n", meta("p-stale"))),
+        (
+            "service/p-stale",
+            format!(
+                "apiVersion: v1\nkind: Service\n{}\nspec: {{ports: [{{port: 80}}], selector: {{app: x}}}}\n",
+                meta("p-stale")
+            ),
+        ),
+        (
+            "networkpolicy/p-stale",
+            format!(
+                "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n{}\nspec: {{podSelector: {{matchLabels: {{app: x}}}}}}\n",
+                meta("p-stale")
+            ),
+        ),
+        (
+            "statefulset/p-stale",
+            format!(
+                "apiVersion: apps/v1\nkind: StatefulSet\n{}\nspec: {{replicas: 0, serviceName: p-stale, selector: {{matchLabels: {{app: x}}}}, template: {{metadata: {{labels: {{app: x}}}}, spec: {{containers: [{{name: x, image: x}}]}}}}}}\n",
+                meta("p-stale")
+            ),
+        ),
+    ];
+    for (_, yaml) in &stale {
+        c.apply_ok(n, yaml);
+    }
+    c.apply_ok(
+        n,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: p-mine, labels: {app.kubernetes.io/managed-by: penpot-operator}}\ndata: {a: b}\n",
+    );
+    // A change of the Penpot reconciles; the watches saw the stale objects arrive anyway.
+    c.kubectl_ok(&["-n", n, "annotate", "penpot/p", "touched=1"]);
+    wait_until(LONG, "every stale object pruned", || {
+        stale.iter().all(|(what, _)| c.get(n, what).is_none()).then_some(())
+    });
+    assert!(c.get(n, "configmap/p-mine").is_some(), "an object the Penpot does not control was deleted");
+    let deletes: Vec<String> = c
+        .writes_by(&user)
+        .iter()
+        .filter(|e| e["verb"] == "delete")
+        .map(|e| e["objectRef"]["resource"].to_string())
+        .collect();
+    for resource in ["secrets", "configmaps", "services", "networkpolicies", "statefulsets"] {
+        assert!(deletes.iter().any(|d| d.contains(resource)), "no delete of {resource} by the operator: {deletes:?}");
+    }
+    wait_ready(c, n, "p");
+}

@@ -71,8 +71,9 @@ async fn run(args: RunArgs) -> ExitCode {
     let server =
         tokio::spawn(http::serve(args.http_addr, metrics.clone(), ready_rx, gate.clone(), stopped(stop_rx.clone())));
 
+    let mut election = None;
     let lost = if let Some((elector, gate, ns)) = elector {
-        tokio::spawn(elector.run(gate.clone(), stopped(stop_rx.clone())));
+        election = Some(tokio::spawn(elector.run(gate.clone(), stopped(stop_rx.clone()))));
         tracing::info!(lease = leader::LEASE_NAME, namespace = %ns, %identity, "waiting for leadership");
         // A healthy follower is ready: otherwise a rolling update of the Deployment would
         // wait forever for a replica that cannot lead until the old one is gone.
@@ -118,6 +119,11 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     controller::run(client, opts, metrics, gate, ready_tx, shutdown).await;
     server.abort();
+    // Let the election loop release the Lease before the runtime goes: the other replica
+    // then takes over at its next attempt instead of after a whole lease duration.
+    if let Some(election) = election {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(6), election).await;
+    }
     if lost_flag.load(std::sync::atomic::Ordering::SeqCst) {
         // Exit non-zero so the pod restarts as a follower.
         return ExitCode::FAILURE;

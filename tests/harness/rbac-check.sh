@@ -23,11 +23,16 @@ UNEXERCISED = {
     ("penpot-operator.dev", "penpots/finalizers", "update"):
         "blockOwnerDeletion needs it only where OwnerReferencesPermissionEnforcement is on (OpenShift)",
     ("penpot-operator.dev", "penpotprofiles/finalizers", "update"): "the same, for the PenpotProfile's password Secret",
-    ("", "pods/exec", "get"): "the exec WebSocket is a GET; API servers before 1.30 authorize only that",
 }
 
-doc = json.load(open(sys.argv[1]))
-items = doc.get("items", [doc])
+# kubectl prints one JSON object per input object, one after the other.
+text, items, at = open(sys.argv[1]).read(), [], 0
+decoder = json.JSONDecoder()
+while at < len(text.rstrip()):
+    while text[at].isspace():
+        at += 1
+    obj, at = decoder.raw_decode(text, at)
+    items.extend(obj.get("items", [obj]))
 granted = set()
 for item in items:
     for rule in item.get("rules", []):
@@ -49,7 +54,15 @@ for line in open(sys.argv[2]):
     resource = ref.get("resource", "")
     if ref.get("subresource"):
         resource += "/" + ref["subresource"]
-    used.add((ref.get("apiGroup", ""), resource, e.get("verb", "")))
+    group, verb = ref.get("apiGroup", ""), e.get("verb", "")
+    used.add((group, resource, verb))
+    # A server-side apply that creates its object is audited as a patch (201) and authorized
+    # as a create too.
+    if verb == "patch" and (e.get("responseStatus") or {}).get("code") == 201:
+        used.add((group, resource, "create"))
+    # The exec WebSocket is a GET, which API servers since 1.30 also authorize as a create.
+    if resource == "pods/exec" and verb == "get":
+        used.add((group, resource, "create"))
 
 unused = sorted(g for g in granted - used if g not in UNEXERCISED)
 for g in sorted(granted & set(UNEXERCISED)):
