@@ -280,3 +280,88 @@ fn a_flapping_relation_secret_does_not_roll_the_pods_on_every_value() {
     assert!(writes >= 200, "the storm was too weak to show anything: {writes} writes");
     assert!(rollouts <= 5, "{rollouts} pod template changes for one storm of {writes} writes");
 }
+
+/// A pod with the Penpot's labels, Ready and first in name order, made by someone who may
+/// create pods: the operator's exec (and the password on its stdin) still goes only to a pod
+/// of the Penpot's own StatefulSet, as the API server's audit log shows.
+#[test]
+fn a_look_alike_pod_never_receives_the_exec() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "spoof");
+    let n = ns.name.as_str();
+    let (kubeconfig, user) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    ready_penpot(c, n, "p", 1);
+    c.apply_ok(
+        n,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a-spoof, labels: {app.kubernetes.io/name: penpot, app.kubernetes.io/instance: p}}\nspec: {containers: [{name: penpot, image: evil}]}\n",
+    );
+    wait_until(LONG, "the look-alike Ready", || {
+        let pod = c.get(n, "pod/a-spoof")?;
+        let ready =
+            pod["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ready.then_some(())
+    });
+    let email = format!("grace.{n}@example.com");
+    c.apply_ok(
+        n,
+        &format!("apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: grace}}\nspec: {{penpotRef: {{name: p}}, email: '{email}', fullname: Grace}}\n"),
+    );
+    wait_until(LONG, "the profile created", || {
+        let p = c.get(n, "penpotprofile/grace")?;
+        (condition(&p, "Ready")?["reason"] == "Created").then_some(())
+    });
+    let execs: Vec<String> = c
+        .requests_by(&user)
+        .iter()
+        .filter(|e| e["objectRef"]["subresource"] == "exec")
+        .map(|e| e["objectRef"]["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!execs.is_empty(), "no exec in the audit log");
+    assert!(execs.iter().all(|pod| pod == "p-0"), "the exec went to {execs:?}");
+}
+
+/// What a cluster-wide install's account may do outside the Penpots' business: nothing in
+/// kube-system's Leases, no pods, no nodes, no RBAC.
+#[test]
+fn the_operators_account_cannot_touch_the_control_plane() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "rights");
+    let n = ns.name.as_str();
+    c.kubectl_ok(&["-n", n, "create", "serviceaccount", "penpot-operator"]);
+    let binding = format!("e2e-rights-{n}");
+    c.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        &binding,
+        "--clusterrole=penpot-operator",
+        &format!("--serviceaccount={n}:penpot-operator"),
+    ]);
+    let leader =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac/leader-election.yaml")).unwrap();
+    c.kubectl_in(
+        &["apply", "-n", n, "-f", "-"],
+        Some(&leader.replace("namespace: penpot-operator", &format!("namespace: {n}"))),
+    );
+    let who = format!("system:serviceaccount:{n}:penpot-operator");
+    let can = |verb: &str, what: &str, namespace: &str| {
+        c.kubectl(&["auth", "can-i", verb, what, "-n", namespace, "--as", &who]).stdout.trim().to_string()
+    };
+    let checks = [
+        ("update", "leases", "kube-system", "no"),
+        ("get", "leases", "kube-system", "no"),
+        ("update", "leases", n, "yes"),
+        ("list", "leases", n, "no"),
+        ("create", "pods", "kube-system", "no"),
+        ("delete", "pods", n, "no"),
+        ("get", "nodes", "default", "no"),
+        ("create", "rolebindings", n, "no"),
+        ("update", "penpots", n, "no"),
+        ("get", "secrets", n, "yes"),
+    ];
+    let answers: Vec<(String, &str)> = checks.iter().map(|(v, w, ns, expected)| (can(v, w, ns), *expected)).collect();
+    let _ = c.kubectl(&["delete", "clusterrolebinding", &binding]);
+    for ((verb, what, namespace, _), (answer, expected)) in checks.iter().zip(answers) {
+        assert_eq!(answer, expected, "can the operator {verb} {what} in {namespace}?");
+    }
+}

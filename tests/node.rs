@@ -434,3 +434,43 @@ fn the_helm_installed_operator_runs_in_pods_and_fails_over() {
     let (ok, err) = helm(&["uninstall", "penpot-operator", "--wait", "--timeout", "60s"]);
     assert!(ok, "helm uninstall: {err}");
 }
+
+/// Exec into a backend that misbehaves is bounded: a `manage.py` that floods its output is
+/// read to 64 KiB and reported by its last KiB; one that never finishes is abandoned after
+/// 60 s; a well-behaved profile next to them is created meanwhile.
+#[test]
+fn exec_into_a_misbehaving_backend_is_bounded() {
+    let Some(node) = real_node() else { return };
+    let Some(c) = cluster() else { return };
+    import_images();
+    let ns = Namespace::new(c, "node-exec");
+    let n = ns.name.as_str();
+    let _op = operator_for(c, n);
+    c.apply_ok(n, &real_penpot(&node, "p", 1, ""));
+    wait_penpot_ready(c, n, "p");
+    let profile = |name: &str| {
+        format!(
+            "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: {name}}}\nspec: {{penpotRef: {{name: p}}, email: '{name}@{n}.example.com', fullname: X}}\n"
+        )
+    };
+    for name in ["flood", "hang", "fine"] {
+        c.apply_ok(n, &profile(name));
+    }
+    let ready = |name: &str| {
+        let p = c.get(n, &format!("penpotprofile/{name}"))?;
+        let ready = condition(&p, "Ready")?;
+        Some((ready["reason"].as_str()?.to_string(), ready["message"].as_str()?.to_string()))
+    };
+    let started = Instant::now();
+    wait_until(LONG, "fine Created", || ready("fine").filter(|r| r.0 == "Created"));
+    let (_, flood) = wait_until(LONG, "flood CreateFailed", || ready("flood").filter(|r| r.0 == "CreateFailed"));
+    assert!(
+        flood.contains("bytes cut") && flood.len() < 2048,
+        "{} bytes: {}",
+        flood.len(),
+        &flood[..200.min(flood.len())]
+    );
+    let (_, hang) = wait_until(LONG, "hang CreateFailed", || ready("hang").filter(|r| r.0 == "CreateFailed"));
+    assert_eq!(hang, "manage.py create-profile did not finish within 60 s");
+    assert!(started.elapsed() >= Duration::from_secs(55), "the hang was reported before its deadline");
+}

@@ -117,9 +117,8 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
             report(profile, ns, ctx, Reason::AlreadyExists, message, Some(secret_name)).await?;
             Ok(Action::await_change())
         }
-        Err(ManageError::Failed { command, code, output }) => {
-            let message = format!("manage.py {command} failed (exit {code}): {output}");
-            report(profile, ns, ctx, Reason::CreateFailed, &message, Some(secret_name)).await?;
+        Err(e @ (ManageError::Failed { .. } | ManageError::TimedOut { .. })) => {
+            report(profile, ns, ctx, Reason::CreateFailed, &e.to_string(), Some(secret_name)).await?;
             Ok(Action::requeue(RETRY))
         }
         Err(e) => Err(e.into()),

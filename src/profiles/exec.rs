@@ -21,6 +21,9 @@ use crate::render::labels;
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 /// manage.py prints a line or two; more is not its answer.
 pub const MAX_OUTPUT: u64 = 64 * 1024;
+/// What of a failed command's output goes into errors, status and Events: its end, where
+/// manage.py says what went wrong.
+const MAX_REPORTED: usize = 1024;
 
 #[derive(thiserror::Error, Debug)]
 pub enum ManageError {
@@ -160,7 +163,19 @@ async fn run_manage(
         .join("\n");
     let output =
         [stdout.trim(), stderr.trim()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("\n");
-    Ok((code, output))
+    Ok((code, tail(&output, MAX_REPORTED)))
+}
+
+/// The last `max` bytes of `text` (on a character boundary), marked when cut.
+fn tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[{} bytes cut] {}", start, &text[start..])
 }
 
 /// The first MAX_OUTPUT bytes of `stream` as text; the rest is read and dropped.
@@ -260,5 +275,14 @@ mod tests {
         let kept = read_capped(&mut stream).await.unwrap();
         assert_eq!(kept.len(), MAX_OUTPUT as usize);
         assert!(stream.is_empty(), "the rest must be read, or the command could block on a full pipe");
+    }
+
+    #[test]
+    fn reported_output_keeps_its_end() {
+        assert_eq!(tail("ERR: short", 1024), "ERR: short");
+        let long = format!("{}ERR: duplicate", "é".repeat(2000));
+        let cut = tail(&long, 20);
+        assert!(cut.starts_with("[") && cut.ends_with("ERR: duplicate"), "{cut}");
+        assert!(cut.len() < 60);
     }
 }

@@ -201,7 +201,7 @@ func prepl() {
 
 // manage plays `python3 manage.py create-profile|delete-profile`, with the real script's
 // words and exit codes: ERR (255) when the backend refuses, EXC (254) when the prepl port
-// cannot be reached. Like getpass without a terminal, it reads the password from one line
+// cannot be reached. Emails starting with "hang" never finish; "flood" prints 10 MiB first. Like getpass without a terminal, it reads the password from one line
 // of stdin and warns on stderr.
 func manage(args []string) int {
 	if len(args) < 2 || args[0] != "manage.py" {
@@ -231,6 +231,17 @@ func manage(args []string) int {
 		fmt.Fprintln(os.Stderr, "Warning: Password input may be echoed.")
 		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 		req.Password = strings.TrimRight(line, "\r\n")
+	}
+	// Misbehaving backends, chosen by the email, for the operator's exec bounds: one that
+	// never answers, one that floods its output.
+	switch {
+	case strings.HasPrefix(req.Email, "hang"):
+		time.Sleep(time.Hour)
+	case strings.HasPrefix(req.Email, "flood"):
+		junk := strings.Repeat("x", 1<<20)
+		for i := 0; i < 10; i++ {
+			fmt.Println(junk)
+		}
 	}
 	conn, err := net.DialTimeout("tcp", "127.0.0.1:6063", 5*time.Second)
 	if err != nil {
