@@ -39,7 +39,9 @@ build() {
   local dir="$here/go/$component"
   local key
   # Local programs (pause, stand-in) are keyed on their source too.
-  key="$(cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go <(echo "$go_version $ldflags ${BUILD_TAGS:-} $*") 2>/dev/null |
+  local sources=()
+  [[ -n "$(compgen -G "$dir/*.go")" ]] && sources=("$dir"/*.go)
+  key="$(cat "$dir/go.mod" "$dir/go.sum" "${sources[@]}" <(echo "$go_version $ldflags ${BUILD_TAGS:-} $*") |
     sha256sum | cut -c1-16)"
   local stamp="$PENPOT_E2E_BIN/.$component.$key"
   if [[ -f "$stamp" ]]; then
