@@ -57,6 +57,8 @@ reasons! {
     /// An object with a rendered name exists and this Penpot does not control it.
     ObjectInTheWay,
     RolloutInProgress,
+    /// A new configuration waits: the pods rolled less than the rollout interval ago.
+    RolloutDeferred,
     /// A new version runs in one pod first, which migrates the database.
     UpgradingFirstPod,
     /// `spec.version` is lower than the version the database was migrated to.

@@ -22,6 +22,8 @@ pub enum Observation {
     ApplyFailed { message: String, workload: Option<StatefulSet> },
     /// The desired state was applied; the StatefulSet is as the API server returned it.
     Applied { workload: StatefulSet, config_hash: String, rollout: Rollout },
+    /// A new configuration waits `wait` because the pods rolled recently; nothing applied.
+    Deferred { workload: StatefulSet, wait: std::time::Duration, interval: std::time::Duration },
 }
 
 pub struct Context<'a> {
@@ -150,6 +152,21 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
                 reason: Reason::ApplyFailed,
             },
             workload.as_ref(),
+            None,
+        ),
+        Observation::Deferred { workload, wait, interval } => (
+            Summary {
+                phase: Phase::Maintenance,
+                message: format!(
+                    "a new configuration waits {} s: the pods roll at most once every {} s{}",
+                    wait.as_secs().max(1),
+                    interval.as_secs(),
+                    running_note(Some(workload))
+                ),
+                progress: Progress::Reconciling,
+                reason: Reason::RolloutDeferred,
+            },
+            Some(workload),
             None,
         ),
         Observation::Applied { workload, config_hash, rollout: Rollout::BackingUp { from, to, backup } } => {

@@ -365,3 +365,35 @@ fn the_operators_account_cannot_touch_the_control_plane() {
         assert_eq!(answer, expected, "can the operator {verb} {what} in {namespace}?");
     }
 }
+
+/// Beyond the debounce: two relation changes a few seconds apart roll the pods twice, but the
+/// second waits out the rollout interval (15 s after the operator last changed the
+/// StatefulSet), and status says so meanwhile.
+#[test]
+fn a_second_change_soon_after_a_rollout_waits_for_the_interval() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "pace");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    ready_penpot(c, n, "p", 1);
+    let hash = || config_hash(&c.get(n, "statefulset/p").unwrap());
+    // Past the interval since the install: the first change goes at once.
+    std::thread::sleep(Duration::from_secs(16));
+    let installed = hash();
+    c.apply_ok(n, &redis_secret("p-redis", "6380"));
+    let first = std::time::Instant::now();
+    let second_hash = wait_until(LONG, "the first change applied", || Some(hash()).filter(|h| *h != installed));
+    let first_took = first.elapsed();
+    c.apply_ok(n, &redis_secret("p-redis", "6381"));
+    let message = wait_until(LONG, "the second change deferred", || {
+        let p = c.get(n, "penpot/p")?;
+        (condition(&p, "Reconciling")?["reason"] == "RolloutDeferred").then(|| status_message(&p))
+    });
+    assert!(message.contains("the pods roll at most once every 15 s"), "{message}");
+    wait_until(LONG, "the second change applied", || Some(hash()).filter(|h| *h != second_hash));
+    let between = first.elapsed();
+    eprintln!("first change applied after {first_took:?}, the second {between:?} after the first");
+    assert!(first_took < Duration::from_secs(5), "a single change was slowed: {first_took:?}");
+    assert!(between >= Duration::from_secs(13), "the second change came {between:?} after the first");
+}

@@ -5,6 +5,7 @@ mod backoff;
 mod backup;
 pub mod egress;
 mod oidc_discovery;
+mod pace;
 mod reconcile;
 mod report;
 mod resolve;

@@ -14,7 +14,7 @@ use crate::render;
 use crate::status::{self, Observation};
 
 use super::resolve::{self, Resolved};
-use super::{Context, Error, Stored, apply, report, unreadable};
+use super::{Context, Error, Stored, apply, pace, report, unreadable};
 
 /// While pods roll, look again soon even if no watch event arrives.
 const ROLLOUT_POLL: Duration = Duration::from_secs(15);
@@ -128,6 +128,13 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
             return Ok(held(Observation::Blocked { reason: e.reason(), message, workload }, retry));
         }
     };
+    if let Some(live) = workload.of(penpot)
+        && let Some(wait) = pace::rollout_wait(Some(live), &desired.config_hash, k8s_openapi::jiff::Timestamp::now())
+    {
+        tracing::info!(wait_s = wait.as_secs(), "a new configuration waits for the rollout interval");
+        let observation = Observation::Deferred { workload: live.clone(), wait, interval: pace::ROLLOUT_INTERVAL };
+        return Ok(held(observation, wait));
+    }
     match apply::apply_all(penpot, ns, &desired, workload, ctx).await {
         Ok(applied) => {
             if applied.writes > 0 {
