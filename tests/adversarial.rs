@@ -397,3 +397,38 @@ fn a_second_change_soon_after_a_rollout_waits_for_the_interval() {
     assert!(first_took < Duration::from_secs(5), "a single change was slowed: {first_took:?}");
     assert!(between >= Duration::from_secs(13), "the second change came {between:?} after the first");
 }
+
+/// A PenpotProfile whose Penpot is scaled to 0 cannot run delete-profile anywhere: its
+/// deletion is not held (the namespace could never go), and a Warning Event says the profile
+/// stays in Penpot.
+#[test]
+fn a_profile_of_a_scaled_down_penpot_does_not_hold_its_deletion() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "finalizer");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    ready_penpot(c, n, "p", 1);
+    let email = format!("ada.{n}@example.com");
+    c.apply_ok(
+        n,
+        &format!("apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: ada}}\nspec: {{penpotRef: {{name: p}}, email: '{email}', fullname: Ada}}\n"),
+    );
+    wait_until(LONG, "the profile created", || {
+        let p = c.get(n, "penpotprofile/ada")?;
+        (condition(&p, "Ready")?["reason"] == "Created").then_some(())
+    });
+    c.kubectl_ok(&["-n", n, "patch", "penpot", "p", "--type", "merge", "-p", r#"{"spec": {"replicas": 0}}"#]);
+    let deleted = c.kubectl(&["-n", n, "delete", "penpotprofile", "ada", "--timeout=60s"]);
+    assert!(deleted.ok, "the deletion was held: {}", deleted.stderr);
+    let events = c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"]);
+    let events: serde_json::Value = serde_json::from_str(&events).unwrap();
+    let warning = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "ProfileNotDeleted")
+        .unwrap_or_else(|| panic!("no ProfileNotDeleted Event: {events}"));
+    assert_eq!(warning["type"], "Warning");
+    assert!(warning["note"].as_str().unwrap().contains("scaled to 0"), "{warning}");
+}
