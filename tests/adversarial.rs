@@ -303,14 +303,8 @@ fn a_look_alike_pod_never_receives_the_exec() {
         ready.then_some(())
     });
     let email = format!("grace.{n}@example.com");
-    c.apply_ok(
-        n,
-        &format!("apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: grace}}\nspec: {{penpotRef: {{name: p}}, email: '{email}', fullname: Grace}}\n"),
-    );
-    wait_until(LONG, "the profile created", || {
-        let p = c.get(n, "penpotprofile/grace")?;
-        (condition(&p, "Ready")?["reason"] == "Created").then_some(())
-    });
+    c.apply_ok(n, &penpot_profile_yaml("grace", "p", &email));
+    wait_profile(c, n, "grace", "Created");
     let execs: Vec<String> = c
         .requests_by(&user)
         .iter()
@@ -410,14 +404,8 @@ fn a_profile_of_a_scaled_down_penpot_does_not_hold_its_deletion() {
     let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
     ready_penpot(c, n, "p", 1);
     let email = format!("ada.{n}@example.com");
-    c.apply_ok(
-        n,
-        &format!("apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: ada}}\nspec: {{penpotRef: {{name: p}}, email: '{email}', fullname: Ada}}\n"),
-    );
-    wait_until(LONG, "the profile created", || {
-        let p = c.get(n, "penpotprofile/ada")?;
-        (condition(&p, "Ready")?["reason"] == "Created").then_some(())
-    });
+    c.apply_ok(n, &penpot_profile_yaml("ada", "p", &email));
+    wait_profile(c, n, "ada", "Created");
     c.kubectl_ok(&["-n", n, "patch", "penpot", "p", "--type", "merge", "-p", r#"{"spec": {"replicas": 0}}"#]);
     let deleted = c.kubectl(&["-n", n, "delete", "penpotprofile", "ada", "--timeout=60s"]);
     assert!(deleted.ok, "the deletion was held: {}", deleted.stderr);

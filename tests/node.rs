@@ -331,14 +331,8 @@ fn profiles_go_through_real_exec_into_the_backend_container() {
 
     // Declarative: the operator execs just the same.
     let grace = format!("grace@{n}.example.com");
-    c.apply_ok(
-        n,
-        &format!("apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: grace}}\nspec: {{penpotRef: {{name: p}}, email: '{grace}', fullname: Grace Hopper, deletionPolicy: Delete}}\n"),
-    );
-    wait_until(LONG, "PenpotProfile grace Created", || {
-        let p = c.get(n, "penpotprofile/grace")?;
-        (condition(&p, "Ready")?["reason"] == "Created").then_some(())
-    });
+    c.apply_ok(n, &penpot_profile_yaml("grace", "p", &grace));
+    wait_profile(c, n, "grace", "Created");
     c.kubectl_ok(&["-n", n, "delete", "penpotprofile", "grace", "--timeout=90s"]);
 
     // What the backend's process saw: each command once, and never a password.
@@ -448,29 +442,19 @@ fn exec_into_a_misbehaving_backend_is_bounded() {
     let _op = operator_for(c, n);
     c.apply_ok(n, &real_penpot(&node, "p", 1, ""));
     wait_penpot_ready(c, n, "p");
-    let profile = |name: &str| {
-        format!(
-            "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: {name}}}\nspec: {{penpotRef: {{name: p}}, email: '{name}@{n}.example.com', fullname: X}}\n"
-        )
-    };
     for name in ["flood", "hang", "fine"] {
-        c.apply_ok(n, &profile(name));
+        c.apply_ok(n, &penpot_profile_yaml(name, "p", &format!("{name}@{n}.example.com")));
     }
-    let ready = |name: &str| {
-        let p = c.get(n, &format!("penpotprofile/{name}"))?;
-        let ready = condition(&p, "Ready")?;
-        Some((ready["reason"].as_str()?.to_string(), ready["message"].as_str()?.to_string()))
-    };
     let started = Instant::now();
-    wait_until(LONG, "fine Created", || ready("fine").filter(|r| r.0 == "Created"));
-    let (_, flood) = wait_until(LONG, "flood CreateFailed", || ready("flood").filter(|r| r.0 == "CreateFailed"));
+    wait_profile(c, n, "fine", "Created");
+    let flood = wait_profile(c, n, "flood", "CreateFailed");
     assert!(
         flood.contains("bytes cut") && flood.len() < 2048,
         "{} bytes: {}",
         flood.len(),
         &flood[..200.min(flood.len())]
     );
-    let (_, hang) = wait_until(LONG, "hang CreateFailed", || ready("hang").filter(|r| r.0 == "CreateFailed"));
+    let hang = wait_profile(c, n, "hang", "CreateFailed");
     assert_eq!(hang, "manage.py create-profile did not finish within 60 s");
     assert!(started.elapsed() >= Duration::from_secs(55), "the hang was reported before its deadline");
 }

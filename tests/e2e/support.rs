@@ -487,3 +487,24 @@ pub fn profile_cli(c: &Cluster, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A PenpotProfile `name` for the Penpot `penpot` (deletionPolicy Delete, the default).
+pub fn penpot_profile_yaml(name: &str, penpot: &str, email: &str) -> String {
+    format!(
+        "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: {name}}}\nspec: {{penpotRef: {{name: {penpot}}}, email: '{email}', fullname: Grace Hopper}}\n"
+    )
+}
+
+/// The Ready condition's reason and message of PenpotProfile `name`, once it has one.
+pub fn profile_ready(c: &Cluster, ns: &str, name: &str) -> Option<(String, String)> {
+    let p = c.get(ns, &format!("penpotprofile/{name}"))?;
+    let ready = condition(&p, "Ready")?;
+    Some((ready["reason"].as_str()?.to_string(), ready["message"].as_str()?.to_string()))
+}
+
+/// Waits until PenpotProfile `name` is Ready for `reason`; its message.
+pub fn wait_profile(c: &Cluster, ns: &str, name: &str, reason: &str) -> String {
+    wait_until(Duration::from_secs(180), &format!("PenpotProfile {name} {reason}"), || {
+        profile_ready(c, ns, name).filter(|(r, _)| r == reason).map(|(_, m)| m)
+    })
+}
