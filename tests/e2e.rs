@@ -42,6 +42,10 @@ spec:
   tenant: team-a
   dnsResolver: 10.96.0.10
   ssrfAllowedHosts: [idp.internal]
+  registrationDomains: [example.com]
+  telemetry: true
+  maxUploadSize: 1Gi
+  env: {backend: {JAVA_OPTS: "-Xmx2g"}, exporter: {PENPOT_BROWSER_POOL_MAX: "3"}}
   resources: {penpot: {requests: {cpu: 500m, memory: 1Gi}}, nginx: {limits: {memory: 128Mi}}}
   nodeSelector: {disk: ssd}
   tolerations: [{key: dedicated, operator: Equal, value: penpot, effect: NoSchedule}]
@@ -68,6 +72,8 @@ spec:
             "  publicUri: https://a.example/\n  postgresql: {secretRef: {name: Bad_Name}}\n",
             "spec.postgresql.secretRef.name",
         ),
+        ("  publicUri: https://a.example/\n  env: {backend: {X: '$PENPOT_SECRET_KEY'}}\n", "spec.env.backend.X"),
+        ("  publicUri: https://a.example/\n  maxUploadSize: 1Ti\n", "spec.maxUploadSize"),
     ];
     for (spec, field) in cases {
         let out = c.apply(&ns.name, &format!("{base}{spec}"));

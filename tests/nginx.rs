@@ -74,7 +74,7 @@ fn serve(dir: &Path, backend: u16) -> (Nginx, u16) {
     let sources = Sources { pebble: &pebble, resolv_conf: &resolv_conf, ..Sources::default() };
     let settings = pod_init::Settings { nginx_port: port, resolver: None };
     pod_init::prepare(&dir.join("operator"), &settings, &sources).expect("prepare-pod");
-    let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: true })
+    let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: true, max_body_size: 367_001_600 })
         .replace(&format!("{}/", paths::OPERATOR_DIR), &format!("{d}/operator/"))
         .replace(&format!("127.0.0.1:{}", paths::BACKEND_PORT), &format!("127.0.0.1:{backend}"))
         .replace(&format!("127.0.0.1:{}", paths::EXPORTER_PORT), &format!("127.0.0.1:{backend}"))
@@ -163,7 +163,7 @@ fn backend_paths_win_over_static_files_and_api_answers_are_compressed() {
 /// one Cache-Control (the upstream's is hidden) and the CORS header the fonts need.
 #[test]
 fn font_proxies_send_one_cache_control_and_cors() {
-    let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: false });
+    let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: false, max_body_size: 367_001_600 });
     let fonts: Vec<&str> =
         conf.split("location ").filter(|l| l.contains("fonts.g") || l.contains("penpot-files")).collect();
     assert_eq!(fonts.len(), 3, "{conf}");

@@ -660,3 +660,74 @@ fn exporter_and_frontend_get_what_penpot_2_17_reads() {
     assert_eq!(exporter["PENPOT_INTERNAL_URI"], "http://localhost:8080");
     assert!(config_text(&desired, "config.js").contains("var penpotOIDCName = \"Corp SSO\";"));
 }
+
+/// The settings admins ask for most (issue 15, item 4): upload size for nginx and the backend
+/// alike, the registration domain whitelist, telemetry, and extra environment per container.
+#[test]
+fn admin_settings_reach_nginx_and_the_backend() {
+    let defaults = render_ok(&penpot(spec()), relations());
+    let env = backend_env(&defaults);
+    assert!(!env.contains_key("PENPOT_HTTP_SERVER_MAX_BODY_SIZE"), "Penpot's default needs no variable");
+    assert!(!env.contains_key("PENPOT_REGISTRATION_DOMAIN_WHITELIST"));
+    assert_env(&env, "PENPOT_TELEMETRY_ENABLED", "false");
+    assert!(config_text(&defaults, "nginx.conf").contains("client_max_body_size 367001600;"));
+
+    let mut s = spec();
+    s.max_upload_size = Some("1Gi".into());
+    s.ingress = Some(penpot_operator::crd::IngressSpec { host: Some("penpot.local".into()), ..Default::default() });
+    s.registration_domains = vec!["example.com".into(), "example.org".into()];
+    s.telemetry = true;
+    s.env = Some(penpot_operator::crd::ExtraEnv {
+        backend: [("PENPOT_AUTO_FILE_SNAPSHOT_EVERY".to_string(), "5".to_string())].into(),
+        exporter: [("PENPOT_BROWSER_POOL_MAX".to_string(), "3".to_string())].into(),
+    });
+    let desired = render_ok(&penpot(s), relations());
+    let env = backend_env(&desired);
+    assert_env(&env, "PENPOT_HTTP_SERVER_MAX_BODY_SIZE", "1073741824");
+    assert!(config_text(&desired, "nginx.conf").contains("client_max_body_size 1073741824;"));
+    let ingress = desired.ingress.as_ref().expect("an Ingress");
+    let annotations = ingress.metadata.annotations.as_ref().unwrap();
+    assert_eq!(
+        annotations["nginx.ingress.kubernetes.io/proxy-body-size"], "1073741824",
+        "ingress-nginx's limit follows"
+    );
+    assert_env(&env, "PENPOT_REGISTRATION_DOMAIN_WHITELIST", "example.com,example.org");
+    assert_env(&env, "PENPOT_TELEMETRY_ENABLED", "true");
+    assert!(env["PENPOT_FLAGS"].contains("enable-telemetry") && !env["PENPOT_FLAGS"].contains("disable-telemetry"));
+    assert_env(&env, "PENPOT_AUTO_FILE_SNAPSHOT_EVERY", "5");
+    assert_eq!(service_env(&desired, "exporter").get("PENPOT_BROWSER_POOL_MAX").map(String::as_str), Some("3"));
+}
+
+/// Extra environment never overrides the operator: a variable it sets (here, or through a
+/// relation that is absent now) is refused by name, and so is a name a shell would not take.
+#[test]
+fn extra_environment_cannot_override_the_operator() {
+    let with_env = |container: &str, name: &str| {
+        let mut s = spec();
+        let vars: BTreeMap<String, String> = [(name.to_string(), "x".to_string())].into();
+        s.env = Some(if container == "backend" {
+            penpot_operator::crd::ExtraEnv { backend: vars, ..Default::default() }
+        } else {
+            penpot_operator::crd::ExtraEnv { exporter: vars, ..Default::default() }
+        });
+        render(&penpot(s), &inputs(relations())).err().map(|e| e.to_string())
+    };
+    for (container, name) in [
+        ("backend", "PENPOT_SECRET_KEY"),
+        ("backend", "PENPOT_FLAGS"),
+        ("backend", "PENPOT_DATABASE_URI"),
+        // No OIDC relation here: still the relation's to set.
+        ("backend", "PENPOT_OIDC_CLIENT_ID"),
+        ("exporter", "PENPOT_REDIS_URI"),
+        ("exporter", "PENPOT_PUBLIC_URI"),
+    ] {
+        let error = with_env(container, name).unwrap_or_else(|| panic!("{container} {name} was accepted"));
+        assert!(
+            error.contains(&format!("spec.env.{container} sets {name}")) && error.contains("operator sets itself"),
+            "{error}"
+        );
+    }
+    let error = with_env("backend", "1BAD-NAME").expect("a bad name is refused");
+    assert!(error.contains("spec.env.backend has the variable name \"1BAD-NAME\""), "{error}");
+    assert_eq!(with_env("backend", "JAVA_OPTS"), None, "an ordinary variable is accepted");
+}

@@ -125,6 +125,28 @@ pub struct PenpotSpec {
     #[schemars(regex(pattern = r"^[A-Za-z0-9.\-:\[\]]+$"), length(max = 253))]
     pub dns_resolver: Option<String>,
 
+    /// Who may sign up: only addresses of these email domains (Penpot's registration domain
+    /// whitelist). Registration itself is on with OIDC and off otherwise (`flags` change it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$")))]
+    pub registration_domains: Vec<String>,
+
+    /// Send Penpot's anonymous usage report to penpot.app (off by default, as in the charm).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub telemetry: bool,
+
+    /// Largest request body (uploads), for nginx and the backend alike: a byte count with an
+    /// optional `Ki`, `Mi`, `Gi`, `k`, `M` or `G` suffix, e.g. `1Gi` (Penpot's default: 350Mi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]{0,12}(Ki|Mi|Gi|k|M|G)?$"))]
+    pub max_upload_size: Option<String>,
+
+    /// Extra environment variables per container, for settings without a field. Variables
+    /// the operator sets are refused, naming them. Values are literal (no `$`: Pebble would
+    /// expand it). The frontend has none: nginx.conf and config.js are rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<ExtraEnv>,
+
     /// Extra host names the backend may reach although they resolve to private addresses
     /// (Penpot 2.15+ SSRF protection). In-cluster OIDC hosts are added automatically.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -154,6 +176,27 @@ fn default_replicas() -> i32 {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// Extra environment of the backend and the exporter containers' services.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtraEnv {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "env_map")]
+    pub backend: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "env_map")]
+    pub exporter: BTreeMap<String, String>,
+}
+
+/// At most 64 variables, values up to 4096 characters without `$`. Names are checked by the
+/// operator (CRD schemas cannot constrain map keys cheaply).
+fn env_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": 64,
+        "additionalProperties": {"type": "string", "maxLength": 4096, "pattern": "^[^$]*$"}
+    })
 }
 
 /// A reference to a Secret in the Penpot's namespace.

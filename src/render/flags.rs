@@ -16,6 +16,7 @@ pub struct FlagInputs<'a> {
     pub oidc: bool,
     pub insecure_http: bool,
     pub air_gapped: bool,
+    pub telemetry: bool,
     pub extra: &'a [String],
 }
 
@@ -26,7 +27,8 @@ impl Flags {
         } else {
             &["disable-registration", "enable-login-with-password"]
         };
-        let mut backend: Vec<&str> = vec!["disable-log-emails", "disable-telemetry", "enable-prepl-server"];
+        let telemetry = if i.telemetry { "enable-telemetry" } else { "disable-telemetry" };
+        let mut backend: Vec<&str> = vec!["disable-log-emails", telemetry, "enable-prepl-server"];
         backend.push(if i.smtp { "enable-smtp" } else { "disable-smtp" });
         backend.extend(login);
         if i.insecure_http {
@@ -61,7 +63,7 @@ mod tests {
     use super::*;
 
     fn inputs(smtp: bool, oidc: bool) -> FlagInputs<'static> {
-        FlagInputs { smtp, oidc, insecure_http: false, air_gapped: false, extra: &[] }
+        FlagInputs { smtp, oidc, insecure_http: false, air_gapped: false, telemetry: false, extra: &[] }
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct LayerInputs<'a> {
     pub flags: &'a Flags,
     pub secret_key: &'a str,
     pub logging: Option<&'a Logging<'a>>,
+    pub telemetry: bool,
+    pub registration_domains: &'a [String],
+    /// `spec.env`, checked against the operator's own variables before the layers are made.
+    pub extra_env: Option<&'a crate::crd::ExtraEnv>,
 }
 
 /// Environment of the backend service.
@@ -34,7 +38,13 @@ pub fn backend_environment(i: &LayerInputs) -> BTreeMap<String, String> {
     set("PENPOT_PUBLIC_URI", s.public_uri.clone());
     set("PENPOT_SECRET_KEY", i.secret_key.to_string());
     set("PENPOT_FLAGS", i.flags.backend_str());
-    set("PENPOT_TELEMETRY_ENABLED", "false".into());
+    set("PENPOT_TELEMETRY_ENABLED", i.telemetry.to_string());
+    if let Some(bytes) = s.max_body_size {
+        set("PENPOT_HTTP_SERVER_MAX_BODY_SIZE", bytes.to_string());
+    }
+    if !i.registration_domains.is_empty() {
+        set("PENPOT_REGISTRATION_DOMAIN_WHITELIST", i.registration_domains.join(","));
+    }
     set("PENPOT_TENANT", s.tenant.clone());
 
     set("PENPOT_DATABASE_URI", r.postgresql.uri.clone());
@@ -114,6 +124,14 @@ pub fn exporter_environment(i: &LayerInputs) -> BTreeMap<String, String> {
     env
 }
 
+/// The operator's variables plus the user's (which never collide: `check_extra_env`).
+fn with_extra(mut env: BTreeMap<String, String>, extra: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    for (name, value) in extra.into_iter().flatten() {
+        env.entry(name.clone()).or_insert_with(|| value.clone());
+    }
+    env
+}
+
 fn description(instance: &str) -> String {
     format!("Rendered by penpot-operator for Penpot {instance}; edits are overwritten.")
 }
@@ -138,7 +156,7 @@ fn layer(
 
 pub fn penpot_layer(i: &LayerInputs) -> Layer {
     let backend = Service {
-        environment: backend_environment(i),
+        environment: with_extra(backend_environment(i), i.extra_env.map(|e| &e.backend)),
         working_dir: Some(paths::BACKEND_DIR.into()),
         // A dead backend is a dead pod: let Kubernetes see it, count it and back off.
         ..Service::new("Penpot backend", paths::BACKEND_COMMAND, Action::Shutdown)
@@ -158,7 +176,7 @@ pub fn penpot_layer(i: &LayerInputs) -> Layer {
 
 pub fn exporter_layer(i: &LayerInputs) -> Layer {
     let exporter = Service {
-        environment: exporter_environment(i),
+        environment: with_extra(exporter_environment(i), i.extra_env.map(|e| &e.exporter)),
         working_dir: Some(paths::EXPORTER_DIR.into()),
         on_check_failure: [("exporter-up".to_string(), Action::Restart)].into(),
         // Exports are optional: restart the exporter rather than fail the pod.

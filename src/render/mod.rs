@@ -199,6 +199,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         oidc: inputs.relations.oidc.is_some(),
         insecure_http: settings.insecure_http,
         air_gapped: spec.air_gapped,
+        telemetry: spec.telemetry,
         extra: &spec.flags,
     });
     let namespace = m.namespace.clone().unwrap_or_default();
@@ -214,8 +215,19 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         flags: &flags,
         secret_key: &inputs.secret_key,
         logging: logging.as_ref(),
+        telemetry: spec.telemetry,
+        registration_domains: &spec.registration_domains,
+        extra_env: spec.env.as_ref(),
     };
-    let nginx_inputs = nginx::NginxInputs { exporter: settings.exporter, air_gapped: spec.air_gapped };
+    if let Some(extra) = &spec.env {
+        validate::check_extra_env("backend", &extra.backend, &layers::backend_environment(&layer_inputs))?;
+        validate::check_extra_env("exporter", &extra.exporter, &layers::exporter_environment(&layer_inputs))?;
+    }
+    let nginx_inputs = nginx::NginxInputs {
+        exporter: settings.exporter,
+        air_gapped: spec.air_gapped,
+        max_body_size: settings.max_body_size.unwrap_or(validate::DEFAULT_MAX_BODY_SIZE),
+    };
     let oidc_name = inputs.relations.oidc.as_ref().and_then(|o| o.display_name.as_deref());
 
     let mut data: BTreeMap<String, String> = [
@@ -247,7 +259,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         headless_service: network::headless_service(&m),
         service: network::service(&m),
         network_policy: network::network_policy(&m),
-        ingress: spec.ingress.as_ref().and_then(|i| network::ingress(&m, i)),
+        ingress: spec.ingress.as_ref().and_then(|i| network::ingress(&m, i, settings.max_body_size)),
         dashboard: monitoring::dashboard(&m, version),
         pod_monitor: monitor.then(|| monitoring::pod_monitor(&m)),
         prometheus_rule: monitor.then(|| monitoring::prometheus_rule(&m, version)),

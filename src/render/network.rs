@@ -77,20 +77,21 @@ pub fn headless_service(m: &Meta) -> Service {
 /// upload (chunks of up to 25 MiB, files up to Penpot's 350 MiB) into a 413, and its 60 s read
 /// timeout cuts the `/ws/notifications` websocket. Set for class names with "nginx" in them,
 /// or none (the cluster's default class); other controllers get nothing they do not read.
-fn ingress_nginx_defaults(class_name: Option<&str>) -> BTreeMap<String, String> {
+/// `max_body_size`: `spec.maxUploadSize` in bytes, when given.
+fn ingress_nginx_defaults(class_name: Option<&str>, max_body_size: Option<u64>) -> BTreeMap<String, String> {
     if !class_name.is_none_or(|c| c.contains("nginx")) {
         return BTreeMap::new();
     }
     let prefix = "nginx.ingress.kubernetes.io";
     [
-        (format!("{prefix}/proxy-body-size"), "350m".to_string()),
+        (format!("{prefix}/proxy-body-size"), max_body_size.map_or("350m".to_string(), |b| b.to_string())),
         (format!("{prefix}/proxy-read-timeout"), "3600".to_string()),
         (format!("{prefix}/proxy-send-timeout"), "3600".to_string()),
     ]
     .into()
 }
 
-pub fn ingress(m: &Meta, spec: &PenpotIngress) -> Option<Ingress> {
+pub fn ingress(m: &Meta, spec: &PenpotIngress, max_body_size: Option<u64>) -> Option<Ingress> {
     let host = spec.host.clone()?;
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
@@ -100,7 +101,7 @@ pub fn ingress(m: &Meta, spec: &PenpotIngress) -> Option<Ingress> {
         ..Default::default()
     };
     let mut metadata = m.object(m.name.to_string(), "frontend");
-    let mut annotations = ingress_nginx_defaults(spec.class_name.as_deref());
+    let mut annotations = ingress_nginx_defaults(spec.class_name.as_deref(), max_body_size);
     // The user's annotations win.
     annotations.extend(spec.annotations.clone());
     metadata.annotations = (!annotations.is_empty()).then_some(annotations);

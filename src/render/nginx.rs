@@ -12,10 +12,9 @@ use super::template::fill;
 pub struct NginxInputs {
     pub exporter: bool,
     pub air_gapped: bool,
+    /// `client_max_body_size`, the backend's limit too.
+    pub max_body_size: u64,
 }
-
-/// Penpot's default upload limit (350 MiB), the same on the backend.
-const MAX_BODY_SIZE: u64 = 367_001_600;
 
 const NGINX_CONF: &str = include_str!("nginx/nginx.conf.tmpl");
 const EXPORT_ENABLED: &str = include_str!("nginx/export-enabled.tmpl");
@@ -37,7 +36,7 @@ pub fn nginx_conf(i: &NginxInputs) -> String {
             ("export_locations", &export),
             ("font_locations", if i.air_gapped { "" } else { FONTS }),
             ("mime_types", paths::NGINX_MIME_TYPES),
-            ("max_body_size", &MAX_BODY_SIZE.to_string()),
+            ("max_body_size", &i.max_body_size.to_string()),
             // Written by the init container (`prepare-pod`): spec.dnsResolver or the pod's own.
             ("resolver_include", paths::NGINX_RESOLVER_INCLUDE),
             ("listen_include", paths::NGINX_LISTEN_INCLUDE),
@@ -71,7 +70,7 @@ mod tests {
 
     #[test]
     fn routes_present() {
-        let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: false });
+        let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: false, max_body_size: 367_001_600 });
         for needle in [
             "location ^~ /api/export",
             "proxy_pass http://127.0.0.1:6061",
@@ -83,7 +82,7 @@ mod tests {
         ] {
             assert!(conf.contains(needle), "missing {needle}");
         }
-        let gapped = nginx_conf(&NginxInputs { exporter: false, air_gapped: true });
+        let gapped = nginx_conf(&NginxInputs { exporter: false, air_gapped: true, max_body_size: 1_048_576 });
         assert!(!gapped.contains("googleapis"));
         assert!(gapped.contains("the exporter is disabled"));
     }

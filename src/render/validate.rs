@@ -1,6 +1,8 @@
 //! Checks the schema cannot express, turning a spec plus relations into the settings every
 //! renderer reads.
 
+use std::collections::BTreeMap;
+
 use crate::crd::{Penpot, Relation};
 use crate::relations::Relations;
 
@@ -32,6 +34,69 @@ pub enum SpecError {
         "metadata.name {0:?} must be a DNS label starting with a letter (lowercase letters, digits, '-'): it names the Penpot's Services"
     )]
     BadName(String),
+    #[error("spec.maxUploadSize {0:?} is not a size between 1 byte and 10Gi (e.g. 500Mi)")]
+    BadUploadSize(String),
+    #[error(
+        "spec.env.{container} has the variable name {name:?}: names are letters, digits and '_', not starting with a digit"
+    )]
+    BadEnvName { container: &'static str, name: String },
+    #[error(
+        "spec.env.{container} sets {names}, which the operator sets itself (from the spec's fields and the relations); remove them there"
+    )]
+    OwnedEnv { container: &'static str, names: String },
+}
+
+/// Variables a relation or the operator owns even when this render does not set them (the
+/// relation may be absent): setting them by hand would bypass the relation.
+const OWNED_PREFIXES: [&str; 7] = [
+    "PENPOT_DATABASE_",
+    "PENPOT_REDIS_",
+    "PENPOT_SMTP_",
+    "PENPOT_OIDC_",
+    "PENPOT_OBJECTS_STORAGE_",
+    "PENPOT_ASSETS_STORAGE_",
+    "PENPOT_STORAGE_",
+];
+
+/// `spec.env.<container>` against `rendered`, the environment the operator sets there: names
+/// must be valid and none may be the operator's.
+pub fn check_extra_env(
+    container: &'static str,
+    extra: &BTreeMap<String, String>,
+    rendered: &BTreeMap<String, String>,
+) -> Result<(), SpecError> {
+    if let Some(name) = extra.keys().find(|n| !is_env_name(n)) {
+        return Err(SpecError::BadEnvName { container, name: name.chars().take(128).collect() });
+    }
+    let owned: Vec<&str> = extra
+        .keys()
+        .filter(|n| rendered.contains_key(*n) || OWNED_PREFIXES.iter().any(|p| n.starts_with(p)))
+        .map(String::as_str)
+        .collect();
+    if owned.is_empty() { Ok(()) } else { Err(SpecError::OwnedEnv { container, names: owned.join(", ") }) }
+}
+
+/// `500Mi`, `1G`, `1048576`: bytes, at most 10 GiB.
+fn bytes(size: &str) -> Option<u64> {
+    let digits = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit: u64 = match &size[digits.len()..] {
+        "" => 1,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(unit).filter(|b| (1..=10 << 30).contains(b))
+}
+
+fn is_env_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.first().is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && bytes.len() <= 128
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +108,14 @@ pub struct Settings {
     pub tenant: String,
     pub exporter: bool,
     pub ssrf_allowed_hosts: Vec<String>,
+    /// Upload limit in bytes from `spec.maxUploadSize`, for nginx and the backend; `None`:
+    /// Penpot's default, [`DEFAULT_MAX_BODY_SIZE`] (the backend is then not told, so operator
+    /// upgrades do not roll the pods).
+    pub max_body_size: Option<u64>,
 }
+
+/// Penpot's own default upload limit: 350 MiB.
+pub const DEFAULT_MAX_BODY_SIZE: u64 = 350 * 1024 * 1024;
 
 pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Result<Settings, SpecError> {
     let spec = &penpot.spec;
@@ -85,6 +157,11 @@ pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Res
         tenant: spec.tenant.clone().unwrap_or_else(|| DEFAULT_TENANT.into()),
         exporter: spec.exporter.as_ref().is_none_or(|e| e.enabled),
         ssrf_allowed_hosts,
+        max_body_size: spec
+            .max_upload_size
+            .as_deref()
+            .map(|size| bytes(size).ok_or_else(|| SpecError::BadUploadSize(size.to_string())))
+            .transpose()?,
     })
 }
 
@@ -131,6 +208,17 @@ mod tests {
         }
         for h in ["accounts.google.com", "8.8.8.8", "login.example.com"] {
             assert!(!is_in_cluster_host(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn upload_sizes_in_bytes() {
+        assert_eq!(bytes("350Mi"), Some(367_001_600));
+        assert_eq!(bytes("1G"), Some(1_000_000_000));
+        assert_eq!(bytes("4096"), Some(4096));
+        assert_eq!(bytes("11Gi"), None, "over 10 GiB");
+        for bad in ["0", "Mi", "1Ti", "1.5Gi", "-1", "99999999999999999999"] {
+            assert_eq!(bytes(bad), None, "{bad}");
         }
     }
 
