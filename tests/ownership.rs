@@ -299,6 +299,13 @@ fn controlled_objects_the_render_does_not_make_are_pruned_whatever_their_kind() 
             ),
         ),
         (
+            "poddisruptionbudget/p-stale",
+            format!(
+                "apiVersion: policy/v1\nkind: PodDisruptionBudget\n{}\nspec: {{maxUnavailable: 1, selector: {{matchLabels: {{app: x}}}}}}\n",
+                meta("p-stale")
+            ),
+        ),
+        (
             "statefulset/p-stale",
             format!(
                 "apiVersion: apps/v1\nkind: StatefulSet\n{}\nspec: {{replicas: 0, serviceName: p-stale, selector: {{matchLabels: {{app: x}}}}, template: {{metadata: {{labels: {{app: x}}}}, spec: {{containers: [{{name: x, image: x}}]}}}}}}\n",
@@ -325,7 +332,7 @@ fn controlled_objects_the_render_does_not_make_are_pruned_whatever_their_kind() 
         .filter(|e| e["verb"] == "delete")
         .map(|e| e["objectRef"]["resource"].to_string())
         .collect();
-    for resource in ["secrets", "configmaps", "services", "networkpolicies", "statefulsets"] {
+    for resource in ["secrets", "configmaps", "services", "networkpolicies", "statefulsets", "poddisruptionbudgets"] {
         assert!(deletes.iter().any(|d| d.contains(resource)), "no delete of {resource} by the operator: {deletes:?}");
     }
     wait_ready(c, n, "p");

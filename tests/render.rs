@@ -731,3 +731,31 @@ fn extra_environment_cannot_override_the_operator() {
     assert!(error.contains("spec.env.backend has the variable name \"1BAD-NAME\""), "{error}");
     assert_eq!(with_env("backend", "JAVA_OPTS"), None, "an ordinary variable is accepted");
 }
+
+/// Scheduling and disruption (issue 15, item 3): a PodDisruptionBudget of one pod at a time
+/// once there is more than one replica, topology spread with the Penpot's own selector filled
+/// in, and the priority class.
+#[test]
+fn disruption_budget_spread_and_priority() {
+    assert!(render_ok(&penpot(spec()), relations()).pod_disruption_budget.is_none(), "one replica: no budget");
+    let mut s = spec();
+    s.replicas = 3;
+    s.priority_class_name = Some("penpot-high".into());
+    s.topology_spread_constraints = vec![
+        serde_json::from_value(serde_json::json!({
+            "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"
+        }))
+        .unwrap(),
+    ];
+    let desired = render_ok(&penpot(s), relations());
+    let budget = desired.pod_disruption_budget.as_ref().expect("a budget with three replicas");
+    let budget_spec = budget.spec.as_ref().unwrap();
+    assert_eq!(serde_json::to_value(&budget_spec.max_unavailable).unwrap(), 1);
+    let selector = serde_json::json!({"matchLabels": {"app.kubernetes.io/instance": "penpot", "app.kubernetes.io/name": "penpot"}});
+    assert_eq!(serde_json::to_value(&budget_spec.selector).unwrap(), selector);
+    let pod = desired.statefulset.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert_eq!(pod.priority_class_name.as_deref(), Some("penpot-high"));
+    let spread = &pod.topology_spread_constraints.as_ref().unwrap()[0];
+    assert_eq!(serde_json::to_value(&spread.label_selector).unwrap(), selector, "the Penpot's selector filled in");
+    assert!(desired.objects().unwrap().iter().any(|o| o.kind.as_str() == "PodDisruptionBudget"), "applied and pruned");
+}

@@ -53,6 +53,7 @@ fn stores() -> Stores {
         services: Versions::default(),
         network_policies: Versions::default(),
         ingresses: Versions::default(),
+        pod_disruption_budgets: Versions::default(),
         statefulsets: Versions::default(),
     }
 }

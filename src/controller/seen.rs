@@ -33,6 +33,7 @@ pub struct Stores {
     pub services: Versions,
     pub network_policies: Versions,
     pub ingresses: Versions,
+    pub pod_disruption_budgets: Versions,
     pub statefulsets: Versions,
 }
 
@@ -45,6 +46,7 @@ impl Stores {
             OwnedKind::NetworkPolicy => Some(&self.network_policies),
             OwnedKind::Ingress => Some(&self.ingresses),
             OwnedKind::StatefulSet => Some(&self.statefulsets),
+            OwnedKind::PodDisruptionBudget => Some(&self.pod_disruption_budgets),
             OwnedKind::PodMonitor | OwnedKind::PrometheusRule => None,
         }
     }
@@ -192,6 +194,7 @@ mod tests {
             services,
             network_policies: Versions::default(),
             ingresses: Versions::default(),
+            pod_disruption_budgets: Versions::default(),
             statefulsets: Versions::default(),
         };
         Seen::new(stores, Epoch::default())

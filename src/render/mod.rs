@@ -3,6 +3,7 @@
 //! give the same objects, byte for byte.
 
 pub mod backup;
+pub mod disruption;
 pub mod flags;
 pub mod hash;
 pub mod labels;
@@ -64,6 +65,8 @@ pub struct Desired {
     pub headless_service: Service,
     pub service: Service,
     pub network_policy: NetworkPolicy,
+    /// With more than one replica.
+    pub pod_disruption_budget: Option<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
     pub ingress: Option<Ingress>,
     /// Grafana dashboard for the sidecar.
     pub dashboard: ConfigMap,
@@ -83,6 +86,7 @@ crate::relations::debug_hiding!(Desired {
         headless_service,
         service,
         network_policy,
+        pod_disruption_budget,
         ingress,
         dashboard,
         pod_monitor,
@@ -106,6 +110,7 @@ impl Desired {
             headless_service,
             service,
             network_policy,
+            pod_disruption_budget,
             ingress,
             dashboard,
             pod_monitor,
@@ -131,6 +136,9 @@ impl Desired {
         out.push(one(OwnedKind::ConfigMap, dashboard)?);
         if let Some(pod_monitor) = pod_monitor {
             out.push(one(OwnedKind::PodMonitor, pod_monitor)?);
+        }
+        if let Some(budget) = pod_disruption_budget {
+            out.push(one(OwnedKind::PodDisruptionBudget, budget)?);
         }
         if let Some(rule) = prometheus_rule {
             out.push(one(OwnedKind::PrometheusRule, rule)?);
@@ -259,6 +267,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         headless_service: network::headless_service(&m),
         service: network::service(&m),
         network_policy: network::network_policy(&m),
+        pod_disruption_budget: disruption::pod_disruption_budget(&m, spec.replicas),
         ingress: spec.ingress.as_ref().and_then(|i| network::ingress(&m, i, settings.max_body_size)),
         dashboard: monitoring::dashboard(&m, version),
         pod_monitor: monitor.then(|| monitoring::pod_monitor(&m)),

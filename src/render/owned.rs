@@ -28,11 +28,12 @@ pub enum OwnedKind {
     ConfigMap,
     PodMonitor,
     PrometheusRule,
+    PodDisruptionBudget,
     StatefulSet,
 }
 
 impl OwnedKind {
-    pub const ALL: [OwnedKind; 8] = [
+    pub const ALL: [OwnedKind; 9] = [
         OwnedKind::Secret,
         OwnedKind::Service,
         OwnedKind::NetworkPolicy,
@@ -40,6 +41,7 @@ impl OwnedKind {
         OwnedKind::ConfigMap,
         OwnedKind::PodMonitor,
         OwnedKind::PrometheusRule,
+        OwnedKind::PodDisruptionBudget,
         OwnedKind::StatefulSet,
     ];
 
@@ -53,6 +55,7 @@ impl OwnedKind {
             OwnedKind::StatefulSet => ("apps", "v1", "StatefulSet"),
             OwnedKind::PodMonitor => ("monitoring.coreos.com", "v1", "PodMonitor"),
             OwnedKind::PrometheusRule => ("monitoring.coreos.com", "v1", "PrometheusRule"),
+            OwnedKind::PodDisruptionBudget => ("policy", "v1", "PodDisruptionBudget"),
         };
         GroupVersionKind::gvk(group, version, kind)
     }
@@ -67,6 +70,7 @@ impl OwnedKind {
             OwnedKind::StatefulSet => "statefulsets",
             OwnedKind::PodMonitor => "podmonitors",
             OwnedKind::PrometheusRule => "prometheusrules",
+            OwnedKind::PodDisruptionBudget => "poddisruptionbudgets",
         };
         ApiResource::from_gvk_with_plural(&self.gvk(), plural)
     }
@@ -80,6 +84,7 @@ impl OwnedKind {
             OwnedKind::ConfigMap => "ConfigMap",
             OwnedKind::PodMonitor => "PodMonitor",
             OwnedKind::PrometheusRule => "PrometheusRule",
+            OwnedKind::PodDisruptionBudget => "PodDisruptionBudget",
             OwnedKind::StatefulSet => "StatefulSet",
         }
     }

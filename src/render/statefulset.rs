@@ -302,6 +302,18 @@ fn pod_spec(i: &StatefulSetInputs, config_secret: &str) -> PodSpec {
         node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
         tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
         affinity: spec.affinity.clone(),
+        topology_spread_constraints: (!spec.topology_spread_constraints.is_empty()).then(|| {
+            let selector = LabelSelector { match_labels: Some(labels::selector(i.name)), ..Default::default() };
+            spec.topology_spread_constraints
+                .iter()
+                .cloned()
+                .map(|mut c| {
+                    c.label_selector.get_or_insert_with(|| selector.clone());
+                    c
+                })
+                .collect()
+        }),
+        priority_class_name: spec.priority_class_name.clone(),
         ..Default::default()
     }
 }

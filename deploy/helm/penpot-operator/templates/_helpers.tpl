@@ -95,6 +95,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [apps]
   resources: [statefulsets]
   verbs: [get, list, watch, create, patch, delete]
+# The PodDisruptionBudget with more than one replica; deleted again at one.
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
 # The NetworkPolicy, and the Ingress, deleted again when spec.ingress.host is removed.
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
