@@ -119,7 +119,18 @@ fn render_documents_on_the_example() {
     let out = render_documents(&[("docs/examples/penpot.yaml".into(), example())], key).expect("example renders");
     assert_eq!(
         kinds(&out),
-        ["Secret", "Secret", "Service", "Service", "NetworkPolicy", "Ingress", "ConfigMap", "StatefulSet", "Penpot"],
+        [
+            "Secret",
+            "Secret",
+            "Service",
+            "Service",
+            "NetworkPolicy",
+            "Ingress",
+            "ConfigMap",
+            "PodDisruptionBudget",
+            "StatefulSet",
+            "Penpot"
+        ],
         "{out}"
     );
     let docs = documents(&out);
@@ -127,8 +138,9 @@ fn render_documents_on_the_example() {
     assert_eq!(docs[1].pointer("/metadata/name"), Some(&json!("penpot-config")));
     let penpot = docs.last().expect("a Penpot");
     let hash = penpot.pointer("/status/configHash").and_then(Value::as_str).expect("status.configHash");
+    let statefulset = docs.iter().find(|d| d["kind"] == "StatefulSet").expect("a StatefulSet");
     assert_eq!(
-        docs[7].pointer("/spec/template/metadata/annotations/penpot-operator.dev~1config-hash"),
+        statefulset.pointer("/spec/template/metadata/annotations/penpot-operator.dev~1config-hash"),
         Some(&json!(hash))
     );
     assert_eq!(penpot.pointer("/status/publicUri"), Some(&json!("https://penpot.example.com/")));

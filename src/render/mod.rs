@@ -137,11 +137,11 @@ impl Desired {
         if let Some(pod_monitor) = pod_monitor {
             out.push(one(OwnedKind::PodMonitor, pod_monitor)?);
         }
-        if let Some(budget) = pod_disruption_budget {
-            out.push(one(OwnedKind::PodDisruptionBudget, budget)?);
-        }
         if let Some(rule) = prometheus_rule {
             out.push(one(OwnedKind::PrometheusRule, rule)?);
+        }
+        if let Some(budget) = pod_disruption_budget {
+            out.push(one(OwnedKind::PodDisruptionBudget, budget)?);
         }
         out.push(one(OwnedKind::StatefulSet, statefulset)?);
         Ok(out)
