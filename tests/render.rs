@@ -759,3 +759,37 @@ fn disruption_budget_spread_and_priority() {
     assert_eq!(serde_json::to_value(&spread.label_selector).unwrap(), selector, "the Penpot's selector filled in");
     assert!(desired.objects().unwrap().iter().any(|o| o.kind.as_str() == "PodDisruptionBudget"), "applied and pruned");
 }
+
+/// Monitoring that kube-prometheus-stack picks up (issue 15, item 7): the user's labels on the
+/// PodMonitor, the PrometheusRule and the dashboard ConfigMap; the operator's own refused.
+#[test]
+fn monitoring_labels_reach_what_prometheus_and_grafana_select() {
+    let mut s = spec();
+    s.monitoring = Some(penpot_operator::crd::MonitoringSpec {
+        enabled: true,
+        labels: [
+            ("release".to_string(), "kube-prometheus-stack".to_string()),
+            ("grafana_dashboard".to_string(), "penpot".to_string()),
+        ]
+        .into(),
+    });
+    let with_operator = Inputs { prometheus_operator: true, ..inputs(relations()) };
+    let desired = render(&penpot(s.clone()), &with_operator).expect("renders");
+    let label = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str| {
+        meta.labels.as_ref().and_then(|l| l.get(key)).cloned()
+    };
+    for meta in [&desired.pod_monitor.as_ref().unwrap().metadata, &desired.prometheus_rule.as_ref().unwrap().metadata] {
+        assert_eq!(label(meta, "release").as_deref(), Some("kube-prometheus-stack"));
+        assert_eq!(label(meta, "app.kubernetes.io/instance").as_deref(), Some("penpot"), "the operator's labels stay");
+    }
+    assert_eq!(
+        label(&desired.dashboard.metadata, "grafana_dashboard").as_deref(),
+        Some("penpot"),
+        "the user's value wins"
+    );
+    assert_eq!(label(&desired.dashboard.metadata, "release").as_deref(), Some("kube-prometheus-stack"));
+
+    s.monitoring.as_mut().unwrap().labels.insert("app.kubernetes.io/instance".into(), "other".into());
+    let error = render(&penpot(s), &with_operator).expect_err("a reserved label is refused").to_string();
+    assert!(error.contains("spec.monitoring.labels sets \"app.kubernetes.io/instance\""), "{error}");
+}

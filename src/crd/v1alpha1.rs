@@ -334,6 +334,12 @@ pub struct MonitoringSpec {
     /// `false` removes them. The Grafana dashboard ConfigMap stays either way.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Extra labels on the PodMonitor, the PrometheusRule and the dashboard ConfigMap, for the
+    /// selectors that pick them up (kube-prometheus-stack's default is `release: <its release>`;
+    /// a Grafana sidecar may want another `grafana_dashboard` value). `app.kubernetes.io/*`
+    /// are the operator's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 fn default_true() -> bool {

@@ -262,6 +262,8 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         exporter: settings.exporter,
     });
     let monitor = inputs.prometheus_operator && spec.monitoring.as_ref().is_none_or(|m| m.enabled);
+    let no_labels = BTreeMap::new();
+    let monitoring_labels = spec.monitoring.as_ref().map_or(&no_labels, |m| &m.labels);
     Ok(Desired {
         config: secrets::config_secret(&m, data),
         headless_service: network::headless_service(&m),
@@ -269,9 +271,9 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         network_policy: network::network_policy(&m),
         pod_disruption_budget: disruption::pod_disruption_budget(&m, spec.replicas),
         ingress: spec.ingress.as_ref().and_then(|i| network::ingress(&m, i, settings.max_body_size)),
-        dashboard: monitoring::dashboard(&m, version),
-        pod_monitor: monitor.then(|| monitoring::pod_monitor(&m)),
-        prometheus_rule: monitor.then(|| monitoring::prometheus_rule(&m, version)),
+        dashboard: monitoring::dashboard(&m, version, monitoring_labels),
+        pod_monitor: monitor.then(|| monitoring::pod_monitor(&m, monitoring_labels)),
+        prometheus_rule: monitor.then(|| monitoring::prometheus_rule(&m, version, monitoring_labels)),
         statefulset,
         config_hash,
         public_uri: settings.public_uri,

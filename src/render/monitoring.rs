@@ -13,29 +13,39 @@ use super::network::Meta;
 use super::owned::OwnedKind;
 use super::version::Version;
 
-fn dynamic(m: &Meta, resource: &ApiResource, name: String, spec: Value) -> DynamicObject {
+/// The user's `spec.monitoring.labels` on top of the operator's (validation keeps them off
+/// `app.kubernetes.io/*`, so they only add, or set `grafana_dashboard`).
+pub type ExtraLabels<'a> = &'a BTreeMap<String, String>;
+
+fn metadata(m: &Meta, name: String, extra: ExtraLabels) -> kube::api::ObjectMeta {
+    let mut metadata = m.object(name, "monitoring");
+    metadata.labels.get_or_insert_with(BTreeMap::new).extend(extra.clone());
+    metadata
+}
+
+fn dynamic(m: &Meta, resource: &ApiResource, name: String, spec: Value, extra: ExtraLabels) -> DynamicObject {
     let mut obj = DynamicObject::new(&name, resource).data(json!({ "spec": spec }));
-    obj.metadata = m.object(name, "monitoring");
+    obj.metadata = metadata(m, name, extra);
     obj
 }
 
 /// Scrapes the backend's /metrics (port `backend`). Penpot's frontend image has no nginx
 /// exporter, so nginx itself is not scraped.
-pub fn pod_monitor(m: &Meta) -> DynamicObject {
+pub fn pod_monitor(m: &Meta, extra: ExtraLabels) -> DynamicObject {
     let spec = json!({
         "selector": { "matchLabels": labels::selector(m.name) },
         "podMetricsEndpoints": [
             { "port": "backend", "path": "/metrics", "interval": "30s" },
         ],
     });
-    dynamic(m, &OwnedKind::PodMonitor.api_resource(), m.name.to_string(), spec)
+    dynamic(m, &OwnedKind::PodMonitor.api_resource(), m.name.to_string(), spec, extra)
 }
 
 fn rpc_metric(version: Version) -> &'static str {
     if version >= Version::new(2, 15, 2) { "penpot_rpc_main_timing_bucket" } else { "penpot_rpc_command_timing_bucket" }
 }
 
-pub fn prometheus_rule(m: &Meta, version: Version) -> DynamicObject {
+pub fn prometheus_rule(m: &Meta, version: Version, extra: ExtraLabels) -> DynamicObject {
     let ns = m.namespace.as_deref().unwrap_or_default();
     let pods = format!(r#"namespace="{ns}",pod=~"{}-[0-9]+""#, m.name);
     let alert = |name: &str, expr: String, duration: &str, severity: &str, summary: String| {
@@ -73,11 +83,11 @@ pub fn prometheus_rule(m: &Meta, version: Version) -> DynamicObject {
         ),
     ];
     let spec = json!({ "groups": [ { "name": format!("penpot-{}", m.name), "rules": rules } ] });
-    dynamic(m, &OwnedKind::PrometheusRule.api_resource(), m.name.to_string(), spec)
+    dynamic(m, &OwnedKind::PrometheusRule.api_resource(), m.name.to_string(), spec, extra)
 }
 
 /// A Grafana dashboard in a ConfigMap labelled for the Grafana sidecar (`grafana_dashboard`).
-pub fn dashboard(m: &Meta, version: Version) -> ConfigMap {
+pub fn dashboard(m: &Meta, version: Version, extra: ExtraLabels) -> ConfigMap {
     let ns = m.namespace.as_deref().unwrap_or_default();
     let pods = format!(r#"namespace="{ns}",pod=~"{}-[0-9]+""#, m.name);
     let mut id = 0;
@@ -151,8 +161,9 @@ pub fn dashboard(m: &Meta, version: Version) -> ConfigMap {
         "templating": { "list": [ { "name": "datasource", "type": "datasource", "query": "prometheus" } ] },
         "panels": panels,
     });
-    let mut metadata = m.object(format!("{}-dashboard", m.name), "monitoring");
-    metadata.labels.get_or_insert_with(BTreeMap::new).insert("grafana_dashboard".into(), "1".into());
+    let mut extra_labels = BTreeMap::from([("grafana_dashboard".to_string(), "1".to_string())]);
+    extra_labels.extend(extra.clone());
+    let metadata = metadata(m, format!("{}-dashboard", m.name), &extra_labels);
     ConfigMap {
         metadata,
         data: Some([(format!("penpot-{ns}-{}.json", m.name), dashboard.to_string())].into()),

@@ -34,6 +34,8 @@ pub enum SpecError {
         "metadata.name {0:?} must be a DNS label starting with a letter (lowercase letters, digits, '-'): it names the Penpot's Services"
     )]
     BadName(String),
+    #[error("spec.monitoring.labels sets {0:?}: app.kubernetes.io/ labels are the operator's")]
+    ReservedLabel(String),
     #[error("spec.maxUploadSize {0:?} is not a size between 1 byte and 10Gi (e.g. 500Mi)")]
     BadUploadSize(String),
     #[error(
@@ -122,6 +124,11 @@ pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Res
     let name = penpot.metadata.name.as_deref().unwrap_or_default();
     if !is_dns_label(name) {
         return Err(SpecError::BadName(name.to_string()));
+    }
+    if let Some(reserved) =
+        spec.monitoring.iter().flat_map(|m| m.labels.keys()).find(|k| k.starts_with("app.kubernetes.io/"))
+    {
+        return Err(SpecError::ReservedLabel(reserved.clone()));
     }
     let public_uri = public_uri(penpot)?;
     let parsed = url::Url::parse(&public_uri).map_err(|_| SpecError::BadPublicUri(public_uri.clone()))?;
