@@ -38,7 +38,6 @@ impl Failures {
         }
     }
 
-    /// Forgets every count; after a relist, whatever failed during an outage starts over.
     /// Forgets the Penpots `exists` no longer knows (deleted while failing), so the map holds
     /// at most one entry per Penpot that exists.
     pub fn retain(&self, exists: impl Fn(&ObjectRef<Stored>) -> bool) {
@@ -47,6 +46,7 @@ impl Failures {
         }
     }
 
+    /// Forgets every count; after a relist, whatever failed during an outage starts over.
     pub fn clear(&self) {
         if let Ok(mut failures) = self.0.lock() {
             failures.clear();

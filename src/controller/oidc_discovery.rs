@@ -65,11 +65,10 @@ impl DiscoveryCache {
 
     /// `issuer` ends with a slash (the relation parser guarantees it).
     pub async fn endpoints(&self, issuer: &str) -> Discovery {
-        if let Some((at, found)) = self.entries.lock().await.get(issuer) {
-            let ttl = if matches!(found, Discovery::Found(_)) { FOUND_TTL } else { FAILED_TTL };
-            if at.elapsed() < ttl {
-                return found.clone();
-            }
+        if let Some((at, found)) = self.entries.lock().await.get(issuer)
+            && fresh(*at, found)
+        {
+            return found.clone();
         }
         // The lock is not held while fetching: other issuers' reconciles go on.
         let url = format!("{issuer}.well-known/openid-configuration");
@@ -85,9 +84,7 @@ impl DiscoveryCache {
         };
         let mut entries = self.entries.lock().await;
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(issuer) {
-            entries.retain(|_, (at, found)| {
-                at.elapsed() < if matches!(found, Discovery::Found(_)) { FOUND_TTL } else { FAILED_TTL }
-            });
+            entries.retain(|_, (at, found)| fresh(*at, found));
             while entries.len() >= MAX_ENTRIES {
                 let Some(oldest) = entries.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone()) else { break };
                 entries.remove(&oldest);
@@ -142,6 +139,12 @@ impl DiscoveryCache {
             userinfo: doc.userinfo_endpoint,
         })
     }
+}
+
+/// Whether an entry made `at` may still be served: a found configuration for an hour, a
+/// failure for half a minute.
+fn fresh(at: Instant, found: &Discovery) -> bool {
+    at.elapsed() < if matches!(found, Discovery::Found(_)) { FOUND_TTL } else { FAILED_TTL }
 }
 
 /// `e: its source: its source's source`, as reqwest's own Display says only "builder error".
