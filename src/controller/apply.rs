@@ -206,7 +206,7 @@ async fn listed(
     Ok(list
         .items
         .into_iter()
-        .filter(|o| o.owner_references().iter().any(|r| r.controller == Some(true) && r.uid == uid))
+        .filter(|o| owned::controller_uid(&o.metadata) == Some(uid))
         .map(|o| (o.name_any(), o.uid().unwrap_or_default()))
         .collect())
 }

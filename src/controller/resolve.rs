@@ -8,6 +8,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use crate::crd::{Penpot, Relation};
 use crate::relations::{self, Resolution};
+use crate::render::owned::controller_uid;
 use crate::render::{self, labels, secrets};
 
 use crate::conditions::Reason;
@@ -168,8 +169,7 @@ pub async fn current_workload(penpot: &Penpot, ns: &str, ctx: &Context) -> Resul
 }
 
 fn controlled_by(sts: &StatefulSet, penpot: &Penpot) -> bool {
-    let uid = penpot.uid();
-    sts.owner_references().iter().any(|r| r.controller == Some(true) && Some(&r.uid) == uid.as_ref())
+    penpot.meta().uid.as_deref().is_some_and(|uid| controller_uid(&sts.metadata) == Some(uid))
 }
 
 /// The StatefulSet of the Penpot called `name`, if any.

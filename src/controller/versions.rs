@@ -32,12 +32,7 @@ impl Entry {
         Some(Entry {
             resource_version: meta.resource_version.clone()?,
             uid: meta.uid.clone().unwrap_or_default(),
-            controller: meta
-                .owner_references
-                .iter()
-                .flatten()
-                .find(|r| r.controller == Some(true))
-                .map(|r| r.uid.clone()),
+            controller: crate::render::owned::controller_uid(meta).map(str::to_string),
         })
     }
 }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::crd::Penpot;
 use crate::render::labels;
+use crate::render::owned::controller_uid;
 
 /// manage.py answers in a second or two; a hung backend must not hold a reconcile forever.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -64,11 +65,6 @@ pub async fn ready_pod(client: &Client, ns: &str, penpot: &str) -> Result<String
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let list = pods.list(&ListParams::default().labels(&format!("{}={penpot}", labels::INSTANCE_LABEL))).await?;
     first_ready_owned(list.items, statefulset_uid).ok_or_else(not_ready)
-}
-
-/// The uid of the controller among `meta`'s owners.
-fn controller_uid(meta: &kube::api::ObjectMeta) -> Option<&str> {
-    meta.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true)).map(|o| o.uid.as_str())
 }
 
 /// Of `pods`, the Ready, not deleting one with the lowest name that the StatefulSet with

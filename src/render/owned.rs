@@ -15,6 +15,12 @@ use sha2::{Digest, Sha256};
 use super::hash::short_hex;
 use super::labels;
 
+/// The uid of the object's controller (the owner reference with `controller: true`; there
+/// is at most one), which says whose an object is.
+pub fn controller_uid(meta: &kube::api::ObjectMeta) -> Option<&str> {
+    meta.owner_references.as_ref()?.iter().find(|r| r.controller == Some(true)).map(|r| r.uid.as_str())
+}
+
 /// Annotation holding the digest of the rendered object it sits on.
 pub const RENDER_DIGEST_ANNOTATION: &str = "penpot-operator.dev/render-digest";
 
