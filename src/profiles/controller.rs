@@ -83,12 +83,12 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
         return Ok(Action::await_change());
     }
     let penpot_name = &profile.spec.penpot_ref.name;
-    if Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await?.is_none() {
+    let Some(penpot) = Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await? else {
         let message = format!("waiting for Penpot {penpot_name}");
         report(profile, ns, ctx, Reason::PenpotNotFound, &message, None).await?;
         return Ok(Action::requeue(RETRY));
-    }
-    let pod = match exec::ready_pod(&ctx.client, ns, penpot_name).await {
+    };
+    let pod = match exec::ready_pod_of(&ctx.client, ns, &penpot).await {
         Ok(pod) => pod,
         Err(ManageError::NotReady(_)) => {
             let message = format!("waiting for Penpot {penpot_name} to be ready");
@@ -146,7 +146,7 @@ async fn cleanup(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Act
         .as_ref()
         .and_then(|t| k8s_openapi::jiff::Timestamp::now().duration_since(t.0).try_into().ok())
         .unwrap_or_default();
-    let result = match exec::ready_pod(&ctx.client, ns, penpot_name).await {
+    let result = match exec::ready_pod_of(&ctx.client, ns, &penpot).await {
         Ok(pod) => {
             ctx.ensure_leader()?;
             exec::delete_profile(&ctx.client, ns, &pod, &profile.spec.email).await.map(drop)

@@ -52,8 +52,16 @@ pub enum Outcome {
 /// The first Ready pod (lowest ordinal) that the Penpot's own StatefulSet controls, where
 /// the backend's PREPL answers.
 pub async fn ready_pod(client: &Client, ns: &str, penpot: &str) -> Result<String, ManageError> {
+    match Api::<Penpot>::namespaced(client.clone(), ns).get_opt(penpot).await? {
+        Some(instance) => ready_pod_of(client, ns, &instance).await,
+        None => Err(ManageError::NotReady(penpot.to_string())),
+    }
+}
+
+/// [`ready_pod`] of a Penpot the caller has read already.
+pub async fn ready_pod_of(client: &Client, ns: &str, instance: &Penpot) -> Result<String, ManageError> {
+    let penpot = instance.meta().name.as_deref().unwrap_or_default();
     let not_ready = || ManageError::NotReady(penpot.to_string());
-    let instance = Api::<Penpot>::namespaced(client.clone(), ns).get_opt(penpot).await?.ok_or_else(not_ready)?;
     let statefulset =
         Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(penpot).await?.ok_or_else(not_ready)?;
     // A StatefulSet of that name that the Penpot does not control is someone else's.
