@@ -30,7 +30,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -93,13 +93,8 @@ impl Context {
         found
     }
 
-    /// Publishes one Event. kube's `Recorder` folds every event with the same type, reason and
-    /// action into the first one it made, keeping that one's note: `kubectl describe` then
-    /// showed `WaitingForRelations (x3)` with a message that was no longer true. Our events
-    /// fire only on a change, so each is worth its own object: a recorder with an empty cache
-    /// per event never folds.
     pub async fn publish(&self, event: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
-        Recorder::new(self.client.clone(), self.reporter.clone()).publish(event, regarding).await
+        publish(&self.client, &self.reporter, event, regarding).await
     }
 
     fn reset_backoff(&self, penpot: &Stored) {
@@ -132,6 +127,43 @@ pub struct RunOptions {
     pub egress: egress::Egress,
     /// Whether the PenpotProfile controller runs.
     pub profiles: bool,
+}
+
+/// Publishes one Event. kube's `Recorder` folds every event with the same type, reason and
+/// action into the first one it made, keeping that one's note: `kubectl describe` then showed
+/// `WaitingForRelations (x3)` with a message that was no longer true. Our events fire only on
+/// a change, so each is worth its own object: a recorder with an empty cache per event never
+/// folds.
+pub async fn publish(
+    client: &Client,
+    reporter: &Reporter,
+    event: &Event,
+    regarding: &ObjectReference,
+) -> Result<(), kube::Error> {
+    Recorder::new(client.clone(), reporter.clone()).publish(event, regarding).await
+}
+
+/// Logs `note` as a warning and publishes it as a Warning Event on `regarding`, best effort:
+/// a full event store must not fail what the warning is about.
+pub async fn warn(
+    client: &Client,
+    reporter: &Reporter,
+    regarding: &ObjectReference,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    tracing::warn!(reason, "{note}");
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = publish(client, reporter, &event, regarding).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
 }
 
 /// Reconcile requests for one Penpot within this window fold into one, after the last: a

@@ -148,17 +148,8 @@ async fn key_replaced(penpot: &Penpot, secret: &str, ctx: &Context) {
          every user is logged out and links signed with the old key stop working. To go back, \
          delete {secret} and recreate it with the old key (docs/how-to/troubleshooting.md)"
     );
-    tracing::warn!(penpot = %penpot.name_any(), "{note}");
-    let event = kube::runtime::events::Event {
-        type_: kube::runtime::events::EventType::Warning,
-        reason: "SecretKeyReplaced".into(),
-        note: Some(note),
-        action: "CreateSecretKey".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.publish(&event, &penpot.object_ref(&())).await {
-        tracing::warn!(error = %e, "cannot publish event");
-    }
+    super::warn(&ctx.client, &ctx.reporter, &penpot.object_ref(&()), "SecretKeyReplaced", "CreateSecretKey", note)
+        .await;
 }
 
 /// The Penpot's StatefulSet as it runs now, if any: status reports on it while nothing is

@@ -171,18 +171,9 @@ async fn cleanup(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Act
 /// The finalizer goes without deleting the profile: said in a Warning Event on the
 /// PenpotProfile, best effort.
 async fn give_up(profile: &PenpotProfile, ctx: &Context, note: &str) {
-    tracing::warn!(profile = %profile.name_any(), "{note}");
-    let event = kube::runtime::events::Event {
-        type_: kube::runtime::events::EventType::Warning,
-        reason: "ProfileNotDeleted".into(),
-        note: Some(note.into()),
-        action: "DeleteProfile".into(),
-        secondary: None,
-    };
-    let recorder = kube::runtime::events::Recorder::new(ctx.client.clone(), ctx.reporter.clone());
-    if let Err(e) = recorder.publish(&event, &profile.object_ref(&())).await {
-        tracing::warn!(error = %e, "cannot publish event");
-    }
+    let regarding = profile.object_ref(&());
+    crate::controller::warn(&ctx.client, &ctx.reporter, &regarding, "ProfileNotDeleted", "DeleteProfile", note.into())
+        .await;
 }
 
 /// The password to create the profile with, and the Secret it lives in. The generated one is
