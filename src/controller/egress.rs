@@ -27,13 +27,12 @@ pub struct Egress {
 
 impl Egress {
     pub fn new(api_server: Vec<IpAddr>, allowed_hosts: Vec<String>) -> Self {
-        let allowed_hosts = allowed_hosts.into_iter().map(|h| h.trim().trim_end_matches('.').to_lowercase()).collect();
-        Self { api_server, allowed_hosts }
+        Self { api_server, allowed_hosts: allowed_hosts.iter().map(|h| normal(h)).collect() }
     }
 
+    /// Whether an admin allowed `host` (a name, or an address in either notation).
     pub fn allows_host(&self, host: &str) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_lowercase();
-        self.allowed_hosts.contains(&host)
+        self.allowed_hosts.contains(&normal(host))
     }
 
     /// Why the operator will not connect to `port` on any address, or `None`.
@@ -66,6 +65,25 @@ impl Egress {
             .or_else(|| self.api_server.contains(&ip).then_some("the Kubernetes API server"))
             .or_else(|| METADATA.contains(&ip).then_some("a cloud metadata service"))
     }
+}
+
+/// A host as compared: no brackets, no trailing dot, lowercase.
+fn normal(host: &str) -> String {
+    host.trim().trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_lowercase()
+}
+
+/// What a URL points at: a name to resolve, or the address it already is.
+pub enum Target {
+    Name(String),
+    Address(IpAddr),
+}
+
+pub fn target(url: &url::Url) -> Option<Target> {
+    Some(match url.host()? {
+        url::Host::Domain(name) => Target::Name(name.to_string()),
+        url::Host::Ipv4(v4) => Target::Address(v4.into()),
+        url::Host::Ipv6(v6) => Target::Address(v6.into()),
+    })
 }
 
 /// A refused destination, as the HTTP client's error source.
@@ -111,21 +129,16 @@ impl reqwest::dns::Resolve for Resolver {
 /// The API server's addresses, as this process reaches it: the in-cluster `kubernetes`
 /// Service and the configured server URL's host, resolved.
 pub async fn api_server_addresses(cluster_url: &str) -> Vec<IpAddr> {
-    let mut hosts: Vec<(String, u16)> = Vec::new();
-    if let (Ok(host), port) = (std::env::var("KUBERNETES_SERVICE_HOST"), std::env::var("KUBERNETES_SERVICE_PORT")) {
-        hosts.push((host, port.ok().and_then(|p| p.parse().ok()).unwrap_or(443)));
-    }
-    if let Ok(url) = url::Url::parse(cluster_url)
-        && let Some(host) = url.host_str()
-    {
-        hosts.push((
-            host.trim_start_matches('[').trim_end_matches(']').to_string(),
-            url.port_or_known_default().unwrap_or(443),
-        ));
-    }
+    // Only the addresses count, so names are looked up with port 0.
+    let mut names: Vec<String> = std::env::var("KUBERNETES_SERVICE_HOST").into_iter().collect();
     let mut found = Vec::new();
-    for (host, port) in hosts {
-        if let Ok(addrs) = tokio::net::lookup_host((host.as_str(), port)).await {
+    match url::Url::parse(cluster_url).ok().as_ref().and_then(target) {
+        Some(Target::Name(name)) => names.push(name),
+        Some(Target::Address(ip)) => found.push(ip),
+        None => {}
+    }
+    for name in names {
+        if let Ok(addrs) = tokio::net::lookup_host((name.as_str(), 0)).await {
             found.extend(addrs.map(|a| a.ip()));
         }
     }
@@ -175,6 +188,9 @@ mod tests {
         assert!(egress.allows_host("keycloak.example"));
         assert!(egress.allows_host("KEYCLOAK.example."));
         assert!(!egress.allows_host("evil.example"));
+        // An address allowed in URL notation matches the resolver's and the URL's forms.
+        let egress = Egress::new(vec![], vec!["[FD00::5]".into()]);
+        assert!(egress.allows_host("fd00::5") && egress.allows_host("[fd00::5]"));
     }
 
     #[tokio::test]

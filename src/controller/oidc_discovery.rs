@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::egress::{Egress, Resolver};
+use super::egress::{Egress, Resolver, Target, target};
 use crate::relations::oidc::{Endpoints, http_url};
 
 const FOUND_TTL: Duration = Duration::from_secs(3600);
@@ -98,14 +98,14 @@ impl DiscoveryCache {
     async fn fetch(&self, url: &str) -> Result<Endpoints, String> {
         let http = self.http.as_ref().map_err(Clone::clone)?;
         let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
-        let host = parsed.host_str().unwrap_or_default();
-        if !self.egress.allows_host(host) {
+        if !self.egress.allows_host(parsed.host_str().unwrap_or_default()) {
             let port = parsed.port_or_known_default().unwrap_or(443);
-            let refused = match host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+            let refused = match target(&parsed) {
                 // Addresses never reach the resolver: checked here.
-                Ok(ip) => self.egress.refusal(std::net::SocketAddr::new(ip, port)),
+                Some(Target::Address(ip)) => self.egress.refusal(std::net::SocketAddr::new(ip, port)),
                 // Names are checked by the resolver, on what they resolve to; the port here.
-                Err(_) => self.egress.refused_port(port),
+                Some(Target::Name(_)) => self.egress.refused_port(port),
+                None => Some("no host"),
             };
             if let Some(why) = refused {
                 return Err(format!("refused destination: {why}"));
