@@ -21,8 +21,6 @@ pub struct LayerInputs<'a> {
     pub flags: &'a Flags,
     pub secret_key: &'a str,
     pub logging: Option<&'a Logging<'a>>,
-    pub telemetry: bool,
-    pub registration_domains: &'a [String],
     /// `spec.env`, checked against the operator's own variables before the layers are made.
     pub extra_env: Option<&'a crate::crd::ExtraEnv>,
 }
@@ -38,12 +36,12 @@ pub fn backend_environment(i: &LayerInputs) -> BTreeMap<String, String> {
     set("PENPOT_PUBLIC_URI", s.public_uri.clone());
     set("PENPOT_SECRET_KEY", i.secret_key.to_string());
     set("PENPOT_FLAGS", i.flags.backend_str());
-    set("PENPOT_TELEMETRY_ENABLED", i.telemetry.to_string());
+    set("PENPOT_TELEMETRY_ENABLED", s.telemetry.to_string());
     if let Some(bytes) = s.max_body_size {
         set("PENPOT_HTTP_SERVER_MAX_BODY_SIZE", bytes.to_string());
     }
-    if !i.registration_domains.is_empty() {
-        set("PENPOT_REGISTRATION_DOMAIN_WHITELIST", i.registration_domains.join(","));
+    if !s.registration_domains.is_empty() {
+        set("PENPOT_REGISTRATION_DOMAIN_WHITELIST", s.registration_domains.join(","));
     }
     set("PENPOT_TENANT", s.tenant.clone());
 

@@ -207,7 +207,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         oidc: inputs.relations.oidc.is_some(),
         insecure_http: settings.insecure_http,
         air_gapped: spec.air_gapped,
-        telemetry: spec.telemetry,
+        telemetry: settings.telemetry,
         extra: &spec.flags,
     });
     let namespace = m.namespace.clone().unwrap_or_default();
@@ -223,8 +223,6 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         flags: &flags,
         secret_key: &inputs.secret_key,
         logging: logging.as_ref(),
-        telemetry: spec.telemetry,
-        registration_domains: &spec.registration_domains,
         extra_env: spec.env.as_ref(),
     };
     if let Some(extra) = &spec.env {

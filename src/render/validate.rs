@@ -114,6 +114,10 @@ pub struct Settings {
     /// Penpot's default, [`DEFAULT_MAX_BODY_SIZE`] (the backend is then not told, so operator
     /// upgrades do not roll the pods).
     pub max_body_size: Option<u64>,
+    /// `spec.telemetry`: Penpot's usage report.
+    pub telemetry: bool,
+    /// `spec.registrationDomains`: who may sign up.
+    pub registration_domains: Vec<String>,
 }
 
 /// Penpot's own default upload limit: 350 MiB.
@@ -169,6 +173,8 @@ pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Res
             .as_deref()
             .map(|size| bytes(size).ok_or_else(|| SpecError::BadUploadSize(size.to_string())))
             .transpose()?,
+        telemetry: spec.telemetry,
+        registration_domains: spec.registration_domains.clone(),
     })
 }
 
