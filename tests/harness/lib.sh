@@ -25,5 +25,10 @@ install_operator() {
   operator_kubeconfig penpot-operator penpot-operator "$1/operator.kubeconfig"
 }
 
+# A TCP port nobody listens on right now, for the control plane's and the node's listeners.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
 log() { printf '[harness %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
