@@ -38,7 +38,19 @@ fn stand_in_backend() -> (u16, Arc<Mutex<Vec<String>>>) {
                 line.clear();
             }
             let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
-            seen.lock().unwrap().push(path);
+            seen.lock().unwrap().push(path.clone());
+            // Filesystem storage: the backend names the file, nginx sends it (as Penpot's
+            // `assets` handler does, with the id split into two directory levels).
+            if let Some(id) = path.strip_prefix("/assets/by-file-media-id/") {
+                let response = format!(
+                    "HTTP/1.1 204 No Content\r\nX-Accel-Redirect: /internal/assets/{}/{}/{}\r\nX-Stand-In: backend\r\nConnection: close\r\n\r\n",
+                    &id[..2],
+                    &id[2..4],
+                    &id[4..]
+                );
+                let _ = reader.get_mut().write_all(response.as_bytes());
+                continue;
+            }
             let body = "[\"^ \",\"~:name\",\"penpot\"]".repeat(200);
             let response = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/transit+json\r\nX-Stand-In: backend\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -74,7 +86,9 @@ fn serve(dir: &Path, backend: u16) -> (Nginx, u16) {
     let sources = Sources { pebble: &pebble, resolv_conf: &resolv_conf, ..Sources::default() };
     let settings = pod_init::Settings { nginx_port: port, resolver: None };
     pod_init::prepare(&dir.join("operator"), &settings, &sources).expect("prepare-pod");
-    let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: true, max_body_size: 367_001_600 })
+    let inputs = NginxInputs { exporter: true, air_gapped: true, max_body_size: 367_001_600, filesystem_storage: true };
+    let conf = nginx_conf(&inputs)
+        .replace(&format!("alias {};", paths::ASSETS_DIR), &format!("alias {d}/assets;"))
         .replace(&format!("{}/", paths::OPERATOR_DIR), &format!("{d}/operator/"))
         .replace(&format!("127.0.0.1:{}", paths::BACKEND_PORT), &format!("127.0.0.1:{backend}"))
         .replace(&format!("127.0.0.1:{}", paths::EXPORTER_PORT), &format!("127.0.0.1:{backend}"))
@@ -161,9 +175,38 @@ fn backend_paths_win_over_static_files_and_api_answers_are_compressed() {
 
 /// The font proxies cannot reach the internet here; their rendered headers are checked as text:
 /// one Cache-Control (the upstream's is hidden) and the CORS header the fonts need.
+/// Filesystem storage (`spec.storage.filesystem`): the backend answers 204 with
+/// `X-Accel-Redirect`, and nginx sends the file from the assets volume; the internal location
+/// itself is not reachable from outside.
+#[test]
+fn filesystem_assets_are_sent_from_the_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("assets/0f/3a/9c1e");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "an uploaded image").unwrap();
+    let (backend, seen) = stand_in_backend();
+    let (_nginx, port) = serve(dir.path(), backend);
+
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /assets/by-file-media-id/0f3a9c1e HTTP/1.1\r\nHost: penpot.local\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+    assert!(raw.ends_with("\r\n\r\nan uploaded image"), "the file's bytes, sent by nginx: {raw}");
+    assert!(raw.to_lowercase().contains("x-internal-redirect: /internal/assets/0f/3a/9c1e"), "{raw}");
+    assert!(seen.lock().unwrap().contains(&"/assets/by-file-media-id/0f3a9c1e".to_string()));
+
+    let (status, _, _) = get(port, "/internal/assets/0f/3a/9c1e");
+    assert!(status.contains(" 404 "), "the volume is reachable only through the backend: {status}");
+}
+
 #[test]
 fn font_proxies_send_one_cache_control_and_cors() {
-    let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: false, max_body_size: 367_001_600 });
+    let inputs =
+        NginxInputs { exporter: true, air_gapped: false, max_body_size: 367_001_600, filesystem_storage: false };
+    let conf = nginx_conf(&inputs);
     let fonts: Vec<&str> =
         conf.split("location ").filter(|l| l.contains("fonts.g") || l.contains("penpot-files")).collect();
     assert_eq!(fonts.len(), 3, "{conf}");

@@ -43,7 +43,7 @@ fn parse_redis(data: &Data) -> Result<Redis, RelationError> {
 }
 
 fn parse_s3(data: &Data) -> Result<S3, RelationError> {
-    s3::parse(&SecretData::new(Relation::S3, SECRET, data))
+    s3::parse(&SecretData::new(Relation::S3, SECRET, data), false)
 }
 
 fn parse_smtp(data: &Data) -> Result<Smtp, RelationError> {
@@ -438,12 +438,30 @@ fn s3_obc() -> Data {
 
 fn s3_settings(access: &str, secret: &str, bucket: &str, endpoint: Option<&str>, region: &str) -> S3 {
     S3 {
-        access_key: access.into(),
-        secret_key: secret.into(),
+        keys: Some(s3::Keys { access_key: access.into(), secret_key: secret.into() }),
         bucket: bucket.into(),
         endpoint: endpoint.map(Into::into),
         region: region.into(),
     }
+}
+
+/// With a cloud identity (`spec.serviceAccount`) the key pair may be left out; half a pair is
+/// refused either way, naming the missing half; without identity both are required.
+#[test]
+fn s3_keys_are_optional_only_with_an_identity() {
+    let bucket_only = d(&[("bucket", "penpot"), ("region", "eu-west-1")]);
+    let with_identity = s3::parse(&SecretData::new(Relation::S3, SECRET, &bucket_only), true).expect("identity");
+    assert_eq!(with_identity.keys, None);
+    assert_eq!(with_identity.bucket, "penpot");
+    let e = parse_s3(&bucket_only).unwrap_err();
+    assert_eq!(e.key, "access-key", "{e}");
+    let half = d(&[("bucket", "penpot"), ("access-key", "a")]);
+    let e = s3::parse(&SecretData::new(Relation::S3, SECRET, &half), true).unwrap_err();
+    assert_eq!(e.key, "secret-key", "{e}");
+    let other_half = d(&[("bucket", "penpot"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let e = s3::parse(&SecretData::new(Relation::S3, SECRET, &other_half), true).unwrap_err();
+    assert_eq!(e.key, "access-key", "{e}");
+    assert!(!e.to_string().contains("\"s\""), "no value in the error: {e}");
 }
 
 #[test]

@@ -78,7 +78,7 @@ fn relations_with(pg_password: &str) -> Relations {
         postgresql: postgresql::parse(&SecretData::new(Relation::Postgresql, "postgresql", &pg_data(pg_password)))
             .expect("postgresql fixture parses"),
         redis: redis::parse(&SecretData::new(Relation::Redis, "redis", &redis_data())).expect("redis fixture parses"),
-        s3: s3::parse(&SecretData::new(Relation::S3, "s3", &s3_data())).expect("s3 fixture parses"),
+        s3: Some(s3::parse(&SecretData::new(Relation::S3, "s3", &s3_data()), false).expect("s3 fixture parses")),
         smtp: Some(parse_smtp(&smtp_data("none"))),
         oidc: None,
     }
@@ -792,4 +792,134 @@ fn monitoring_labels_reach_what_prometheus_and_grafana_select() {
     s.monitoring.as_mut().unwrap().labels.insert("app.kubernetes.io/instance".into(), "other".into());
     let error = render(&penpot(s), &with_operator).expect_err("a reserved label is refused").to_string();
     assert!(error.contains("spec.monitoring.labels sets \"app.kubernetes.io/instance\""), "{error}");
+}
+
+fn filesystem(claim_name: Option<&str>, access_mode: penpot_operator::crd::AccessMode) -> PenpotSpec {
+    PenpotSpec {
+        storage: Some(penpot_operator::crd::StorageSpec {
+            filesystem: Some(penpot_operator::crd::FilesystemStorage {
+                claim_name: claim_name.map(str::to_string),
+                size: "50Gi".into(),
+                storage_class_name: Some("nfs".into()),
+                access_mode,
+            }),
+        }),
+        ..spec()
+    }
+}
+
+/// Filesystem storage (issue 15, item 1): without S3, assets go to a claim mounted by the
+/// backend (read-write) and nginx (read-only) at the path nginx's `/internal/assets` serves;
+/// the backend is told `fs` and that directory, and gets no S3 credentials.
+#[test]
+fn filesystem_storage_mounts_one_claim_in_backend_and_nginx() {
+    use penpot_operator::crd::AccessMode;
+    let no_s3 = || Relations { s3: None, ..relations() };
+    let desired = render_ok(&penpot(filesystem(None, AccessMode::ReadWriteOnce)), no_s3());
+    let claim = desired.assets_claim.as_ref().expect("the operator makes the claim");
+    assert_eq!(claim.metadata.name.as_deref(), Some("penpot-assets"));
+    let claim_spec = serde_json::to_value(claim.spec.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        claim_spec,
+        serde_json::json!({"accessModes": ["ReadWriteOnce"], "storageClassName": "nfs", "resources": {"requests": {"storage": "50Gi"}}})
+    );
+    assert!(desired.objects().unwrap().iter().any(|o| o.kind.as_str() == "PersistentVolumeClaim"));
+
+    let env = backend_env(&desired);
+    assert_eq!(env.get("PENPOT_OBJECTS_STORAGE_BACKEND").map(String::as_str), Some("fs"), "{}", show(&env));
+    assert_eq!(env.get("PENPOT_OBJECTS_STORAGE_FS_DIRECTORY").map(String::as_str), Some("/opt/data/assets"));
+    assert!(!env.keys().any(|k| k.starts_with("AWS_") || k.contains("_S3_")), "{}", show(&env));
+    assert!(config_text(&desired, "nginx.conf").contains("alias /opt/data/assets;"));
+
+    let pod = desired.statefulset.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let volume = pod.volumes.iter().flatten().find(|v| v.name == "assets").expect("an assets volume");
+    assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, "penpot-assets");
+    let mounts = |name: &str| {
+        let c = pod.containers.iter().find(|c| c.name == name).unwrap();
+        c.volume_mounts.iter().flatten().filter(|m| m.name == "assets").cloned().collect::<Vec<_>>()
+    };
+    let (nginx, backend) = (mounts("nginx"), mounts("penpot"));
+    assert_eq!((nginx.len(), backend.len()), (1, 1), "one mount in each");
+    assert_eq!((nginx[0].mount_path.as_str(), nginx[0].read_only), ("/opt/data/assets", Some(true)));
+    assert_eq!((backend[0].mount_path.as_str(), backend[0].read_only), ("/opt/data/assets", None));
+    assert!(mounts("exporter").is_empty(), "the exporter uploads through the API");
+
+    // Before 2.11 the same, under the old names.
+    let mut old = filesystem(None, AccessMode::ReadWriteOnce);
+    old.version = Some("2.10.1".into());
+    let env = backend_env(&render_ok(&penpot(old), no_s3()));
+    assert_eq!(env.get("PENPOT_ASSETS_STORAGE_BACKEND").map(String::as_str), Some("assets-fs"));
+    assert_eq!(env.get("PENPOT_STORAGE_ASSETS_FS_DIRECTORY").map(String::as_str), Some("/opt/data/assets"));
+
+    // An existing claim: mounted, not made.
+    let mut many = filesystem(Some("shared-assets"), AccessMode::ReadWriteMany);
+    many.replicas = 3;
+    let desired = render_ok(&penpot(many), no_s3());
+    assert!(desired.assets_claim.is_none());
+    let pod = desired.statefulset.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let volume = pod.volumes.iter().flatten().find(|v| v.name == "assets").unwrap();
+    assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, "shared-assets");
+
+    // S3 renders no volume and no alias.
+    let desired = render_ok(&penpot(spec()), relations());
+    assert!(desired.assets_claim.is_none() && !config_text(&desired, "nginx.conf").contains("/internal/assets"));
+}
+
+/// The storage choices the operator refuses, each naming the fields.
+#[test]
+fn filesystem_storage_refusals_name_the_fields() {
+    use penpot_operator::crd::AccessMode;
+    let error = |spec: PenpotSpec, relations: Relations| match render(&penpot(spec), &inputs(relations)) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("rendered"),
+    };
+    let mut rwo = filesystem(None, AccessMode::ReadWriteOnce);
+    rwo.replicas = 2;
+    let e = error(rwo, Relations { s3: None, ..relations() });
+    assert!(e.contains("spec.storage.filesystem.accessMode") && e.contains("ReadWriteMany"), "{e}");
+    let e = error(filesystem(None, AccessMode::ReadWriteOnce), relations());
+    assert!(e.contains("spec.s3 and spec.storage.filesystem"), "{e}");
+    let e = error(spec(), Relations { s3: None, ..relations() });
+    assert!(e.contains("set spec.s3 (a bucket) or spec.storage.filesystem"), "{e}");
+}
+
+/// Cloud identity (issue 15, item 3): annotations make the pods' own ServiceAccount (token not
+/// mounted: identity webhooks project their own), a name uses an existing one, and an S3
+/// relation without keys renders no AWS variables, so the SDK's default chain takes over.
+#[test]
+fn workload_identity_service_account_and_keyless_s3() {
+    use penpot_operator::crd::WorkloadServiceAccount;
+    let mut s = spec();
+    s.service_account = Some(WorkloadServiceAccount {
+        name: None,
+        annotations: Some([("eks.amazonaws.com/role-arn".to_string(), "arn:aws:iam::1:role/penpot".to_string())].into()),
+    });
+    let bucket_only = d(&[("bucket", "penpot"), ("region", "eu-west-1")]);
+    let keyless = s3::parse(&SecretData::new(Relation::S3, "s3", &bucket_only), true).unwrap();
+    let desired = render_ok(&penpot(s), Relations { s3: Some(keyless), ..relations() });
+    let account = desired.service_account.as_ref().expect("a ServiceAccount with annotations");
+    assert_eq!(account.metadata.name.as_deref(), Some("penpot"));
+    assert_eq!(
+        account.metadata.annotations.as_ref().unwrap().get("eks.amazonaws.com/role-arn").map(String::as_str),
+        Some("arn:aws:iam::1:role/penpot")
+    );
+    assert_eq!(account.automount_service_account_token, Some(false));
+    let pod = desired.statefulset.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("penpot"));
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let env = backend_env(&desired);
+    assert!(!env.keys().any(|k| k.starts_with("AWS_")), "{}", show(&env));
+    assert_eq!(env.get("PENPOT_OBJECTS_STORAGE_S3_BUCKET").map(String::as_str), Some("penpot"));
+    assert!(desired.objects().unwrap().iter().any(|o| o.kind.as_str() == "ServiceAccount"));
+
+    let mut s = spec();
+    s.service_account = Some(WorkloadServiceAccount { name: Some("penpot-irsa".into()), annotations: None });
+    let desired = render_ok(&penpot(s), relations());
+    assert!(desired.service_account.is_none(), "an existing account is used, not made");
+    let pod = desired.statefulset.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("penpot-irsa"));
+
+    let desired = render_ok(&penpot(spec()), relations());
+    let pod = desired.statefulset.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert!(desired.service_account.is_none() && pod.service_account_name.is_none(), "the namespace's default");
 }

@@ -125,10 +125,13 @@ fuzz_target!(|input: Input| {
         ("PENPOT_DATABASE_USERNAME", &r.postgresql.username),
         ("PENPOT_DATABASE_PASSWORD", &r.postgresql.password),
         ("PENPOT_REDIS_URI", &r.redis.uri),
-        ("AWS_ACCESS_KEY_ID", &r.s3.access_key),
-        ("AWS_SECRET_ACCESS_KEY", &r.s3.secret_key),
     ] {
         assert_eq!(env[key].as_str(), Some(want.as_str()), "{key} did not survive the layer YAML");
+    }
+    if let Some(keys) = r.s3.as_ref().and_then(|s3| s3.keys.as_ref()) {
+        for (key, want) in [("AWS_ACCESS_KEY_ID", &keys.access_key), ("AWS_SECRET_ACCESS_KEY", &keys.secret_key)] {
+            assert_eq!(env[key].as_str(), Some(want.as_str()), "{key} did not survive the layer YAML");
+        }
     }
     let services: Vec<&String> = layer["services"].as_object().expect("services is a map").keys().collect();
     assert_eq!(services, ["backend"], "unexpected services");

@@ -26,7 +26,10 @@ async fn report(args: &StatusArgs) -> Result<String, kube::Error> {
     let mut relation_lines = Vec::new();
     for relation in Relation::ALL {
         let line = match penpot.spec.secret_name(relation) {
-            None if relation.is_required() => "missing (spec does not reference a Secret)".to_string(),
+            None if penpot.spec.needs(relation) => "missing (spec does not reference a Secret)".to_string(),
+            None if relation == Relation::S3 && penpot.spec.filesystem_storage().is_some() => {
+                "not configured (assets on a volume: storage.filesystem)".to_string()
+            }
             None => "not configured".to_string(),
             Some(name) => match secrets.get_opt(name).await? {
                 None => format!("Secret {name}: missing"),

@@ -162,7 +162,7 @@ async fn prune(penpot: &Penpot, ns: &str, uid: &str, objects: &[Object], ctx: &C
             || retained.iter().any(|(k, n)| *k == kind && n == name)
     };
     let mut deleted = 0;
-    for kind in OwnedKind::ALL {
+    for kind in OwnedKind::ALL.into_iter().filter(|k| k.pruned()) {
         let candidates = match ctx.seen.stores().get(kind) {
             Some(versions) => versions.controlled_by(ns, uid),
             None => {

@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
@@ -204,6 +204,7 @@ pub async fn run(
     let owned_statefulsets = watches::owned(api::<PartialObjectMeta<StatefulSet>>(&client, ns), epoch.clone());
     let owned_disruption_budgets =
         watches::owned(api::<PartialObjectMeta<PodDisruptionBudget>>(&client, ns), epoch.clone());
+    let owned_service_accounts = watches::owned(api::<PartialObjectMeta<ServiceAccount>>(&client, ns), epoch.clone());
     // Every Secret but Helm's release records, which never feed a Penpot; metadata only, so
     // Secret payloads stay out of the operator's memory.
     let relation_secrets = watches::metadata(
@@ -225,6 +226,7 @@ pub async fn run(
                 ingresses: owned_ingresses.0,
                 statefulsets: owned_statefulsets.0,
                 pod_disruption_budgets: owned_disruption_budgets.0,
+                service_accounts: owned_service_accounts.0,
             },
             epoch,
         ),
@@ -246,6 +248,7 @@ pub async fn run(
         .owns_stream(owned_services.1)
         .owns_stream(owned_network_policies.1)
         .owns_stream(owned_disruption_budgets.1)
+        .owns_stream(owned_service_accounts.1)
         .owns_stream(owned_ingresses.1)
         .watches_stream(relation_secrets, move |secret| watches::penpots_for_secret(&mapper_store, &secret))
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency).debounce(DEBOUNCE))

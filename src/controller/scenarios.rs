@@ -54,6 +54,7 @@ fn stores() -> Stores {
         network_policies: Versions::default(),
         ingresses: Versions::default(),
         pod_disruption_budgets: Versions::default(),
+        service_accounts: Versions::default(),
         statefulsets: Versions::default(),
     }
 }

@@ -34,6 +34,7 @@ pub struct Stores {
     pub network_policies: Versions,
     pub ingresses: Versions,
     pub pod_disruption_budgets: Versions,
+    pub service_accounts: Versions,
     pub statefulsets: Versions,
 }
 
@@ -47,7 +48,10 @@ impl Stores {
             OwnedKind::Ingress => Some(&self.ingresses),
             OwnedKind::StatefulSet => Some(&self.statefulsets),
             OwnedKind::PodDisruptionBudget => Some(&self.pod_disruption_budgets),
-            OwnedKind::PodMonitor | OwnedKind::PrometheusRule => None,
+            OwnedKind::ServiceAccount => Some(&self.service_accounts),
+            // Unwatched: the monitoring kinds may not exist, and the assets claim is read
+            // when applied (it is never pruned, so no cache needs to list it).
+            OwnedKind::PodMonitor | OwnedKind::PrometheusRule | OwnedKind::PersistentVolumeClaim => None,
         }
     }
 }
@@ -195,6 +199,7 @@ mod tests {
             network_policies: Versions::default(),
             ingresses: Versions::default(),
             pod_disruption_budgets: Versions::default(),
+            service_accounts: Versions::default(),
             statefulsets: Versions::default(),
         };
         Seen::new(stores, Epoch::default())

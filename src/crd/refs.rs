@@ -27,6 +27,8 @@ impl Relation {
         }
     }
 
+    /// Whether every Penpot needs this relation; S3 only when assets have no volume
+    /// ([`PenpotSpec::needs`]).
     pub fn is_required(self) -> bool {
         matches!(self, Relation::Postgresql | Relation::Redis | Relation::S3)
     }
@@ -49,6 +51,12 @@ impl PenpotSpec {
             Relation::Smtp => &self.smtp.as_ref()?.secret_ref.name,
         };
         Some(name.as_str())
+    }
+
+    /// Whether this Penpot cannot run without the relation: S3 is optional once assets go
+    /// to a volume (`storage.filesystem`).
+    pub fn needs(&self, relation: Relation) -> bool {
+        relation.is_required() && !(relation == Relation::S3 && self.filesystem_storage().is_some())
     }
 
     /// Every relation the spec references, with its Secret name.

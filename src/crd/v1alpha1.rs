@@ -36,6 +36,12 @@ pub const GROUP: &str = "penpot-operator.dev";
         .message("spec.publicUri is required unless spec.ingress.host is set")
         .field_path(".spec.publicUri")
         .reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.spec.s3) || !has(self.spec.storage) || !has(self.spec.storage.filesystem)")
+        .message("spec.s3 and spec.storage.filesystem are exclusive: assets go to a bucket or to a volume, not both")
+        .field_path(".spec.storage.filesystem"),
+    validation = Rule::new("!has(self.spec.storage) || !has(self.spec.storage.filesystem) || self.spec.replicas <= 1 || self.spec.storage.filesystem.accessMode == 'ReadWriteMany'")
+        .message("spec.storage.filesystem.accessMode must be ReadWriteMany with more than one replica: every pod mounts the same volume")
+        .field_path(".spec.storage.filesystem.accessMode"),
     validation = Rule::new("self.metadata.name.size() <= 45")
         .message("metadata.name must be at most 45 characters: owned object names add suffixes and pod names must stay valid labels"),
 )]
@@ -62,9 +68,12 @@ pub struct PenpotSpec {
     /// Redis / Valkey relation (required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RelationRef>,
-    /// S3 object storage relation (required).
+    /// S3 object storage relation (required unless `storage.filesystem` is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<RelationRef>,
+    /// Where uploaded files go when there is no bucket: a volume (`storage.filesystem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
     /// SMTP relation (optional; required when OIDC is configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp: Option<SmtpRelation>,
@@ -171,6 +180,10 @@ pub struct PenpotSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub priority_class_name: Option<String>,
+    /// The pods' ServiceAccount, for a cloud identity (IRSA, GKE or Azure workload identity)
+    /// instead of static S3 keys: with it set, the S3 relation's key pair is optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<WorkloadServiceAccount>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_annotations: BTreeMap<String, String>,
     /// Extra pod labels. The selector labels `app.kubernetes.io/name` and `/instance` are reserved.
@@ -207,6 +220,83 @@ fn env_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "maxProperties": 64,
         "additionalProperties": {"type": "string", "maxLength": 4096, "pattern": "^[^$]*$"}
     })
+}
+
+/// Either an existing ServiceAccount (`name`) or one the operator makes with `annotations`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("has(self.name) != has(self.annotations)")
+    .message("serviceAccount needs exactly one of name (an existing ServiceAccount) and annotations (for the one the operator makes)"))]
+pub struct WorkloadServiceAccount {
+    /// An existing ServiceAccount of the namespace (e.g. made by Terraform with its role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    pub name: Option<String>,
+    /// Annotations of the ServiceAccount `<name>` the operator makes, e.g.
+    /// `eks.amazonaws.com/role-arn` or `iam.gke.io/gcp-service-account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// Object storage other than the S3 relation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct StorageSpec {
+    /// Keep assets on a PersistentVolumeClaim mounted by every pod (the backend writes, nginx
+    /// serves). Exclusive with `spec.s3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<FilesystemStorage>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FilesystemStorage {
+    /// An existing claim to use. Unset: the operator makes `<name>-assets` from the fields
+    /// below, owned by the Penpot (deleted with it, never pruned while it lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub claim_name: Option<String>,
+    /// Size of the claim the operator makes. Growing it needs a StorageClass that allows
+    /// volume expansion; Kubernetes refuses to shrink a claim.
+    #[serde(default = "default_assets_size")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]{0,12}(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
+    pub size: String,
+    /// StorageClass of the claim the operator makes; unset: the cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+    /// `ReadWriteMany` is required with more than one replica (pods may land on different
+    /// nodes); with an existing claim, say which mode it has.
+    #[serde(default)]
+    pub access_mode: AccessMode,
+}
+
+fn default_assets_size() -> String {
+    "20Gi".into()
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AccessMode {
+    #[default]
+    ReadWriteOnce,
+    ReadWriteMany,
+}
+
+impl AccessMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::ReadWriteOnce => "ReadWriteOnce",
+            AccessMode::ReadWriteMany => "ReadWriteMany",
+        }
+    }
+}
+
+impl PenpotSpec {
+    /// `spec.storage.filesystem`, when assets go to a volume.
+    pub fn filesystem_storage(&self) -> Option<&FilesystemStorage> {
+        self.storage.as_ref()?.filesystem.as_ref()
+    }
 }
 
 /// A reference to a Secret in the Penpot's namespace.

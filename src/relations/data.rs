@@ -59,14 +59,17 @@ impl<'a> SecretData<'a> {
 
     /// Like `first`, but absence is an error that names the preferred key and its aliases.
     pub fn require(&self, keys: &[&'static str]) -> Result<(&'static str, &'a str), RelationError> {
-        self.first(keys)?.ok_or_else(|| {
-            let problem = match keys {
-                [_] => "is missing or empty".to_string(),
-                [_, rest @ ..] => format!("is missing or empty (also accepted: {})", rest.join(", ")),
-                [] => "is missing".to_string(),
-            };
-            self.error(keys.first().copied().unwrap_or_default(), problem)
-        })
+        self.first(keys)?.ok_or_else(|| self.missing(keys))
+    }
+
+    /// The error for a required key that is absent: the preferred key and its aliases.
+    pub fn missing(&self, keys: &[&'static str]) -> RelationError {
+        let problem = match keys {
+            [_] => "is missing or empty".to_string(),
+            [_, rest @ ..] => format!("is missing or empty (also accepted: {})", rest.join(", ")),
+            [] => "is missing".to_string(),
+        };
+        self.error(keys.first().copied().unwrap_or_default(), problem)
     }
 
     /// A boolean key (`true`/`false`, any case); absent means `default`.

@@ -51,7 +51,8 @@ pub struct RelationError {
 pub struct Relations {
     pub postgresql: postgresql::Postgresql,
     pub redis: redis::Redis,
-    pub s3: s3::S3,
+    /// `None` when assets go to a volume (`spec.storage.filesystem`).
+    pub s3: Option<s3::S3>,
     pub smtp: Option<smtp::Smtp>,
     pub oidc: Option<oidc::Oidc>,
 }
@@ -103,13 +104,11 @@ impl std::fmt::Display for Missing {
 pub fn resolve(spec: &PenpotSpec, found: &Found) -> Resolution {
     let view = |r: Relation| found.get(&r).map(|(name, d)| SecretData::new(r, name, d));
     let missing = missing_relations(spec, |r| found.contains_key(&r));
-    let (Some(pg), Some(redis), Some(s3), None) =
-        (view(Relation::Postgresql), view(Relation::Redis), view(Relation::S3), missing.as_ref())
-    else {
+    let (Some(pg), Some(redis), None) = (view(Relation::Postgresql), view(Relation::Redis), missing.as_ref()) else {
         let relations = missing.unwrap_or_default();
         let mut secrets: Vec<String> = Relation::ALL
             .into_iter()
-            .filter(|r| relations.iter().any(|m| m == r.name()))
+            .filter(|r| relations.iter().any(|m| m.split(' ').next() == Some(r.name())))
             .filter_map(|r| spec.secret_name(r).map(str::to_string))
             .collect();
         secrets.sort();
@@ -121,7 +120,7 @@ pub fn resolve(spec: &PenpotSpec, found: &Found) -> Resolution {
         Ok(Relations {
             postgresql: postgresql::parse(&pg)?,
             redis: redis::parse(&redis)?,
-            s3: s3::parse(&s3)?,
+            s3: view(Relation::S3).map(|d| s3::parse(&d, spec.service_account.is_some())).transpose()?,
             smtp: view(Relation::Smtp).map(|d| smtp::parse(&d, from_address)).transpose()?,
             oidc: view(Relation::Oidc).map(|d| oidc::parse(&d)).transpose()?,
         })
@@ -137,19 +136,23 @@ pub fn check(spec: &PenpotSpec, d: &SecretData) -> Result<(), RelationError> {
     match d.relation() {
         Relation::Postgresql => postgresql::parse(d).map(drop),
         Relation::Redis => redis::parse(d).map(drop),
-        Relation::S3 => s3::parse(d).map(drop),
+        Relation::S3 => s3::parse(d, spec.service_account.is_some()).map(drop),
         Relation::Smtp => smtp::parse(d, spec.smtp.as_ref().and_then(|s| s.from_address.as_deref())).map(drop),
         Relation::Oidc => oidc::parse(d).map(drop),
     }
 }
 
 /// Required relations that are not there, plus referenced optional ones whose Secret is
-/// absent, plus SMTP when OIDC asks for it. `None` when nothing is missing.
+/// absent, plus SMTP when OIDC asks for it. `None` when nothing is missing. Object storage
+/// unset altogether reads `s3 or storage.filesystem`: either will do.
 pub fn missing_relations(spec: &PenpotSpec, present: impl Fn(Relation) -> bool) -> Option<Vec<String>> {
     let mut missing: Vec<String> = Relation::ALL
         .into_iter()
-        .filter(|r| (r.is_required() || spec.secret_name(*r).is_some()) && !present(*r))
-        .map(|r| r.name().to_string())
+        .filter(|r| (spec.needs(*r) || spec.secret_name(*r).is_some()) && !present(*r))
+        .map(|r| match r {
+            Relation::S3 if spec.s3.is_none() => format!("{r} or storage.filesystem"),
+            _ => r.name().to_string(),
+        })
         .collect();
     if spec.oidc.is_some() && spec.smtp.is_none() {
         missing.push(Relation::Smtp.name().to_string());
@@ -212,6 +215,35 @@ pub(crate) fn parse_port(value: &str) -> Result<u16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With neither S3 nor a volume, status says either will do; with a volume, S3 is not
+    /// needed; a referenced S3 Secret that is absent is named as such.
+    #[test]
+    fn object_storage_is_s3_or_a_volume() {
+        use crate::crd::{FilesystemStorage, RelationRef, SecretRef, StorageSpec};
+        let only = |present: [Relation; 2]| move |r: Relation| present.contains(&r);
+        let base = PenpotSpec::default();
+        assert_eq!(
+            missing_relations(&base, only([Relation::Postgresql, Relation::Redis])),
+            Some(vec!["s3 or storage.filesystem".to_string()])
+        );
+        let volume = PenpotSpec {
+            storage: Some(StorageSpec { filesystem: Some(FilesystemStorage::default()) }),
+            ..PenpotSpec::default()
+        };
+        assert_eq!(missing_relations(&volume, only([Relation::Postgresql, Relation::Redis])), None);
+        let bucket =
+            PenpotSpec { s3: Some(RelationRef { secret_ref: SecretRef { name: "b".into() } }), ..PenpotSpec::default() };
+        let found: Found = [
+            (Relation::Postgresql, ("pg".to_string(), BTreeMap::new())),
+            (Relation::Redis, ("r".to_string(), BTreeMap::new())),
+        ]
+        .into();
+        match resolve(&bucket, &found) {
+            Resolution::Missing(m) => assert_eq!(m.to_string(), "s3 (Secret b not found)"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn host_port_cases() {

@@ -5,19 +5,40 @@ use super::{RelationError, SecretData, check_host, parse_port};
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct S3 {
-    pub access_key: String,
-    pub secret_key: String,
+    /// `None` with workload identity (`spec.serviceAccount`): the AWS SDK's default chain
+    /// then finds the credentials the cloud's webhook or metadata server provides.
+    pub keys: Option<Keys>,
     pub bucket: String,
     /// Full endpoint URL; `None` means AWS itself.
     pub endpoint: Option<String>,
     pub region: String,
 }
 
-super::debug_hiding!(S3 { shows: [access_key, bucket, endpoint, region], hides: [secret_key] });
+super::debug_hiding!(S3 { shows: [keys, bucket, endpoint, region], hides: [] });
 
-pub fn parse(d: &SecretData) -> Result<S3, RelationError> {
-    let (_, access_key) = d.require(&["access-key", "AWS_ACCESS_KEY_ID"])?;
-    let (_, secret_key) = d.require(&["secret-key", "AWS_SECRET_ACCESS_KEY"])?;
+/// A static key pair.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Keys {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+super::debug_hiding!(Keys { shows: [access_key], hides: [secret_key] });
+
+const ACCESS_KEY: [&str; 2] = ["access-key", "AWS_ACCESS_KEY_ID"];
+const SECRET_KEY: [&str; 2] = ["secret-key", "AWS_SECRET_ACCESS_KEY"];
+
+/// `identity`: the pods have a cloud identity (`spec.serviceAccount`), so the key pair may be
+/// left out; half a pair is refused either way, naming the missing half.
+pub fn parse(d: &SecretData, identity: bool) -> Result<S3, RelationError> {
+    let keys = match (d.first(&ACCESS_KEY)?, d.first(&SECRET_KEY)?, identity) {
+        (Some((_, access)), Some((_, secret)), _) => {
+            Some(Keys { access_key: access.to_string(), secret_key: secret.to_string() })
+        }
+        (None, None, true) => None,
+        (None, _, false) | (None, Some(_), true) => return Err(d.missing(&ACCESS_KEY)),
+        (Some(_), None, _) => return Err(d.missing(&SECRET_KEY)),
+    };
     let (bucket_key, bucket) = d.require(&["bucket", "BUCKET_NAME"])?;
     if bucket.len() > 255 || !bucket.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
         return Err(d.error(bucket_key, "is not a bucket name (letters, digits, '.', '_', '-')"));
@@ -63,8 +84,7 @@ pub fn parse(d: &SecretData) -> Result<S3, RelationError> {
     }
 
     Ok(S3 {
-        access_key: access_key.to_string(),
-        secret_key: secret_key.to_string(),
+        keys,
         bucket: bucket.to_string(),
         endpoint,
         region,

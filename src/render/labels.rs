@@ -19,6 +19,11 @@ pub fn secret_key_secret_name(instance: &str) -> String {
     format!("{instance}-secret-key")
 }
 
+/// The assets claim the operator makes for `storage.filesystem` without a `claimName`.
+pub fn assets_claim_name(instance: &str) -> String {
+    format!("{instance}-assets")
+}
+
 pub fn headless_service_name(instance: &str) -> String {
     format!("{instance}-endpoints")
 }

@@ -52,20 +52,39 @@ pub fn backend_environment(i: &LayerInputs) -> BTreeMap<String, String> {
 
     set("PENPOT_REDIS_URI", r.redis.uri.clone());
 
-    set("AWS_ACCESS_KEY_ID", r.s3.access_key.clone());
-    set("AWS_SECRET_ACCESS_KEY", r.s3.secret_key.clone());
     // Penpot 2.11 renamed the storage settings; the old names still win if both are set, so
     // only one family is ever rendered.
-    let (backend_key, backend_value, prefix) = if s.version >= Version::OBJECTS_STORAGE_NAMES {
-        ("PENPOT_OBJECTS_STORAGE_BACKEND", "s3", "PENPOT_OBJECTS_STORAGE_S3")
-    } else {
-        ("PENPOT_ASSETS_STORAGE_BACKEND", "assets-s3", "PENPOT_STORAGE_ASSETS_S3")
-    };
-    set(backend_key, backend_value.into());
-    set(&format!("{prefix}_BUCKET"), r.s3.bucket.clone());
-    set(&format!("{prefix}_REGION"), r.s3.region.clone());
-    if let Some(endpoint) = &r.s3.endpoint {
-        set(&format!("{prefix}_ENDPOINT"), endpoint.clone());
+    let modern = s.version >= Version::OBJECTS_STORAGE_NAMES;
+    match &r.s3 {
+        Some(s3) if !s.filesystem_storage => {
+            // Without keys (workload identity) the AWS SDK's default chain takes over.
+            if let Some(keys) = &s3.keys {
+                set("AWS_ACCESS_KEY_ID", keys.access_key.clone());
+                set("AWS_SECRET_ACCESS_KEY", keys.secret_key.clone());
+            }
+            let (backend_key, backend_value, prefix) = if modern {
+                ("PENPOT_OBJECTS_STORAGE_BACKEND", "s3", "PENPOT_OBJECTS_STORAGE_S3")
+            } else {
+                ("PENPOT_ASSETS_STORAGE_BACKEND", "assets-s3", "PENPOT_STORAGE_ASSETS_S3")
+            };
+            set(backend_key, backend_value.into());
+            set(&format!("{prefix}_BUCKET"), s3.bucket.clone());
+            set(&format!("{prefix}_REGION"), s3.region.clone());
+            if let Some(endpoint) = &s3.endpoint {
+                set(&format!("{prefix}_ENDPOINT"), endpoint.clone());
+            }
+        }
+        // Validation guarantees one of the two; the volume is mounted at ASSETS_DIR, the
+        // directory nginx's `/internal/assets` serves (the backend's default is relative).
+        _ => {
+            let (backend_key, backend_value, dir_key) = if modern {
+                ("PENPOT_OBJECTS_STORAGE_BACKEND", "fs", "PENPOT_OBJECTS_STORAGE_FS_DIRECTORY")
+            } else {
+                ("PENPOT_ASSETS_STORAGE_BACKEND", "assets-fs", "PENPOT_STORAGE_ASSETS_FS_DIRECTORY")
+            };
+            set(backend_key, backend_value.into());
+            set(dir_key, paths::ASSETS_DIR.into());
+        }
     }
 
     if let Some(smtp) = &r.smtp {

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod disruption;
 pub mod flags;
 pub mod hash;
+pub mod identity;
 pub mod labels;
 pub mod layers;
 pub mod monitoring;
@@ -17,6 +18,7 @@ pub mod pebble;
 pub mod rollout;
 pub mod secrets;
 pub mod statefulset;
+pub mod storage;
 pub mod template;
 pub mod validate;
 pub mod version;
@@ -24,7 +26,7 @@ pub mod version;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::DynamicObject;
 use kube::{Resource, ResourceExt};
@@ -65,6 +67,10 @@ pub struct Desired {
     pub headless_service: Service,
     pub service: Service,
     pub network_policy: NetworkPolicy,
+    /// The pods' ServiceAccount, when `spec.serviceAccount` gives annotations.
+    pub service_account: Option<ServiceAccount>,
+    /// The assets claim of `storage.filesystem`, unless the user names an existing one.
+    pub assets_claim: Option<PersistentVolumeClaim>,
     /// With more than one replica.
     pub pod_disruption_budget: Option<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
     pub ingress: Option<Ingress>,
@@ -86,6 +92,8 @@ crate::relations::debug_hiding!(Desired {
         headless_service,
         service,
         network_policy,
+        service_account,
+        assets_claim,
         pod_disruption_budget,
         ingress,
         dashboard,
@@ -110,6 +118,8 @@ impl Desired {
             headless_service,
             service,
             network_policy,
+            service_account,
+            assets_claim,
             pod_disruption_budget,
             ingress,
             dashboard,
@@ -130,6 +140,12 @@ impl Desired {
             one(OwnedKind::Service, service)?,
             one(OwnedKind::NetworkPolicy, network_policy)?,
         ];
+        if let Some(account) = service_account {
+            out.push(one(OwnedKind::ServiceAccount, account)?);
+        }
+        if let Some(claim) = assets_claim {
+            out.push(one(OwnedKind::PersistentVolumeClaim, claim)?);
+        }
         if let Some(ingress) = ingress {
             out.push(one(OwnedKind::Ingress, ingress)?);
         }
@@ -233,6 +249,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         exporter: settings.exporter,
         air_gapped: spec.air_gapped,
         max_body_size: settings.max_body_size.unwrap_or(validate::DEFAULT_MAX_BODY_SIZE),
+        filesystem_storage: settings.filesystem_storage,
     };
     let oidc_name = inputs.relations.oidc.as_ref().and_then(|o| o.display_name.as_deref());
 
@@ -267,6 +284,8 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         headless_service: network::headless_service(&m),
         service: network::service(&m),
         network_policy: network::network_policy(&m),
+        service_account: identity::service_account(&m, spec.service_account.as_ref()),
+        assets_claim: spec.filesystem_storage().and_then(|fs| storage::assets_claim(&m, fs)),
         pod_disruption_budget: disruption::pod_disruption_budget(&m, spec.replicas),
         ingress: spec.ingress.as_ref().and_then(|i| network::ingress(&m, i, settings.max_body_size)),
         dashboard: monitoring::dashboard(&m, version, monitoring_labels),

@@ -4,7 +4,8 @@
 //!
 //! Routing follows Penpot 2.17's nginx.conf.template: `/api/export` to the exporter, `/api`,
 //! `/ws/notifications`, `/assets` and `/readyz` to the backend in the same pod, S3 redirects
-//! fetched server-side, the single-page app for everything else.
+//! fetched server-side, filesystem assets sent from the volume (`/internal/assets`), the
+//! single-page app for everything else.
 
 use super::paths;
 use super::template::fill;
@@ -14,6 +15,8 @@ pub struct NginxInputs {
     pub air_gapped: bool,
     /// `client_max_body_size`, the backend's limit too.
     pub max_body_size: u64,
+    /// Assets on the `storage.filesystem` volume, served from [`paths::ASSETS_DIR`].
+    pub filesystem_storage: bool,
 }
 
 const NGINX_CONF: &str = include_str!("nginx/nginx.conf.tmpl");
@@ -23,6 +26,7 @@ const EXPORT_DISABLED: &str = include_str!("nginx/export-disabled.tmpl");
 /// resolve these names per request through the resolver, so a cluster without internet DNS
 /// still starts (Penpot issue 6408); air-gapped clusters get none of them.
 const FONTS: &str = include_str!("nginx/fonts.tmpl");
+const ASSETS_FILESYSTEM: &str = include_str!("nginx/assets-filesystem.tmpl");
 
 pub fn nginx_conf(i: &NginxInputs) -> String {
     let backend = format!("http://127.0.0.1:{}", paths::BACKEND_PORT);
@@ -30,11 +34,17 @@ pub fn nginx_conf(i: &NginxInputs) -> String {
     let export =
         if i.exporter { fill(EXPORT_ENABLED, &[("exporter_port", &exporter_port)]) } else { EXPORT_DISABLED.into() };
     let config_js = format!("{}/{}", paths::NGINX_CONFIG_DIR, paths::CONFIG_JS_FILE);
+    let assets = if i.filesystem_storage {
+        fill(ASSETS_FILESYSTEM, &[("assets_dir", paths::ASSETS_DIR)])
+    } else {
+        String::new()
+    };
     fill(
         NGINX_CONF,
         &[
             ("export_locations", &export),
             ("font_locations", if i.air_gapped { "" } else { FONTS }),
+            ("assets_location", &assets),
             ("mime_types", paths::NGINX_MIME_TYPES),
             ("max_body_size", &i.max_body_size.to_string()),
             // Written by the init container (`prepare-pod`): spec.dnsResolver or the pod's own.
@@ -70,7 +80,12 @@ mod tests {
 
     #[test]
     fn routes_present() {
-        let conf = nginx_conf(&NginxInputs { exporter: true, air_gapped: false, max_body_size: 367_001_600 });
+        let conf = nginx_conf(&NginxInputs {
+            exporter: true,
+            air_gapped: false,
+            max_body_size: 367_001_600,
+            filesystem_storage: false,
+        });
         for needle in [
             "location ^~ /api/export",
             "proxy_pass http://127.0.0.1:6061",
@@ -82,9 +97,16 @@ mod tests {
         ] {
             assert!(conf.contains(needle), "missing {needle}");
         }
-        let gapped = nginx_conf(&NginxInputs { exporter: false, air_gapped: true, max_body_size: 1_048_576 });
+        let gapped = nginx_conf(&NginxInputs {
+            exporter: false,
+            air_gapped: true,
+            max_body_size: 1_048_576,
+            filesystem_storage: true,
+        });
         assert!(!gapped.contains("googleapis"));
         assert!(gapped.contains("the exporter is disabled"));
+        assert!(gapped.contains("location /internal/assets {\n      internal;\n      alias /opt/data/assets;"));
+        assert!(!conf.contains("/internal/assets"), "no volume alias with S3");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum OwnedKind {
     Secret,
     Service,
     NetworkPolicy,
+    ServiceAccount,
+    PersistentVolumeClaim,
     Ingress,
     ConfigMap,
     PodMonitor,
@@ -39,10 +41,12 @@ pub enum OwnedKind {
 }
 
 impl OwnedKind {
-    pub const ALL: [OwnedKind; 9] = [
+    pub const ALL: [OwnedKind; 11] = [
         OwnedKind::Secret,
         OwnedKind::Service,
         OwnedKind::NetworkPolicy,
+        OwnedKind::ServiceAccount,
+        OwnedKind::PersistentVolumeClaim,
         OwnedKind::Ingress,
         OwnedKind::ConfigMap,
         OwnedKind::PodMonitor,
@@ -57,6 +61,8 @@ impl OwnedKind {
             OwnedKind::Service => ("", "v1", "Service"),
             OwnedKind::ConfigMap => ("", "v1", "ConfigMap"),
             OwnedKind::NetworkPolicy => ("networking.k8s.io", "v1", "NetworkPolicy"),
+            OwnedKind::PersistentVolumeClaim => ("", "v1", "PersistentVolumeClaim"),
+            OwnedKind::ServiceAccount => ("", "v1", "ServiceAccount"),
             OwnedKind::Ingress => ("networking.k8s.io", "v1", "Ingress"),
             OwnedKind::StatefulSet => ("apps", "v1", "StatefulSet"),
             OwnedKind::PodMonitor => ("monitoring.coreos.com", "v1", "PodMonitor"),
@@ -72,6 +78,8 @@ impl OwnedKind {
             OwnedKind::Service => "services",
             OwnedKind::ConfigMap => "configmaps",
             OwnedKind::NetworkPolicy => "networkpolicies",
+            OwnedKind::PersistentVolumeClaim => "persistentvolumeclaims",
+            OwnedKind::ServiceAccount => "serviceaccounts",
             OwnedKind::Ingress => "ingresses",
             OwnedKind::StatefulSet => "statefulsets",
             OwnedKind::PodMonitor => "podmonitors",
@@ -81,11 +89,19 @@ impl OwnedKind {
         ApiResource::from_gvk_with_plural(&self.gvk(), plural)
     }
 
+    /// Whether prune deletes objects of this kind the render no longer makes. Never the
+    /// assets claim: it holds uploaded files, which outlive a switch to S3.
+    pub fn pruned(self) -> bool {
+        self != OwnedKind::PersistentVolumeClaim
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             OwnedKind::Secret => "Secret",
             OwnedKind::Service => "Service",
             OwnedKind::NetworkPolicy => "NetworkPolicy",
+            OwnedKind::PersistentVolumeClaim => "PersistentVolumeClaim",
+            OwnedKind::ServiceAccount => "ServiceAccount",
             OwnedKind::Ingress => "Ingress",
             OwnedKind::ConfigMap => "ConfigMap",
             OwnedKind::PodMonitor => "PodMonitor",

@@ -56,5 +56,9 @@ pub const WEB_ROOT: &str = "/var/www/app";
 /// The frontend image's mime.types (Penpot's own, with wasm and transit types).
 pub const NGINX_MIME_TYPES: &str = "/etc/nginx/mime.types";
 
+/// Where the backend keeps assets with filesystem storage and nginx serves them from: the
+/// frontend image's `/internal/assets` alias is this path, and both images create it.
+pub const ASSETS_DIR: &str = "/opt/data/assets";
+
 /// The user of all three images (`penpot`, 1001:1001).
 pub const RUN_AS_USER: i64 = 1001;

@@ -21,6 +21,7 @@ use crate::crd::{Penpot, PenpotSpec};
 use super::labels::{self, CONFIG_HASH_ANNOTATION};
 use super::paths;
 use super::rollout::{MIGRATED_ANNOTATION, Rollout};
+use super::storage::{ASSETS_VOLUME, assets_volume};
 use super::version::Version;
 
 /// The emptyDir the init container fills (Pebble, nginx includes).
@@ -283,7 +284,7 @@ fn pod_spec(i: &StatefulSetInputs, config_secret: &str) -> PodSpec {
     PodSpec {
         init_containers: Some(vec![init_container(i.init_image, spec.dns_resolver.as_deref(), pull_policy)]),
         containers: containers(spec, i.version, i.exporter),
-        volumes: Some(volumes(config_secret, i.exporter)),
+        volumes: Some(volumes(i.name, spec, config_secret, i.exporter)),
         // Penpot reads every PENPOT_* variable; Service links would inject some.
         enable_service_links: Some(false),
         automount_service_account_token: Some(false),
@@ -314,6 +315,7 @@ fn pod_spec(i: &StatefulSetInputs, config_secret: &str) -> PodSpec {
                 .collect()
         }),
         priority_class_name: spec.priority_class_name.clone(),
+        service_account_name: super::identity::service_account_name(i.name, spec.service_account.as_ref()),
         ..Default::default()
     }
 }
@@ -327,11 +329,16 @@ fn image(set: &Option<String>, upstream: &str, version: Version) -> String {
 fn containers(spec: &PenpotSpec, version: Version, exporter: bool) -> Vec<Container> {
     let pull_policy = spec.image_pull_policy.map(|p| p.as_str().to_string());
     let resources = spec.resources.clone().unwrap_or_default();
+    // Filesystem storage: the backend writes assets, nginx only sends them.
+    let assets = |read_only| spec.filesystem_storage().map(|_| mount(ASSETS_VOLUME, paths::ASSETS_DIR, read_only));
     let nginx = ContainerPlan {
         name: "nginx",
         image: image(&spec.images.nginx, UPSTREAM_FRONTEND, version),
         pebble_port: paths::PEBBLE_PORT_NGINX,
-        extra_mounts: vec![mount("nginx-config", paths::NGINX_CONFIG_DIR, true)],
+        extra_mounts: [Some(mount("nginx-config", paths::NGINX_CONFIG_DIR, true)), assets(true)]
+            .into_iter()
+            .flatten()
+            .collect(),
         ports: vec![port("http", paths::NGINX_PORT)],
         working_dir: None,
         resources: resources.nginx,
@@ -342,7 +349,7 @@ fn containers(spec: &PenpotSpec, version: Version, exporter: bool) -> Vec<Contai
         name: "penpot",
         image: image(&spec.images.penpot, UPSTREAM_BACKEND, version),
         pebble_port: paths::PEBBLE_PORT_PENPOT,
-        extra_mounts: vec![],
+        extra_mounts: assets(false).into_iter().collect(),
         ports: vec![port("backend", paths::BACKEND_PORT)],
         // `kubectl exec` (and the profile commands) land where manage.py lives.
         working_dir: Some(paths::BACKEND_DIR.into()),
@@ -373,8 +380,8 @@ fn containers(spec: &PenpotSpec, version: Version, exporter: bool) -> Vec<Contai
 
 /// The init container's output, shared; per container Pebble's state and /tmp (the root
 /// filesystem is read-only) and its layer; nginx also gets its configuration. Layers and
-/// configuration all come from the one config Secret.
-fn volumes(config_secret: &str, exporter: bool) -> Vec<Volume> {
+/// configuration all come from the one config Secret. Filesystem storage adds the assets claim.
+fn volumes(instance: &str, spec: &PenpotSpec, config_secret: &str, exporter: bool) -> Vec<Volume> {
     let mut volumes = vec![empty_dir(OPERATOR_VOLUME)];
     if exporter {
         volumes.extend([
@@ -392,5 +399,6 @@ fn volumes(config_secret: &str, exporter: bool) -> Vec<Volume> {
         empty_dir("penpot-tmp"),
         secret_volume("penpot-layers", config_secret, &[paths::PENPOT_LAYER_FILE]),
     ]);
+    volumes.extend(spec.filesystem_storage().map(|fs| assets_volume(instance, fs)));
     volumes
 }

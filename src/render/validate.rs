@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::crd::{Penpot, Relation};
+use crate::crd::{AccessMode, Penpot, Relation};
 use crate::relations::Relations;
 
 use super::version::Version;
@@ -36,6 +36,14 @@ pub enum SpecError {
     BadName(String),
     #[error("spec.monitoring.labels sets {0:?}: app.kubernetes.io/ labels are the operator's")]
     ReservedLabel(String),
+    #[error("spec.s3 and spec.storage.filesystem are both set: assets go to a bucket or to a volume, not both")]
+    TwoStorages,
+    #[error("no object storage: set spec.s3 (a bucket) or spec.storage.filesystem (a volume)")]
+    NoStorage,
+    #[error(
+        "spec.storage.filesystem.accessMode is ReadWriteOnce, but spec.replicas is {0}: every pod mounts the assets volume, so more than one replica needs ReadWriteMany"
+    )]
+    VolumeNotShared(i32),
     #[error("spec.maxUploadSize {0:?} is not a size between 1 byte and 10Gi (e.g. 500Mi)")]
     BadUploadSize(String),
     #[error(
@@ -118,6 +126,8 @@ pub struct Settings {
     pub telemetry: bool,
     /// `spec.registrationDomains`: who may sign up.
     pub registration_domains: Vec<String>,
+    /// Assets on the `storage.filesystem` volume rather than in the S3 relation's bucket.
+    pub filesystem_storage: bool,
 }
 
 /// Penpot's own default upload limit: 350 MiB.
@@ -142,6 +152,16 @@ pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Res
     }
     if relations.oidc.is_some() && relations.smtp.is_none() {
         return Err(SpecError::SmtpRequiredBy(Relation::Oidc));
+    }
+
+    let filesystem = spec.filesystem_storage();
+    match (filesystem, &relations.s3) {
+        (Some(_), Some(_)) => return Err(SpecError::TwoStorages),
+        (None, None) => return Err(SpecError::NoStorage),
+        (Some(fs), None) if spec.replicas > 1 && fs.access_mode != AccessMode::ReadWriteMany => {
+            return Err(SpecError::VolumeNotShared(spec.replicas));
+        }
+        _ => {}
     }
 
     let max = spec.postgresql.as_ref().and_then(|p| p.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS);
@@ -175,6 +195,7 @@ pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Res
             .transpose()?,
         telemetry: spec.telemetry,
         registration_domains: spec.registration_domains.clone(),
+        filesystem_storage: filesystem.is_some(),
     })
 }
 

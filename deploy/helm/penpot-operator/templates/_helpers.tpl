@@ -82,6 +82,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch, delete]
+# The pods' ServiceAccount when spec.serviceAccount gives annotations; delete for prune.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, list, watch, create, patch, delete]
+# The assets claim of spec.storage.filesystem, read when applied. Never deleted: uploaded
+# files outlive a switch to S3; the owner reference removes it with the Penpot.
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, create, patch]
 # PodMonitor and PrometheusRule, applied only when the Prometheus Operator is installed;
 # listed by label and deleted when spec.monitoring.enabled turns false.
 - apiGroups: [monitoring.coreos.com]
