@@ -20,3 +20,4 @@ pub mod status;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;
+pub mod trust;

@@ -24,7 +24,11 @@ fn main() -> ExitCode {
         Command::PreparePod(args) => {
             use penpot_operator::pod_init::{Settings, Sources, prepare};
             let sources = Sources { pebble: &args.pebble, ..Default::default() };
-            let settings = Settings { nginx_port: args.nginx_port, resolver: args.resolver.as_deref() };
+            let settings = Settings {
+                nginx_port: args.nginx_port,
+                resolver: args.resolver.as_deref(),
+                ca_bundle: args.ca_bundle.as_deref(),
+            };
             match prepare(&args.into, &settings, &sources) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

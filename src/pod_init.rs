@@ -8,6 +8,9 @@
 //!   entrypoint does, which the read-only root rules out) and the `listen` lines, with IPv6
 //!   when the pod has an IPv6 address.
 //!
+//! - With `spec.caBundle`, writes the trust files of `render::paths::CA_DIR` (see
+//!   [`crate::trust`]): the image's public roots plus the user's CAs.
+//!
 //! The init container shares the pod's network namespace and /etc/resolv.conf, so what it
 //! sees is what nginx will see.
 
@@ -17,12 +20,17 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
 #[derive(thiserror::Error, Debug)]
 pub enum PrepareError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error("{path}: {source}")]
+    Bundle { path: PathBuf, source: crate::trust::BundleError },
     #[error(
         "{0} has no usable nameserver line, so nginx could not resolve S3 redirects or fonts; set spec.dnsResolver on the Penpot"
     )]
@@ -35,6 +43,8 @@ pub struct Sources<'a> {
     pub resolv_conf: &'a Path,
     /// Lists the IPv6 addresses of the network namespace; empty or absent without IPv6.
     pub if_inet6: &'a Path,
+    /// The image's public roots, which the trust files start from.
+    pub system_roots: &'a Path,
 }
 
 impl Default for Sources<'_> {
@@ -43,6 +53,7 @@ impl Default for Sources<'_> {
             pebble: Path::new(crate::render::paths::OPERATOR_PEBBLE),
             resolv_conf: Path::new("/etc/resolv.conf"),
             if_inet6: Path::new("/proc/net/if_inet6"),
+            system_roots: Path::new(crate::render::paths::SYSTEM_ROOTS),
         }
     }
 }
@@ -52,6 +63,8 @@ pub struct Settings<'a> {
     pub nginx_port: u16,
     /// `spec.dnsResolver`: nginx's resolver instead of the pod's nameservers.
     pub resolver: Option<&'a str>,
+    /// `spec.caBundle` as the operator rendered it: trust files are written when set.
+    pub ca_bundle: Option<&'a Path>,
 }
 
 /// Fills `into` with `bin/pebble`, `nginx/resolver.conf` and `nginx/listen.conf`. Safe to
@@ -76,6 +89,19 @@ pub fn prepare(into: &Path, settings: &Settings, from: &Sources) -> Result<(), P
     replace(&into.join("bin/pebble"), &read(from.pebble)?, 0o755)?;
     replace(&into.join("nginx/resolver.conf"), resolver.as_bytes(), 0o644)?;
     replace(&into.join("nginx/listen.conf"), listen_conf(settings.nginx_port, ipv6).as_bytes(), 0o644)?;
+    if let Some(bundle) = settings.ca_bundle {
+        let extra = crate::trust::parse_bundle(&read(bundle)?)
+            .map_err(|source| PrepareError::Bundle { path: bundle.into(), source })?;
+        // The image's roots as they are: one odd entry there must not stop the pod.
+        let system = read(from.system_roots)?;
+        let public: Vec<_> = CertificateDer::pem_slice_iter(&system).filter_map(Result::ok).collect();
+        let all: Vec<_> = public.iter().chain(&extra).cloned().collect();
+        replace(&into.join("ca/extra.pem"), crate::trust::to_pem(&extra).as_bytes(), 0o644)?;
+        replace(&into.join("ca/ca-certificates.crt"), crate::trust::to_pem(&all).as_bytes(), 0o644)?;
+        // A fixed creation time: the same bundle gives the same store.
+        let store = crate::trust::jks(&all, crate::trust::TRUST_STORE_PASSWORD, 0);
+        replace(&into.join("ca/truststore.jks"), &store, 0o644)?;
+    }
     Ok(())
 }
 
@@ -163,8 +189,9 @@ mod tests {
         let resolv = file("resolv.conf", "nameserver 10.0.0.10\n");
         let inet6 = file("if_inet6", "00000000000000000000000000000001 01 80 10 80       lo\n");
         let into = dir.path().join("operator");
-        let sources = Sources { pebble: &pebble, resolv_conf: &resolv, if_inet6: &inet6 };
-        let pod = Settings { nginx_port: 8080, resolver: None };
+        let roots = file("roots.pem", "");
+        let sources = Sources { pebble: &pebble, resolv_conf: &resolv, if_inet6: &inet6, system_roots: &roots };
+        let pod = Settings { nginx_port: 8080, resolver: None, ca_bundle: None };
         prepare(&into, &pod, &sources).unwrap();
         // Twice: a restarted init container finds its own files there.
         prepare(&into, &pod, &sources).unwrap();
@@ -182,8 +209,37 @@ mod tests {
         let resolver = std::fs::read_to_string(into.join("nginx/resolver.conf")).unwrap();
         assert!(resolver.ends_with("resolver 10.96.0.10 valid=30s;\n"), "{resolver}");
         let missing = dir.path().join("no-pebble");
-        let e =
-            prepare(&into, &pod, &Sources { pebble: &missing, resolv_conf: &resolv, if_inet6: &inet6 }).unwrap_err();
+        let e = prepare(&into, &pod, &Sources { pebble: &missing, ..sources }).unwrap_err();
         assert!(e.to_string().contains("no-pebble"), "{e}");
+        assert!(!into.join("ca").exists(), "no trust files without spec.caBundle");
+    }
+
+    /// `spec.caBundle`: the public roots plus the user's CA, as PEM and as a JKS store; the
+    /// user's alone for Node. A bad bundle names its file.
+    #[test]
+    fn writes_the_trust_files_from_the_bundle_and_the_public_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let ca = crate::trust::tests::CA;
+        let pebble = file("pebble-src", "#!binary");
+        let resolv = file("resolv.conf", "nameserver 10.0.0.10\n");
+        let roots = file("roots.pem", &format!("# a public root\n{ca}"));
+        let bundle = file("bundle.pem", ca);
+        let into = dir.path().join("operator");
+        let sources = Sources { pebble: &pebble, resolv_conf: &resolv, if_inet6: &roots, system_roots: &roots };
+        let pod = Settings { nginx_port: 8080, resolver: None, ca_bundle: Some(&bundle) };
+        prepare(&into, &pod, &sources).unwrap();
+        let read = |name: &str| std::fs::read(into.join("ca").join(name)).unwrap();
+        assert_eq!(String::from_utf8(read("extra.pem")).unwrap(), ca);
+        assert_eq!(String::from_utf8(read("ca-certificates.crt")).unwrap(), format!("{ca}{ca}"));
+        assert_eq!(&read("truststore.jks")[..12], &[0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2, 0, 0, 0, 2]);
+
+        let bad = file("bad.pem", "not a certificate");
+        let e = prepare(&into, &Settings { ca_bundle: Some(&bad), ..pod }, &sources).unwrap_err().to_string();
+        assert!(e.contains("bad.pem") && e.contains("no PEM certificate"), "{e}");
     }
 }

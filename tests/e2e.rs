@@ -196,7 +196,7 @@ fn check_layers_and_nginx(config: &Value) {
     let operator_dir = tmp.path().join("operator");
     let pebble = on_path("pebble").expect("pebble is on PATH");
     let sources = penpot_operator::pod_init::Sources { pebble: &pebble, ..Default::default() };
-    let settings = penpot_operator::pod_init::Settings { nginx_port: 8080, resolver: None };
+    let settings = penpot_operator::pod_init::Settings { nginx_port: 8080, resolver: None, ca_bundle: None };
     penpot_operator::pod_init::prepare(&operator_dir, &settings, &sources).expect("prepare-pod");
     let conf_dir = tmp.path().join("nginx");
     std::fs::create_dir_all(&conf_dir).unwrap();

@@ -84,9 +84,15 @@ fn serve(dir: &Path, backend: u16) -> (Nginx, u16) {
     let pebble = dir.join("pebble");
     std::fs::write(&pebble, "stand-in for the Pebble binary").unwrap();
     let sources = Sources { pebble: &pebble, resolv_conf: &resolv_conf, ..Sources::default() };
-    let settings = pod_init::Settings { nginx_port: port, resolver: None };
+    let settings = pod_init::Settings { nginx_port: port, resolver: None, ca_bundle: None };
     pod_init::prepare(&dir.join("operator"), &settings, &sources).expect("prepare-pod");
-    let inputs = NginxInputs { exporter: true, air_gapped: true, max_body_size: 367_001_600, filesystem_storage: true };
+    let inputs = NginxInputs {
+        exporter: true,
+        air_gapped: true,
+        max_body_size: 367_001_600,
+        filesystem_storage: true,
+        private_ca: false,
+    };
     let conf = nginx_conf(&inputs)
         .replace(&format!("alias {};", paths::ASSETS_DIR), &format!("alias {d}/assets;"))
         .replace(&format!("{}/", paths::OPERATOR_DIR), &format!("{d}/operator/"))
@@ -204,8 +210,13 @@ fn filesystem_assets_are_sent_from_the_volume() {
 
 #[test]
 fn font_proxies_send_one_cache_control_and_cors() {
-    let inputs =
-        NginxInputs { exporter: true, air_gapped: false, max_body_size: 367_001_600, filesystem_storage: false };
+    let inputs = NginxInputs {
+        exporter: true,
+        air_gapped: false,
+        max_body_size: 367_001_600,
+        filesystem_storage: false,
+        private_ca: false,
+    };
     let conf = nginx_conf(&inputs);
     let fonts: Vec<&str> =
         conf.split("location ").filter(|l| l.contains("fonts.g") || l.contains("penpot-files")).collect();

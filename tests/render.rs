@@ -107,6 +107,7 @@ fn inputs(relations: Relations) -> Inputs {
         init_image: "example.org/penpot-operator:1".into(),
         live: None,
         backup: Backup::NotNeeded,
+        ca_bundle: None,
     }
 }
 
@@ -892,7 +893,9 @@ fn workload_identity_service_account_and_keyless_s3() {
     let mut s = spec();
     s.service_account = Some(WorkloadServiceAccount {
         name: None,
-        annotations: Some([("eks.amazonaws.com/role-arn".to_string(), "arn:aws:iam::1:role/penpot".to_string())].into()),
+        annotations: Some(
+            [("eks.amazonaws.com/role-arn".to_string(), "arn:aws:iam::1:role/penpot".to_string())].into(),
+        ),
     });
     let bucket_only = d(&[("bucket", "penpot"), ("region", "eu-west-1")]);
     let keyless = s3::parse(&SecretData::new(Relation::S3, "s3", &bucket_only), true).unwrap();

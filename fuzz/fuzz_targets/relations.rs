@@ -111,6 +111,7 @@ fuzz_target!(|input: Input| {
         init_image: "example.org/penpot-operator:1".into(),
         live: None,
         backup: Default::default(),
+        ca_bundle: None,
     };
     let Ok(desired) = render::render(&penpot, &inputs) else { return };
 

@@ -94,6 +94,9 @@ pub struct PreparePodArgs {
     /// nginx's resolver (spec.dnsResolver); default: the nameservers of /etc/resolv.conf.
     #[arg(long)]
     pub resolver: Option<String>,
+    /// PEM bundle of extra CAs (spec.caBundle): write the pod's trust files from it.
+    #[arg(long)]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]

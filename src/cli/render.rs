@@ -157,6 +157,7 @@ pub fn render_with(
                 live: running.map(render::rollout::Live::of),
                 // Offline there is no Backup to look at; the operator takes it before upgrading.
                 backup: render::rollout::Backup::NotNeeded,
+                ca_bundle: offline_ca_bundle(&penpot, &secret_docs)?,
             };
             match render::render(&penpot, &inputs) {
                 Ok(desired) => {
@@ -208,4 +209,26 @@ fn secret_key(
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, InputError> {
     serde_json::to_value(v).map_err(|e| InputError::Output(e.to_string()))
+}
+
+/// `spec.caBundle` from the input's Secrets (a ConfigMap source must be given as a Secret
+/// offline: render reads no ConfigMaps). Missing or invalid stops the render, naming it.
+fn offline_ca_bundle(penpot: &Penpot, secrets: &BTreeMap<String, Secret>) -> Result<Option<String>, InputError> {
+    let Some(source) = &penpot.spec.ca_bundle else { return Ok(None) };
+    let (what, key, value) = match (&source.secret_ref, &source.config_map_ref) {
+        (Some(r), _) => {
+            let value = secrets.get(&r.name).map(|s| relations::secret_data(s).remove(&r.key));
+            (format!("Secret {}", r.name), &r.key, value)
+        }
+        (None, Some(r)) => (format!("ConfigMap {}", r.name), &r.key, None),
+        (None, None) => return Ok(None),
+    };
+    match crate::trust::Bundle::check(what, key, value) {
+        crate::trust::Bundle::Found(pem) => Ok(Some(pem)),
+        crate::trust::Bundle::None => Ok(None),
+        crate::trust::Bundle::Missing(what) => {
+            Err(InputError::Invalid("spec.caBundle".into(), format!("{what} is not in the input")))
+        }
+        crate::trust::Bundle::Invalid(message) => Err(InputError::Invalid("spec.caBundle".into(), message)),
+    }
 }

@@ -212,6 +212,10 @@ pub async fn run(
         watcher::Config::default().fields("type!=helm.sh/release.v1"),
     )
     .touched_objects();
+    // ConfigMaps holding a Penpot's CA bundle (`spec.caBundle.configMapRef`), metadata only.
+    let bundle_config_maps =
+        watches::metadata(api::<PartialObjectMeta<ConfigMap>>(&client, ns), watcher::Config::default())
+            .touched_objects();
     let context = Arc::new(Context {
         client: client.clone(),
         reporter,
@@ -240,6 +244,7 @@ pub async fn run(
 
     tokio::spawn(signal_ready(store.clone(), ready));
     let mapper_store = store.clone();
+    let config_map_mapper_store = store.clone();
     let penpots = Controller::for_stream(penpot_events, store)
         .trigger_backoff(watches::SpaceErrors)
         .owns_stream(owned_statefulsets.1)
@@ -251,6 +256,9 @@ pub async fn run(
         .owns_stream(owned_service_accounts.1)
         .owns_stream(owned_ingresses.1)
         .watches_stream(relation_secrets, move |secret| watches::penpots_for_secret(&mapper_store, &secret))
+        .watches_stream(bundle_config_maps, move |config_map| {
+            watches::penpots_for_config_map(&config_map_mapper_store, &config_map)
+        })
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency).debounce(DEBOUNCE))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, context)

@@ -49,22 +49,33 @@ struct Document {
 
 impl DiscoveryCache {
     pub fn new(egress: Egress) -> Self {
-        let egress = Arc::new(egress);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(Resolver(egress.clone())))
-            .build()
-            .map_err(|e| {
-                let why = error_chain(&e);
-                tracing::warn!(error = %why, "no HTTPS client: OIDC discovery will fail until the operator restarts");
-                format!("the operator has no HTTPS client ({why})")
-            });
-        Self { http, egress, entries: Mutex::new(HashMap::new()) }
+        let mut cache =
+            Self { http: Err(String::new()), egress: Arc::new(egress), entries: Mutex::new(HashMap::new()) };
+        cache.http = cache.client(None).map_err(|e| {
+            let why = error_chain(&e);
+            tracing::warn!(error = %why, "no HTTPS client: OIDC discovery will fail until the operator restarts");
+            format!("the operator has no HTTPS client ({why})")
+        });
+        cache
     }
 
-    /// `issuer` ends with a slash (the relation parser guarantees it).
-    pub async fn endpoints(&self, issuer: &str) -> Discovery {
+    /// The fenced client: egress-checked resolver, no redirects, 10 s; plus `ca_bundle`'s roots.
+    fn client(&self, ca_bundle: Option<&str>) -> Result<reqwest::Client, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(Resolver(self.egress.clone())));
+        if let Some(pem) = ca_bundle {
+            for certificate in reqwest::Certificate::from_pem_bundle(pem.as_bytes())? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        builder.build()
+    }
+
+    /// `issuer` ends with a slash (the relation parser guarantees it). `ca_bundle`: the
+    /// Penpot's own CAs (`spec.caBundle`, checked PEM), trusted besides the public roots.
+    pub async fn endpoints(&self, issuer: &str, ca_bundle: Option<&str>) -> Discovery {
         if let Some((at, found)) = self.entries.lock().await.get(issuer)
             && fresh(*at, found)
         {
@@ -72,7 +83,7 @@ impl DiscoveryCache {
         }
         // The lock is not held while fetching: other issuers' reconciles go on.
         let url = format!("{issuer}.well-known/openid-configuration");
-        let result = match self.fetch(&url).await {
+        let result = match self.fetch(&url, ca_bundle).await {
             Ok(endpoints) => Discovery::Found(endpoints),
             Err(why) => {
                 tracing::warn!(%url, error = %why, "OIDC discovery failed");
@@ -95,8 +106,17 @@ impl DiscoveryCache {
     }
 
     /// Why the fetch failed, for the log.
-    async fn fetch(&self, url: &str) -> Result<Endpoints, String> {
-        let http = self.http.as_ref().map_err(Clone::clone)?;
+    async fn fetch(&self, url: &str, ca_bundle: Option<&str>) -> Result<Endpoints, String> {
+        // A private CA gets a client of its own, fenced the same way; discoveries are cached
+        // for an hour, so building one per fetch costs nothing worth sharing.
+        let own;
+        let http = match ca_bundle {
+            None => self.http.as_ref().map_err(Clone::clone)?,
+            Some(pem) => {
+                own = self.client(Some(pem)).map_err(|e| error_chain(&e))?;
+                &own
+            }
+        };
         let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
         if !self.egress.allows_host(parsed.host_str().unwrap_or_default()) {
             let port = parsed.port_or_known_default().unwrap_or(443);
@@ -174,10 +194,10 @@ mod tests {
         };
         let url = "https://idp.example.com/.well-known/openid-configuration";
         assert_eq!(
-            cache.fetch(url).await,
+            cache.fetch(url, None).await,
             Err("the operator has no HTTPS client (builder error: no CA certificates)".into())
         );
-        let Discovery::Failed(status) = cache.endpoints("https://idp.example.com/").await else {
+        let Discovery::Failed(status) = cache.endpoints("https://idp.example.com/", None).await else {
             panic!("discovery cannot succeed without a client")
         };
         assert!(
@@ -195,7 +215,7 @@ mod tests {
             entries: Mutex::new(HashMap::new()),
         };
         for i in 0..10_000 {
-            cache.endpoints(&format!("https://idp-{i}.example.com/")).await;
+            cache.endpoints(&format!("https://idp-{i}.example.com/"), None).await;
         }
         let entries = cache.entries.lock().await;
         assert_eq!(entries.len(), MAX_ENTRIES);

@@ -12,6 +12,7 @@ use crate::render::owned::controller_uid;
 use crate::render::{self, labels, secrets};
 
 use crate::conditions::Reason;
+use crate::trust::Bundle;
 
 use super::oidc_discovery::Discovery;
 use super::{Context, Error, backup};
@@ -67,10 +68,21 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         }
     };
 
+    let ca_bundle = match ca_bundle(spec, ns, ctx).await? {
+        Bundle::None => None,
+        Bundle::Found(pem) => Some(pem),
+        Bundle::Missing(what) => {
+            let missing =
+                relations::Missing { relations: vec![format!("caBundle ({what} not found)")], secrets: vec![] };
+            return Ok(Resolved::Missing(missing));
+        }
+        Bundle::Invalid(message) => return Ok(Resolved::Invalid { reason: Reason::InvalidSpec, message }),
+    };
+
     if let Some(oidc) = relations.oidc.as_mut()
         && oidc.endpoints.is_none()
     {
-        match ctx.discovery.endpoints(&oidc.issuer).await {
+        match ctx.discovery.endpoints(&oidc.issuer, ca_bundle.as_deref()).await {
             Discovery::Found(endpoints) => oidc.endpoints = Some(endpoints),
             Discovery::Failed(message) => return Ok(Resolved::DiscoveryFailed(message)),
         }
@@ -94,9 +106,39 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         }
         _ => render::rollout::Backup::NotNeeded,
     };
-    let inputs =
-        render::Inputs { relations, secret_key, prometheus_operator, init_image: ctx.init_image.clone(), live, backup };
+    let inputs = render::Inputs {
+        relations,
+        secret_key,
+        prometheus_operator,
+        init_image: ctx.init_image.clone(),
+        live,
+        backup,
+        ca_bundle,
+    };
     Ok(Resolved::Ready(Box::new(inputs), Box::new(workload)))
+}
+
+/// `spec.caBundle`'s object read and checked.
+async fn ca_bundle(spec: &crate::crd::PenpotSpec, ns: &str, ctx: &Context) -> Result<Bundle, Error> {
+    let Some(source) = &spec.ca_bundle else { return Ok(Bundle::None) };
+    let (what, key, bytes) = match (&source.secret_ref, &source.config_map_ref) {
+        (Some(r), _) => {
+            let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns).get_opt(&r.name).await.at(Step::Resolve)?;
+            let data = secret.map(|s| relations::secret_data(&s));
+            (format!("Secret {}", r.name), &r.key, data.map(|mut d| d.remove(&r.key)))
+        }
+        (None, Some(r)) => {
+            let api = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ctx.client.clone(), ns);
+            let map = api.get_opt(&r.name).await.at(Step::Resolve)?;
+            let value = map.map(|m| {
+                let text = m.data.and_then(|mut d| d.remove(&r.key)).map(String::into_bytes);
+                text.or_else(|| m.binary_data.and_then(|mut d| d.remove(&r.key)).map(|b| b.0))
+            });
+            (format!("ConfigMap {}", r.name), &r.key, value)
+        }
+        (None, None) => return Ok(Bundle::None),
+    };
+    Ok(Bundle::check(what, key, bytes))
 }
 
 /// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once (immutable). An existing

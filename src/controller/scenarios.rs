@@ -90,6 +90,7 @@ fn desired(penpot: &Penpot) -> Desired {
         init_image: render::statefulset::DEFAULT_INIT_IMAGE.into(),
         live: None,
         backup: render::rollout::Backup::NotNeeded,
+        ca_bundle: None,
     };
     render::render(penpot, &inputs).unwrap()
 }

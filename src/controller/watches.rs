@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures::{Stream, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::Backoff;
@@ -109,6 +109,21 @@ pub fn penpots_for_secret(store: &Store<Stored>, secret: &PartialObjectMeta<Secr
         .state()
         .iter()
         .filter(|p| p.0.as_ref().is_ok_and(|p| p.namespace() == ns && p.references_secret(&name)))
+        .map(|p| ObjectRef::from(p.as_ref()))
+        .collect()
+}
+
+/// Penpots to reconcile when a ConfigMap changes: those whose CA bundle it holds.
+pub fn penpots_for_config_map(
+    store: &Store<Stored>,
+    config_map: &PartialObjectMeta<ConfigMap>,
+) -> Vec<ObjectRef<Stored>> {
+    let ns = config_map.namespace();
+    let name = config_map.name_any();
+    store
+        .state()
+        .iter()
+        .filter(|p| p.0.as_ref().is_ok_and(|p| p.namespace() == ns && p.references_config_map(&name)))
         .map(|p| ObjectRef::from(p.as_ref()))
         .collect()
 }

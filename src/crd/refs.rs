@@ -66,9 +66,16 @@ impl PenpotSpec {
 }
 
 impl Penpot {
-    /// Whether a Secret of this name (in the Penpot's namespace) feeds one of its relations.
+    /// Whether a Secret of this name (in the Penpot's namespace) feeds one of its relations
+    /// or holds its CA bundle.
     pub fn references_secret(&self, name: &str) -> bool {
         self.spec.referenced_secrets().any(|(_, n)| n == name)
+            || self.spec.ca_bundle.as_ref().and_then(|c| c.secret_ref.as_ref()).is_some_and(|r| r.name == name)
+    }
+
+    /// Whether a ConfigMap of this name holds its CA bundle.
+    pub fn references_config_map(&self, name: &str) -> bool {
+        self.spec.ca_bundle.as_ref().and_then(|c| c.config_map_ref.as_ref()).is_some_and(|r| r.name == name)
     }
 }
 

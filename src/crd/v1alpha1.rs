@@ -158,6 +158,12 @@ pub struct PenpotSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<ExtraEnv>,
 
+    /// Certificate authorities to trust besides the public ones, for an IdP, SMTP server or
+    /// S3 endpoint behind a private CA: the backend's JVM, the exporter, nginx's S3 redirects
+    /// and the operator's own OIDC discovery trust them. A change rolls the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<CaBundle>,
+
     /// Extra host names the backend may reach although they resolve to private addresses
     /// (Penpot 2.15+ SSRF protection). In-cluster OIDC hosts are added automatically.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -222,6 +228,36 @@ fn env_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+/// Where the PEM bundle is: a key of a Secret or of a ConfigMap (trust-manager writes either).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.secretRef) != has(self.configMapRef)")
+    .message("caBundle needs exactly one of secretRef and configMapRef"))]
+pub struct CaBundle {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<KeyRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<KeyRef>,
+}
+
+/// One key of an object in the Penpot's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyRef {
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// Default `ca.crt` (cert-manager's name for it).
+    #[serde(default = "default_ca_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".into()
+}
+
 /// Either an existing ServiceAccount (`name`) or one the operator makes with `annotations`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[x_kube(validation = Rule::new("has(self.name) != has(self.annotations)")
@@ -229,7 +265,10 @@ fn env_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 pub struct WorkloadServiceAccount {
     /// An existing ServiceAccount of the namespace (e.g. made by Terraform with its role).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: Option<String>,
     /// Annotations of the ServiceAccount `<name>` the operator makes, e.g.
     /// `eks.amazonaws.com/role-arn` or `iam.gke.io/gcp-service-account`.

@@ -232,8 +232,10 @@ mod tests {
             ..PenpotSpec::default()
         };
         assert_eq!(missing_relations(&volume, only([Relation::Postgresql, Relation::Redis])), None);
-        let bucket =
-            PenpotSpec { s3: Some(RelationRef { secret_ref: SecretRef { name: "b".into() } }), ..PenpotSpec::default() };
+        let bucket = PenpotSpec {
+            s3: Some(RelationRef { secret_ref: SecretRef { name: "b".into() } }),
+            ..PenpotSpec::default()
+        };
         let found: Found = [
             (Relation::Postgresql, ("pg".to_string(), BTreeMap::new())),
             (Relation::Redis, ("r".to_string(), BTreeMap::new())),

@@ -83,12 +83,7 @@ pub fn parse(d: &SecretData, identity: bool) -> Result<S3, RelationError> {
         return Err(d.error("path", "is set, but Penpot stores objects at the bucket root and has no prefix setting"));
     }
 
-    Ok(S3 {
-        keys,
-        bucket: bucket.to_string(),
-        endpoint,
-        region,
-    })
+    Ok(S3 { keys, bucket: bucket.to_string(), endpoint, region })
 }
 
 /// The AWS SDK wants a URL with a scheme; a bare host (as the Juju interface allows) means HTTPS.

@@ -23,6 +23,18 @@ pub struct LayerInputs<'a> {
     pub logging: Option<&'a Logging<'a>>,
     /// `spec.env`, checked against the operator's own variables before the layers are made.
     pub extra_env: Option<&'a crate::crd::ExtraEnv>,
+    /// `spec.caBundle` is set: the init container wrote the trust files of `paths::CA_DIR`.
+    pub private_ca: bool,
+}
+
+/// The JVM's trust store replaced by the public roots plus `spec.caBundle`'s. Through
+/// `JAVA_TOOL_OPTIONS`, which every JVM reads, so `JAVA_OPTS` stays the user's (heap sizing).
+fn java_trust_options() -> String {
+    format!(
+        "-Djavax.net.ssl.trustStore={} -Djavax.net.ssl.trustStoreType=JKS -Djavax.net.ssl.trustStorePassword={}",
+        paths::TRUST_STORE,
+        crate::trust::TRUST_STORE_PASSWORD
+    )
 }
 
 /// Environment of the backend service.
@@ -44,6 +56,9 @@ pub fn backend_environment(i: &LayerInputs) -> BTreeMap<String, String> {
         set("PENPOT_REGISTRATION_DOMAIN_WHITELIST", s.registration_domains.join(","));
     }
     set("PENPOT_TENANT", s.tenant.clone());
+    if i.private_ca {
+        set("JAVA_TOOL_OPTIONS", java_trust_options());
+    }
 
     set("PENPOT_DATABASE_URI", r.postgresql.uri.clone());
     set("PENPOT_DATABASE_USERNAME", r.postgresql.username.clone());
@@ -138,6 +153,10 @@ pub fn exporter_environment(i: &LayerInputs) -> BTreeMap<String, String> {
     env.insert("PENPOT_TENANT".into(), s.tenant.clone());
     env.insert("PENPOT_SECRET_KEY".into(), i.secret_key.to_string());
     env.insert("PENPOT_TEMPDIR".into(), "/tmp/penpot-exporter".into());
+    if i.private_ca {
+        // Node adds these to its own roots.
+        env.insert("NODE_EXTRA_CA_CERTS".into(), paths::CA_EXTRA.into());
+    }
     env
 }
 

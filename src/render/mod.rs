@@ -52,10 +52,12 @@ pub struct Inputs {
     pub live: Option<rollout::Live>,
     /// The pre-upgrade backup, when one is asked for and a version change is pending.
     pub backup: rollout::Backup,
+    /// `spec.caBundle`'s certificates, checked and as PEM.
+    pub ca_bundle: Option<String>,
 }
 
 crate::relations::debug_hiding!(Inputs {
-    shows: [relations, prometheus_operator, init_image, live, backup],
+    shows: [relations, prometheus_operator, init_image, live, backup, ca_bundle],
     hides: [secret_key]
 });
 
@@ -240,6 +242,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         secret_key: &inputs.secret_key,
         logging: logging.as_ref(),
         extra_env: spec.env.as_ref(),
+        private_ca: inputs.ca_bundle.is_some(),
     };
     if let Some(extra) = &spec.env {
         validate::check_extra_env("backend", &extra.backend, &layers::backend_environment(&layer_inputs))?;
@@ -250,6 +253,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         air_gapped: spec.air_gapped,
         max_body_size: settings.max_body_size.unwrap_or(validate::DEFAULT_MAX_BODY_SIZE),
         filesystem_storage: settings.filesystem_storage,
+        private_ca: inputs.ca_bundle.is_some(),
     };
     let oidc_name = inputs.relations.oidc.as_ref().and_then(|o| o.display_name.as_deref());
 
@@ -260,6 +264,9 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         (paths::CONFIG_JS_FILE.to_string(), nginx::config_js(&flags.frontend_str(), &settings.public_uri, oidc_name)),
     ]
     .into();
+    if let Some(pem) = &inputs.ca_bundle {
+        data.insert(paths::CA_BUNDLE_KEY.to_string(), pem.clone());
+    }
     if settings.exporter {
         data.insert(paths::EXPORTER_LAYER_FILE.to_string(), layers::exporter_layer(&layer_inputs).to_yaml()?);
     }
@@ -275,6 +282,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         init_image: &inputs.init_image,
         rollout: &rollout,
         exporter: settings.exporter,
+        private_ca: inputs.ca_bundle.is_some(),
     });
     let monitor = inputs.prometheus_operator && spec.monitoring.as_ref().is_none_or(|m| m.enabled);
     let no_labels = BTreeMap::new();

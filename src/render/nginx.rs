@@ -17,6 +17,8 @@ pub struct NginxInputs {
     pub max_body_size: u64,
     /// Assets on the `storage.filesystem` volume, served from [`paths::ASSETS_DIR`].
     pub filesystem_storage: bool,
+    /// `spec.caBundle` is set: S3 redirects are verified against the public roots plus it.
+    pub private_ca: bool,
 }
 
 const NGINX_CONF: &str = include_str!("nginx/nginx.conf.tmpl");
@@ -27,6 +29,7 @@ const EXPORT_DISABLED: &str = include_str!("nginx/export-disabled.tmpl");
 /// still starts (Penpot issue 6408); air-gapped clusters get none of them.
 const FONTS: &str = include_str!("nginx/fonts.tmpl");
 const ASSETS_FILESYSTEM: &str = include_str!("nginx/assets-filesystem.tmpl");
+const REDIRECT_VERIFY: &str = include_str!("nginx/redirect-verify.tmpl");
 
 pub fn nginx_conf(i: &NginxInputs) -> String {
     let backend = format!("http://127.0.0.1:{}", paths::BACKEND_PORT);
@@ -34,6 +37,11 @@ pub fn nginx_conf(i: &NginxInputs) -> String {
     let export =
         if i.exporter { fill(EXPORT_ENABLED, &[("exporter_port", &exporter_port)]) } else { EXPORT_DISABLED.into() };
     let config_js = format!("{}/{}", paths::NGINX_CONFIG_DIR, paths::CONFIG_JS_FILE);
+    let redirect_tls = if i.private_ca {
+        fill(REDIRECT_VERIFY, &[("ca_certificates", paths::CA_CERTIFICATES)])
+    } else {
+        String::new()
+    };
     let assets = if i.filesystem_storage {
         fill(ASSETS_FILESYSTEM, &[("assets_dir", paths::ASSETS_DIR)])
     } else {
@@ -45,6 +53,7 @@ pub fn nginx_conf(i: &NginxInputs) -> String {
             ("export_locations", &export),
             ("font_locations", if i.air_gapped { "" } else { FONTS }),
             ("assets_location", &assets),
+            ("redirect_tls", &redirect_tls),
             ("mime_types", paths::NGINX_MIME_TYPES),
             ("max_body_size", &i.max_body_size.to_string()),
             // Written by the init container (`prepare-pod`): spec.dnsResolver or the pod's own.
@@ -85,6 +94,7 @@ mod tests {
             air_gapped: false,
             max_body_size: 367_001_600,
             filesystem_storage: false,
+            private_ca: false,
         });
         for needle in [
             "location ^~ /api/export",
@@ -102,11 +112,16 @@ mod tests {
             air_gapped: true,
             max_body_size: 1_048_576,
             filesystem_storage: true,
+            private_ca: true,
         });
         assert!(!gapped.contains("googleapis"));
         assert!(gapped.contains("the exporter is disabled"));
         assert!(gapped.contains("location /internal/assets {\n      internal;\n      alias /opt/data/assets;"));
         assert!(!conf.contains("/internal/assets"), "no volume alias with S3");
+        assert!(gapped.contains(
+            "proxy_ssl_verify on;\n      proxy_ssl_verify_depth 4;\n      proxy_ssl_trusted_certificate /operator/ca/ca-certificates.crt;\n      proxy_pass $redirect_uri;"
+        ));
+        assert!(!conf.contains("proxy_ssl_verify"), "upstream's behaviour without a bundle");
     }
 
     #[test]

@@ -60,5 +60,19 @@ pub const NGINX_MIME_TYPES: &str = "/etc/nginx/mime.types";
 /// frontend image's `/internal/assets` alias is this path, and both images create it.
 pub const ASSETS_DIR: &str = "/opt/data/assets";
 
+/// `spec.caBundle` in the config Secret, mounted into the init container only.
+pub const CA_BUNDLE_KEY: &str = "ca-bundle.pem";
+pub const INIT_CA_DIR: &str = "/etc/penpot-operator/ca";
+/// The public roots of the operator image (its rock's `ca-certificates_data`), which the
+/// pod's trust files start from.
+pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// What the init container writes for the workload containers from `spec.caBundle`: the
+/// public roots plus the user's as PEM (nginx) and as a JKS store (the JVM), and the user's
+/// alone (Node adds them to its own).
+pub const CA_DIR: &str = "/operator/ca";
+pub const CA_CERTIFICATES: &str = "/operator/ca/ca-certificates.crt";
+pub const CA_EXTRA: &str = "/operator/ca/extra.pem";
+pub const TRUST_STORE: &str = "/operator/ca/truststore.jks";
+
 /// The user of all three images (`penpot`, 1001:1001).
 pub const RUN_AS_USER: i64 = 1001;

@@ -24,8 +24,10 @@ use super::rollout::{MIGRATED_ANNOTATION, Rollout};
 use super::storage::{ASSETS_VOLUME, assets_volume};
 use super::version::Version;
 
-/// The emptyDir the init container fills (Pebble, nginx includes).
+/// The emptyDir the init container fills (Pebble, nginx includes, trust files).
 const OPERATOR_VOLUME: &str = "operator";
+/// `spec.caBundle` from the config Secret, for the init container only.
+const CA_VOLUME: &str = "ca-bundle";
 
 /// Penpot's own images; the tag is the Penpot version.
 pub const UPSTREAM_FRONTEND: &str = "docker.io/penpotapp/frontend";
@@ -46,6 +48,8 @@ pub struct StatefulSetInputs<'a> {
     pub init_image: &'a str,
     pub rollout: &'a Rollout,
     pub exporter: bool,
+    /// `spec.caBundle` is in the config Secret: the init container writes the trust files.
+    pub private_ca: bool,
 }
 
 /// What each container differs in.
@@ -176,7 +180,7 @@ fn container(plan: ContainerPlan, pull_policy: Option<String>) -> Container {
 
 /// Copies the operator image's Pebble into the pod and writes nginx's per-pod includes, as
 /// Juju's `charm-init` does: the operator image has no shell, so its own binary does it.
-fn init_container(image: &str, resolver: Option<&str>, pull_policy: Option<String>) -> Container {
+fn init_container(image: &str, resolver: Option<&str>, private_ca: bool, pull_policy: Option<String>) -> Container {
     let mut command = vec![
         paths::OPERATOR_BINARY.to_string(),
         "prepare-pod".into(),
@@ -187,6 +191,11 @@ fn init_container(image: &str, resolver: Option<&str>, pull_policy: Option<Strin
     ];
     if let Some(resolver) = resolver {
         command.extend(["--resolver".to_string(), resolver.to_string()]);
+    }
+    let mut mounts = vec![mount(OPERATOR_VOLUME, paths::OPERATOR_DIR, false)];
+    if private_ca {
+        command.extend(["--ca-bundle".to_string(), format!("{}/{}", paths::INIT_CA_DIR, paths::CA_BUNDLE_KEY)]);
+        mounts.push(mount(CA_VOLUME, paths::INIT_CA_DIR, true));
     }
     let quantity = |q: &str| Quantity(q.into());
     Container {
@@ -200,7 +209,7 @@ fn init_container(image: &str, resolver: Option<&str>, pull_policy: Option<Strin
             ..Default::default()
         }),
         security_context: Some(restricted()),
-        volume_mounts: Some(vec![mount(OPERATOR_VOLUME, paths::OPERATOR_DIR, false)]),
+        volume_mounts: Some(mounts),
         ..Default::default()
     }
 }
@@ -282,9 +291,14 @@ fn pod_spec(i: &StatefulSetInputs, config_secret: &str) -> PodSpec {
     let spec = &i.penpot.spec;
     let pull_policy = spec.image_pull_policy.map(|p| p.as_str().to_string());
     PodSpec {
-        init_containers: Some(vec![init_container(i.init_image, spec.dns_resolver.as_deref(), pull_policy)]),
+        init_containers: Some(vec![init_container(
+            i.init_image,
+            spec.dns_resolver.as_deref(),
+            i.private_ca,
+            pull_policy,
+        )]),
         containers: containers(spec, i.version, i.exporter),
-        volumes: Some(volumes(i.name, spec, config_secret, i.exporter)),
+        volumes: Some(volumes(i, config_secret)),
         // Penpot reads every PENPOT_* variable; Service links would inject some.
         enable_service_links: Some(false),
         automount_service_account_token: Some(false),
@@ -381,9 +395,12 @@ fn containers(spec: &PenpotSpec, version: Version, exporter: bool) -> Vec<Contai
 /// The init container's output, shared; per container Pebble's state and /tmp (the root
 /// filesystem is read-only) and its layer; nginx also gets its configuration. Layers and
 /// configuration all come from the one config Secret. Filesystem storage adds the assets claim.
-fn volumes(instance: &str, spec: &PenpotSpec, config_secret: &str, exporter: bool) -> Vec<Volume> {
+fn volumes(i: &StatefulSetInputs, config_secret: &str) -> Vec<Volume> {
     let mut volumes = vec![empty_dir(OPERATOR_VOLUME)];
-    if exporter {
+    if i.private_ca {
+        volumes.push(secret_volume(CA_VOLUME, config_secret, &[paths::CA_BUNDLE_KEY]));
+    }
+    if i.exporter {
         volumes.extend([
             empty_dir("exporter-pebble"),
             empty_dir("exporter-tmp"),
@@ -399,6 +416,6 @@ fn volumes(instance: &str, spec: &PenpotSpec, config_secret: &str, exporter: boo
         empty_dir("penpot-tmp"),
         secret_volume("penpot-layers", config_secret, &[paths::PENPOT_LAYER_FILE]),
     ]);
-    volumes.extend(spec.filesystem_storage().map(|fs| assets_volume(instance, fs)));
+    volumes.extend(i.penpot.spec.filesystem_storage().map(|fs| assets_volume(i.name, fs)));
     volumes
 }
