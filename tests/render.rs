@@ -108,6 +108,7 @@ fn inputs(relations: Relations) -> Inputs {
         live: None,
         backup: Backup::NotNeeded,
         ca_bundle: None,
+        gateway_api: false,
     }
 }
 
@@ -925,4 +926,48 @@ fn workload_identity_service_account_and_keyless_s3() {
     let desired = render_ok(&penpot(spec()), relations());
     let pod = desired.statefulset.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     assert!(desired.service_account.is_none() && pod.service_account_name.is_none(), "the namespace's default");
+}
+
+/// Gateway API (issue 15, item 6): an HTTPRoute to the Service on the public URI's host, its
+/// parents as given; refused, naming the field, when the cluster has no Gateway API.
+#[test]
+fn gateway_http_route_to_the_service() {
+    use penpot_operator::crd::{GatewayParentRef, GatewaySpec};
+    let mut s = spec();
+    s.gateway = Some(GatewaySpec {
+        parent_refs: vec![GatewayParentRef {
+            name: "shared".into(),
+            namespace: Some("infra".into()),
+            section_name: Some("https".into()),
+        }],
+        hostnames: vec![],
+    });
+    let with_gateway = Inputs { gateway_api: true, ..inputs(relations()) };
+    let desired = render(&penpot(s.clone()), &with_gateway).expect("renders");
+    let route = desired.http_route.as_ref().expect("an HTTPRoute");
+    let value = serde_json::to_value(route).unwrap();
+    assert_eq!(value["apiVersion"], "gateway.networking.k8s.io/v1");
+    assert_eq!(value["kind"], "HTTPRoute");
+    assert_eq!(
+        value["spec"],
+        serde_json::json!({
+            "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "shared", "namespace": "infra", "sectionName": "https"}],
+            "hostnames": ["penpot.local"],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "backendRefs": [{"kind": "Service", "name": "penpot", "port": 8080}],
+            }],
+        })
+    );
+    assert_eq!(value["metadata"]["ownerReferences"], serde_json::Value::Null, "no uid offline, no owner");
+    assert!(desired.objects().unwrap().iter().any(|o| o.kind.as_str() == "HTTPRoute"));
+
+    s.gateway.as_mut().unwrap().hostnames = vec!["design.example.com".into()];
+    let desired = render(&penpot(s.clone()), &with_gateway).unwrap();
+    let value = serde_json::to_value(desired.http_route.unwrap()).unwrap();
+    assert_eq!(value["spec"]["hostnames"], serde_json::json!(["design.example.com"]));
+
+    let e = render(&penpot(s), &inputs(relations())).err().expect("no Gateway API").to_string();
+    assert!(e.contains("spec.gateway") && e.contains("gateway.networking.k8s.io/v1"), "{e}");
+    assert!(render_ok(&penpot(spec()), relations()).http_route.is_none());
 }

@@ -121,6 +121,7 @@ fn rendered(ca: &str) -> Desired {
         live: None,
         backup: Backup::NotNeeded,
         ca_bundle: Some(checked),
+        gateway_api: false,
     };
     render(&penpot, &inputs).expect("renders")
 }
@@ -350,7 +351,10 @@ fn nginx_verifies_s3_redirects_against_the_private_ca() {
     let backend = redirecting_backend(format!("https://localhost:{}/object", server.1));
 
     let trusted = asset_through_nginx(dir.path(), &operator, backend, true);
-    assert!(trusted.starts_with("HTTP/1.1 200 ") && trusted.contains("\r\n\r\nbytes from the private S3\n---"), "{trusted}");
+    assert!(
+        trusted.starts_with("HTTP/1.1 200 ") && trusted.contains("\r\n\r\nbytes from the private S3\n---"),
+        "{trusted}"
+    );
 
     // The same redirect to a server the bundle does not vouch for is refused.
     let other = tempfile::tempdir().unwrap();

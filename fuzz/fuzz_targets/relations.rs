@@ -112,6 +112,7 @@ fuzz_target!(|input: Input| {
         live: None,
         backup: Default::default(),
         ca_bundle: None,
+        gateway_api: false,
     };
     let Ok(desired) = render::render(&penpot, &inputs) else { return };
 

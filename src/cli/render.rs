@@ -158,6 +158,8 @@ pub fn render_with(
                 // Offline there is no Backup to look at; the operator takes it before upgrading.
                 backup: render::rollout::Backup::NotNeeded,
                 ca_bundle: offline_ca_bundle(&penpot, &secret_docs)?,
+                // Offline, a spec.gateway is rendered as asked: the cluster is not there to ask.
+                gateway_api: true,
             };
             match render::render(&penpot, &inputs) {
                 Ok(desired) => {

@@ -166,7 +166,13 @@ async fn prune(penpot: &Penpot, ns: &str, uid: &str, objects: &[Object], ctx: &C
         let candidates = match ctx.seen.stores().get(kind) {
             Some(versions) => versions.controlled_by(ns, uid),
             None => {
-                if objects.iter().any(|o| o.kind == kind) || !ctx.prometheus_operator().await {
+                // An optional API's kind: listed only when the render has none of it and the
+                // cluster serves it (the claim, never pruned, is filtered out above).
+                let served = match kind.optional_api() {
+                    Some(api) => ctx.serves(api).await,
+                    None => false,
+                };
+                if objects.iter().any(|o| o.kind == kind) || !served {
                     continue;
                 }
                 listed(ctx, ns, kind, &instance, uid).await?

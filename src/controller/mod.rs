@@ -38,6 +38,7 @@ use tokio::sync::watch;
 
 use crate::crd::Penpot;
 use crate::metrics::Metrics;
+use crate::render::owned::OptionalApi;
 use watches::api;
 
 use oidc_discovery::DiscoveryCache;
@@ -59,7 +60,8 @@ pub struct Context {
     /// The operator's own image, for the pods' init container.
     init_image: String,
     /// Whether the Prometheus Operator's CRDs exist, and when that was last asked.
-    prometheus: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+    /// What discovery last found of each optional API, and when.
+    apis: tokio::sync::Mutex<std::collections::HashMap<OptionalApi, (std::time::Instant, bool)>>,
     failures: backoff::Failures,
 }
 
@@ -75,21 +77,20 @@ impl Context {
 
     /// Discovers the Prometheus Operator's PodMonitor and PrometheusRule kinds, at most every
     /// five minutes: installing it later is picked up without restarting the operator.
-    pub async fn prometheus_operator(&self) -> bool {
+    /// Whether the cluster serves `api`, asked again every five minutes.
+    pub async fn serves(&self, api: OptionalApi) -> bool {
         const TTL: Duration = Duration::from_secs(300);
-        if let Some((at, found)) = *self.prometheus.lock().await
+        if let Some((at, found)) = self.apis.lock().await.get(&api)
             && at.elapsed() < TTL
         {
-            return found;
+            return *found;
         }
         // Not under the lock: a slow discovery call must not stall every other reconcile.
-        let found = match self.client.list_api_group_resources("monitoring.coreos.com/v1").await {
-            Ok(list) => {
-                ["podmonitors", "prometheusrules"].iter().all(|plural| list.resources.iter().any(|r| r.name == *plural))
-            }
+        let found = match self.client.list_api_group_resources(api.group_version()).await {
+            Ok(list) => api.plurals().iter().all(|plural| list.resources.iter().any(|r| r.name == *plural)),
             Err(_) => false,
         };
-        *self.prometheus.lock().await = Some((std::time::Instant::now(), found));
+        self.apis.lock().await.insert(api, (std::time::Instant::now(), found));
         found
     }
 
@@ -238,7 +239,7 @@ pub async fn run(
         leader,
         resync: opts.resync,
         init_image: opts.init_image,
-        prometheus: tokio::sync::Mutex::new(None),
+        apis: Default::default(),
         failures,
     });
 

@@ -8,7 +8,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use crate::crd::{Penpot, Relation};
 use crate::relations::{self, Resolution};
-use crate::render::owned::controller_uid;
+use crate::render::owned::{OptionalApi, controller_uid};
 use crate::render::{self, labels, secrets};
 
 use crate::conditions::Reason;
@@ -96,7 +96,8 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         Ok(key) => key,
         Err(message) => return Ok(Resolved::Invalid { reason: Reason::InvalidSecretKey, message }),
     };
-    let prometheus_operator = ctx.prometheus_operator().await;
+    let prometheus_operator = ctx.serves(OptionalApi::PrometheusOperator).await;
+    let gateway_api = spec.gateway.is_some() && ctx.serves(OptionalApi::GatewayApi).await;
     let live = workload.of(penpot).map(render::rollout::Live::of);
     let to = render::penpot_version(penpot);
     let wants_backup = spec.upgrade.as_ref().is_some_and(|u| u.backup_before_upgrade);
@@ -114,6 +115,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         live,
         backup,
         ca_bundle,
+        gateway_api,
     };
     Ok(Resolved::Ready(Box::new(inputs), Box::new(workload)))
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::crd::Penpot;
 use crate::relations::{self, Found, Resolution};
-use crate::render::owned::RENDER_DIGEST_ANNOTATION;
+use crate::render::owned::{OptionalApi, RENDER_DIGEST_ANNOTATION};
 use crate::render::{self, Desired};
 
 use super::seen::{Epoch, Seen, Stores};
@@ -41,7 +41,11 @@ fn context(client: Client, stores: Stores) -> Context {
         leader: Arc::new(crate::leader::Gate::always_open()),
         resync: std::time::Duration::from_secs(300),
         init_image: crate::render::statefulset::DEFAULT_INIT_IMAGE.into(),
-        prometheus: tokio::sync::Mutex::new(Some((std::time::Instant::now(), false))),
+        apis: tokio::sync::Mutex::new(
+            [OptionalApi::PrometheusOperator, OptionalApi::GatewayApi]
+                .map(|api| (api, (std::time::Instant::now(), false)))
+                .into(),
+        ),
         failures: backoff::Failures::default(),
     }
 }
@@ -91,6 +95,7 @@ fn desired(penpot: &Penpot) -> Desired {
         live: None,
         backup: render::rollout::Backup::NotNeeded,
         ca_bundle: None,
+        gateway_api: false,
     };
     render::render(penpot, &inputs).unwrap()
 }

@@ -49,9 +49,12 @@ impl Stores {
             OwnedKind::StatefulSet => Some(&self.statefulsets),
             OwnedKind::PodDisruptionBudget => Some(&self.pod_disruption_budgets),
             OwnedKind::ServiceAccount => Some(&self.service_accounts),
-            // Unwatched: the monitoring kinds may not exist, and the assets claim is read
+            // Unwatched: the optional APIs' kinds may not exist, and the assets claim is read
             // when applied (it is never pruned, so no cache needs to list it).
-            OwnedKind::PodMonitor | OwnedKind::PrometheusRule | OwnedKind::PersistentVolumeClaim => None,
+            OwnedKind::PodMonitor
+            | OwnedKind::PrometheusRule
+            | OwnedKind::HttpRoute
+            | OwnedKind::PersistentVolumeClaim => None,
         }
     }
 }

@@ -84,6 +84,10 @@ pub struct PenpotSpec {
     /// An Ingress to the Penpot Service, owned by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+    /// A Gateway API HTTPRoute to the Penpot Service, for clusters that route with Gateways
+    /// instead of Ingress. Needs the Gateway API CRDs (`gateway.networking.k8s.io/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySpec>,
 
     /// Penpot release to run, e.g. `2.17.0`: the tag of the upstream images and the settings
     /// that release understands. Default: the tag of `images.penpot` when it has one, else the
@@ -226,6 +230,46 @@ fn env_map(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "maxProperties": 64,
         "additionalProperties": {"type": "string", "maxLength": 4096, "pattern": "^[^$]*$"}
     })
+}
+
+/// The Gateways the HTTPRoute attaches to, and the host names it serves.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    /// At least one Gateway (or listener of one, with `sectionName`).
+    #[schemars(length(min = 1, max = 32))]
+    pub parent_refs: Vec<GatewayParentRef>,
+    /// Host names the route answers. Default: the host of the public URI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(
+            regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+            length(max = 253)
+        )
+    )]
+    pub hostnames: Vec<String>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayParentRef {
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// The Gateway's namespace; default: the Penpot's. Its listener must allow routes from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub namespace: Option<String>,
+    /// One listener of the Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub section_name: Option<String>,
 }
 
 /// Where the PEM bundle is: a key of a Secret or of a ConfigMap (trust-manager writes either).

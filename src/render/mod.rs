@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod disruption;
 pub mod flags;
+pub mod gateway;
 pub mod hash;
 pub mod identity;
 pub mod labels;
@@ -54,10 +55,12 @@ pub struct Inputs {
     pub backup: rollout::Backup,
     /// `spec.caBundle`'s certificates, checked and as PEM.
     pub ca_bundle: Option<String>,
+    /// The Gateway API's HTTPRoute is served (discovered; asked only with `spec.gateway`).
+    pub gateway_api: bool,
 }
 
 crate::relations::debug_hiding!(Inputs {
-    shows: [relations, prometheus_operator, init_image, live, backup, ca_bundle],
+    shows: [relations, prometheus_operator, init_image, live, backup, ca_bundle, gateway_api],
     hides: [secret_key]
 });
 
@@ -76,6 +79,8 @@ pub struct Desired {
     /// With more than one replica.
     pub pod_disruption_budget: Option<k8s_openapi::api::policy::v1::PodDisruptionBudget>,
     pub ingress: Option<Ingress>,
+    /// With `spec.gateway`.
+    pub http_route: Option<DynamicObject>,
     /// Grafana dashboard for the sidecar.
     pub dashboard: ConfigMap,
     /// When the Prometheus Operator is installed and monitoring is on.
@@ -98,6 +103,7 @@ crate::relations::debug_hiding!(Desired {
         assets_claim,
         pod_disruption_budget,
         ingress,
+        http_route,
         dashboard,
         pod_monitor,
         prometheus_rule,
@@ -124,6 +130,7 @@ impl Desired {
             assets_claim,
             pod_disruption_budget,
             ingress,
+            http_route,
             dashboard,
             pod_monitor,
             prometheus_rule,
@@ -150,6 +157,9 @@ impl Desired {
         }
         if let Some(ingress) = ingress {
             out.push(one(OwnedKind::Ingress, ingress)?);
+        }
+        if let Some(route) = http_route {
+            out.push(one(OwnedKind::HttpRoute, route)?);
         }
         out.push(one(OwnedKind::ConfigMap, dashboard)?);
         if let Some(pod_monitor) = pod_monitor {
@@ -296,6 +306,11 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         assets_claim: spec.filesystem_storage().and_then(|fs| storage::assets_claim(&m, fs)),
         pod_disruption_budget: disruption::pod_disruption_budget(&m, spec.replicas),
         ingress: spec.ingress.as_ref().and_then(|i| network::ingress(&m, i, settings.max_body_size)),
+        http_route: match &spec.gateway {
+            Some(_) if !inputs.gateway_api => return Err(SpecError::NoGatewayApi.into()),
+            Some(g) => Some(gateway::http_route(&m, g, &settings.public_uri)),
+            None => None,
+        },
         dashboard: monitoring::dashboard(&m, version, monitoring_labels),
         pod_monitor: monitor.then(|| monitoring::pod_monitor(&m, monitoring_labels)),
         prometheus_rule: monitor.then(|| monitoring::prometheus_rule(&m, version, monitoring_labels)),

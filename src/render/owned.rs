@@ -37,11 +37,39 @@ pub enum OwnedKind {
     PodMonitor,
     PrometheusRule,
     PodDisruptionBudget,
+    HttpRoute,
     StatefulSet,
 }
 
+/// APIs a cluster may not serve: their kinds are made only once discovery finds them, and
+/// pruned (by a labelled list, they are not watched) only where they exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OptionalApi {
+    /// The Prometheus Operator's PodMonitor and PrometheusRule.
+    PrometheusOperator,
+    /// Gateway API's HTTPRoute.
+    GatewayApi,
+}
+
+impl OptionalApi {
+    pub fn group_version(self) -> &'static str {
+        match self {
+            OptionalApi::PrometheusOperator => "monitoring.coreos.com/v1",
+            OptionalApi::GatewayApi => "gateway.networking.k8s.io/v1",
+        }
+    }
+
+    /// The resources discovery must find for the API to count as installed.
+    pub fn plurals(self) -> &'static [&'static str] {
+        match self {
+            OptionalApi::PrometheusOperator => &["podmonitors", "prometheusrules"],
+            OptionalApi::GatewayApi => &["httproutes"],
+        }
+    }
+}
+
 impl OwnedKind {
-    pub const ALL: [OwnedKind; 11] = [
+    pub const ALL: [OwnedKind; 12] = [
         OwnedKind::Secret,
         OwnedKind::Service,
         OwnedKind::NetworkPolicy,
@@ -52,8 +80,18 @@ impl OwnedKind {
         OwnedKind::PodMonitor,
         OwnedKind::PrometheusRule,
         OwnedKind::PodDisruptionBudget,
+        OwnedKind::HttpRoute,
         OwnedKind::StatefulSet,
     ];
+
+    /// The optional API serving this kind, if it is one.
+    pub fn optional_api(self) -> Option<OptionalApi> {
+        match self {
+            OwnedKind::PodMonitor | OwnedKind::PrometheusRule => Some(OptionalApi::PrometheusOperator),
+            OwnedKind::HttpRoute => Some(OptionalApi::GatewayApi),
+            _ => None,
+        }
+    }
 
     pub fn gvk(self) -> GroupVersionKind {
         let (group, version, kind) = match self {
@@ -68,6 +106,7 @@ impl OwnedKind {
             OwnedKind::PodMonitor => ("monitoring.coreos.com", "v1", "PodMonitor"),
             OwnedKind::PrometheusRule => ("monitoring.coreos.com", "v1", "PrometheusRule"),
             OwnedKind::PodDisruptionBudget => ("policy", "v1", "PodDisruptionBudget"),
+            OwnedKind::HttpRoute => ("gateway.networking.k8s.io", "v1", "HTTPRoute"),
         };
         GroupVersionKind::gvk(group, version, kind)
     }
@@ -85,6 +124,7 @@ impl OwnedKind {
             OwnedKind::PodMonitor => "podmonitors",
             OwnedKind::PrometheusRule => "prometheusrules",
             OwnedKind::PodDisruptionBudget => "poddisruptionbudgets",
+            OwnedKind::HttpRoute => "httproutes",
         };
         ApiResource::from_gvk_with_plural(&self.gvk(), plural)
     }
@@ -107,6 +147,7 @@ impl OwnedKind {
             OwnedKind::PodMonitor => "PodMonitor",
             OwnedKind::PrometheusRule => "PrometheusRule",
             OwnedKind::PodDisruptionBudget => "PodDisruptionBudget",
+            OwnedKind::HttpRoute => "HTTPRoute",
             OwnedKind::StatefulSet => "StatefulSet",
         }
     }

@@ -44,6 +44,10 @@ pub enum SpecError {
         "spec.storage.filesystem.accessMode is ReadWriteOnce, but spec.replicas is {0}: every pod mounts the assets volume, so more than one replica needs ReadWriteMany"
     )]
     VolumeNotShared(i32),
+    #[error(
+        "spec.gateway is set, but the cluster does not serve the Gateway API's HTTPRoute (gateway.networking.k8s.io/v1): install its CRDs or use spec.ingress"
+    )]
+    NoGatewayApi,
     #[error("spec.maxUploadSize {0:?} is not a size between 1 byte and 10Gi (e.g. 500Mi)")]
     BadUploadSize(String),
     #[error(

@@ -87,4 +87,13 @@ build coredns "" coredns=github.com/coredns/coredns
 # in half the time and a third of the memory.
 BUILD_TAGS="remove_all_sd" build promtool "" promtool=github.com/prometheus/prometheus/cmd/promtool
 build stand-in "" stand-in=.
-log "all components built in $PENPOT_E2E_BIN"
+# Gateway API's own CRDs (tests/e2e.rs installs them to check the HTTPRoute the operator
+# makes), from its pinned module: the release's YAML ships inside it.
+gateway_api_version="v1.6.3"
+gateway_api_dir="$(go mod download -json "sigs.k8s.io/gateway-api@$gateway_api_version" |
+  sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+mkdir -p "$PENPOT_E2E_CACHE/crds"
+for crd in gatewayclasses gateways httproutes; do
+  cp "$gateway_api_dir/config/crd/standard/gateway.networking.k8s.io_$crd.yaml" "$PENPOT_E2E_CACHE/crds/"
+done
+log "all components built in $PENPOT_E2E_BIN; Gateway API $gateway_api_version CRDs in $PENPOT_E2E_CACHE/crds"

@@ -96,6 +96,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [monitoring.coreos.com]
   resources: [podmonitors, prometheusrules]
   verbs: [get, list, create, patch, delete]
+# The HTTPRoute of spec.gateway, applied only when the Gateway API is installed; listed by
+# label and deleted when spec.gateway is removed.
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, list, create, patch, delete]
 # The pre-upgrade CloudNativePG Backup (spec.upgrade.backupBeforeUpgrade): made once, then read.
 - apiGroups: [postgresql.cnpg.io]
   resources: [backups]
