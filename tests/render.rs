@@ -967,7 +967,7 @@ fn gateway_http_route_to_the_service() {
     let value = serde_json::to_value(desired.http_route.unwrap()).unwrap();
     assert_eq!(value["spec"]["hostnames"], serde_json::json!(["design.example.com"]));
 
-    let e = render(&penpot(s), &inputs(relations())).err().expect("no Gateway API").to_string();
+    let e = render(&penpot(s), &inputs(relations())).expect_err("no Gateway API").to_string();
     assert!(e.contains("spec.gateway") && e.contains("gateway.networking.k8s.io/v1"), "{e}");
     assert!(render_ok(&penpot(spec()), relations()).http_route.is_none());
 }
