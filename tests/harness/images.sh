@@ -101,7 +101,9 @@ case "$what" in
     fe="$work/frontend"
     stand_in_base "$fe"
     with_libs "$fe" /usr/sbin/nginx
-    mkdir -p "$fe/etc/nginx" "$fe/var/www/app/js"
+    # /opt/data/assets: both upstream images have it (owned by 1001) for filesystem storage.
+    mkdir -p "$fe/etc/nginx" "$fe/var/www/app/js" "$fe/opt/data/assets"
+    chown 1001:1001 "$fe/opt/data/assets"
     cp /etc/nginx/mime.types "$fe/etc/nginx/mime.types"
     echo '<html>Penpot frontend stand-in</html>' >"$fe/var/www/app/index.html"
     echo '//var penpotFlags = "";' >"$fe/var/www/app/js/config.js"
@@ -109,7 +111,7 @@ case "$what" in
 
     be="$work/backend"
     stand_in_base "$be"
-    mkdir -p "$be/opt/penpot/backend" "$be/usr/bin"
+    mkdir -p "$be/opt/penpot/backend" "$be/usr/bin" "$be/opt/data/assets"
     install -m 0755 "$stand_in" "$be/opt/penpot/backend/stand-in"
     # manage.py's interpreter: the stand-in plays `python3 manage.py ...`.
     install -m 0755 "$stand_in" "$be/usr/bin/python3"
@@ -117,7 +119,7 @@ case "$what" in
     printf '#!/bin/bash\n# STAND-IN for Penpot'"'"'s run.sh (the JVM backend cannot be built here).\nexec /opt/penpot/backend/stand-in backend "$@"\n' \
       >"$be/opt/penpot/backend/run.sh"
     chmod 0755 "$be/opt/penpot/backend/run.sh"
-    chown -R 1001:1001 "$be/opt/penpot"
+    chown -R 1001:1001 "$be/opt/penpot" "$be/opt/data"
     import "$be" "docker.io/penpotapp/backend:$version"
 
     ex="$work/exporter"

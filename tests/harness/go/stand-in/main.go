@@ -82,6 +82,16 @@ func backend(args []string) {
 		database = "set"
 	}
 	facts("database=" + database)
+	// spec.caBundle: the JVM would load this store; say whether the init container left it.
+	for _, option := range strings.Fields(os.Getenv("JAVA_TOOL_OPTIONS")) {
+		if path, ok := strings.CutPrefix(option, "-Djavax.net.ssl.trustStore="); ok {
+			if info, err := os.Stat(path); err == nil {
+				fmt.Printf("truststore %s %d bytes\n", path, info.Size())
+			} else {
+				fmt.Printf("truststore %s missing: %v\n", path, err)
+			}
+		}
+	}
 	if f, err := os.Create("written-by-backend"); err == nil {
 		f.Close()
 		fmt.Println("root writable")
@@ -105,6 +115,41 @@ func backend(args []string) {
 		json.NewEncoder(w).Encode(map[string]string{"stand-in": "backend", "method": r.Method, "path": r.URL.Path})
 	})
 	mux.HandleFunc("/ws/notifications", websocket)
+	// Filesystem storage, as Penpot keeps it: a file per object under the storage directory at
+	// <id[0:2]>/<id[2:4]>/<id[4:]>, read back by nginx after a 204 with X-Accel-Redirect.
+	// Uploads here are a plain PUT (Penpot's own go through its RPC API).
+	assets := os.Getenv("PENPOT_OBJECTS_STORAGE_FS_DIRECTORY")
+	objectPath := func(w http.ResponseWriter, id string) (string, bool) {
+		if assets == "" || len(id) < 5 || strings.Trim(id, "0123456789abcdef") != "" {
+			http.Error(w, "no filesystem storage, or not a hex id", http.StatusNotFound)
+			return "", false
+		}
+		return filepath.Join(id[:2], id[2:4], id[4:]), true
+	}
+	mux.HandleFunc("/api/stand-in/objects/", func(w http.ResponseWriter, r *http.Request) {
+		rel, ok := objectPath(w, strings.TrimPrefix(r.URL.Path, "/api/stand-in/objects/"))
+		if !ok || r.Method != http.MethodPut {
+			return
+		}
+		file := filepath.Join(assets, rel)
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if err := os.WriteFile(file, body, 0o644); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Printf("stored %s (%d bytes)\n", file, len(body))
+		w.WriteHeader(http.StatusCreated)
+	})
+	mux.HandleFunc("/assets/by-file-media-id/", func(w http.ResponseWriter, r *http.Request) {
+		if rel, ok := objectPath(w, strings.TrimPrefix(r.URL.Path, "/assets/by-file-media-id/")); ok {
+			w.Header().Set("X-Accel-Redirect", "/internal/assets/"+rel)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "backend stand-in\n") })
 	if err := http.ListenAndServe(":6060", standIn("backend", mux)); err != nil {
 		fatal("backend: %v", err)

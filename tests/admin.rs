@@ -1,0 +1,251 @@
+//! e2e of what issue 15 gave admins, on the test control plane (kwok's node): filesystem
+//! storage, the workload ServiceAccount with keyless S3, the CA bundle, the Gateway API route,
+//! and the schema rules guarding them. What the API server holds is asserted; the pods these
+//! features change really run in tests/node.rs.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+const LONG: Duration = Duration::from_secs(120);
+
+fn base(name: &str) -> String {
+    format!(
+        "apiVersion: penpot-operator.dev/v1alpha1\nkind: Penpot\nmetadata: {{name: {name}}}\nspec:\n  publicUri: https://a.example/\n"
+    )
+}
+
+#[test]
+fn schema_rules_of_storage_identity_bundle_and_gateway_name_their_fields() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "admin-crd");
+    let full = format!(
+        "{}  replicas: 2\n  storage: {{filesystem: {{size: 5Gi, storageClassName: nfs, accessMode: ReadWriteMany}}}}\n  serviceAccount: {{annotations: {{eks.amazonaws.com/role-arn: 'arn:aws:iam::1:role/p'}}}}\n  caBundle: {{configMapRef: {{name: corp-ca, key: ca.pem}}}}\n  gateway: {{parentRefs: [{{name: shared, namespace: infra, sectionName: https}}], hostnames: [design.example.com]}}\n",
+        base("full")
+    );
+    let out = c.apply(&ns.name, &full);
+    assert!(out.ok, "every new field set, validly: {}", out.stderr);
+    let cases = [
+        (
+            "  s3: {secretRef: {name: s3}}\n  storage: {filesystem: {}}\n",
+            "spec.s3 and spec.storage.filesystem are exclusive",
+        ),
+        ("  replicas: 2\n  storage: {filesystem: {}}\n", "accessMode must be ReadWriteMany with more than one replica"),
+        ("  storage: {filesystem: {size: 1Ti5}}\n", "spec.storage.filesystem.size"),
+        ("  serviceAccount: {}\n", "serviceAccount needs exactly one of name"),
+        ("  serviceAccount: {name: a, annotations: {x: 'z'}}\n", "serviceAccount needs exactly one of name"),
+        ("  caBundle: {}\n", "caBundle needs exactly one of secretRef and configMapRef"),
+        ("  caBundle: {secretRef: {name: a, key: 'a/b'}}\n", "spec.caBundle.secretRef.key"),
+        ("  gateway: {parentRefs: []}\n", "spec.gateway.parentRefs"),
+        ("  gateway: {parentRefs: [{name: g}], hostnames: ['Bad Host']}\n", "spec.gateway.hostnames[0]"),
+    ];
+    for (spec, message) in cases {
+        let out = c.apply(&ns.name, &format!("{}{spec}", base("bad")));
+        assert!(!out.ok, "accepted:\n{spec}");
+        assert!(out.stderr.contains(message), "rejection of\n{spec}does not say {message:?}: {}", out.stderr);
+    }
+}
+
+/// A hostPath PersistentVolume only `class` claims bind to (the control plane has no
+/// provisioner); the PV controller binds it like any.
+fn volume(c: &Cluster, class: &str, mode: &str) {
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {class}}}\nspec:\n  storageClassName: {class}\n  capacity: {{storage: 5Gi}}\n  accessModes: [{mode}]\n  hostPath: {{path: /tmp/{class}, type: DirectoryOrCreate}}\n"
+        )),
+    );
+}
+
+fn message(c: &Cluster, ns: &str, name: &str) -> String {
+    c.get(ns, &format!("penpot/{name}")).map(|p| status_message(&p)).unwrap_or_default()
+}
+
+#[test]
+fn filesystem_storage_makes_a_claim_that_outlives_a_switch_to_s3_and_identity_makes_s3_keys_optional() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "admin-fs");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    c.apply_ok(n, &postgresql_secret("p-postgresql", PG_PASSWORD));
+    c.apply_ok(n, &redis_secret("p-redis", "6379"));
+    let without_storage = penpot_yaml("p", 1).replace("  s3:\n    secretRef: {name: p-s3}\n", "");
+    c.apply_ok(n, &without_storage);
+    wait_until(LONG, "status naming both ways to store assets", || {
+        message(c, n, "p").contains("s3 or storage.filesystem").then_some(())
+    });
+
+    let class = format!("assets-{n}");
+    volume(c, &class, "ReadWriteOnce");
+    let filesystem = format!("{without_storage}  storage:\n    filesystem: {{size: 1Gi, storageClassName: {class}}}\n");
+    c.apply_ok(n, &filesystem);
+    wait_ready(c, n, "p");
+    let claim = c.get(n, "pvc/p-assets").expect("the assets claim");
+    let uid = c.get(n, "penpot/p").unwrap()["metadata"]["uid"].clone();
+    assert_eq!(claim["metadata"]["ownerReferences"][0]["uid"], uid);
+    assert_eq!(claim["spec"]["accessModes"], serde_json::json!(["ReadWriteOnce"]));
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "1Gi");
+    wait_until(LONG, "the claim bound to its volume", || {
+        (c.get(n, "pvc/p-assets")?["status"]["phase"] == "Bound").then_some(())
+    });
+    let sts = c.get(n, "statefulset/p").unwrap();
+    let pod = &sts["spec"]["template"]["spec"];
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "assets").expect("assets volume");
+    assert_eq!(volume["persistentVolumeClaim"]["claimName"], "p-assets");
+    let config = c.get(n, "secret/p-config").unwrap();
+    let layer = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            config["data"]["001-penpot.yaml"].as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(layer.contains("PENPOT_OBJECTS_STORAGE_BACKEND: fs"), "{layer}");
+    assert!(!layer.contains("AWS_ACCESS_KEY_ID"), "{layer}");
+
+    // To S3 with a cloud identity and a bucket-only Secret: the keys are not needed, the
+    // ServiceAccount is made, and the claim with the uploaded files stays.
+    c.apply_ok(n, &secret_yaml("p-s3", &[("bucket", "penpot"), ("region", "eu-west-1")]));
+    let identity = format!(
+        "{}  serviceAccount:\n    annotations: {{eks.amazonaws.com/role-arn: 'arn:aws:iam::1:role/penpot'}}\n",
+        penpot_yaml("p", 1)
+    );
+    c.apply_ok(n, &identity);
+    let account = wait_until(LONG, "the workload ServiceAccount", || c.get(n, "serviceaccount/p"));
+    assert_eq!(account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], "arn:aws:iam::1:role/penpot");
+    assert_eq!(account["automountServiceAccountToken"], false);
+    assert_eq!(account["metadata"]["ownerReferences"][0]["uid"], uid);
+    wait_until(LONG, "the pods on the ServiceAccount", || {
+        let sts = c.get(n, "statefulset/p")?;
+        (sts["spec"]["template"]["spec"]["serviceAccountName"] == "p").then_some(())
+    });
+    wait_ready(c, n, "p");
+    assert!(c.get(n, "pvc/p-assets").is_some(), "the assets claim is never pruned");
+
+    // Without the identity a bucket-only Secret is refused, naming the key; the ServiceAccount
+    // goes, the running StatefulSet stays.
+    c.apply_ok(n, &penpot_yaml("p", 1));
+    wait_until(LONG, "status naming the missing key", || {
+        let m = message(c, n, "p");
+        (m.contains("\"p-s3\"") && m.contains("\"access-key\"")).then_some(())
+    });
+    assert!(c.get(n, "statefulset/p").is_some(), "nothing torn down");
+}
+
+const CA_ONE: &str = "-----BEGIN CERTIFICATE-----
+MIIBjDCCATOgAwIBAgIUZw5V3dJgvHjH8cWqO0iIXtO4E3EwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQUGVucG90IFRlc3QgQ0EgMTAgFw0yNjEyMDIxMDAxNTJaGA8y
+MTI2MTEwODEwMDE1MlowGzEZMBcGA1UEAwwQUGVucG90IFRlc3QgQ0EgMTBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABMTDuXgD6vm+1gp8YA3UDq3aGTXKgK2tpG+f
+wAln9plc89rIcQsm2cZm7vifl5BP1VwIZjb/zcfLpuOWxn6moUajUzBRMB0GA1Ud
+DgQWBBT34Kk2Ns74mmbXR7VRk+vaoyIAJjAfBgNVHSMEGDAWgBT34Kk2Ns74mmbX
+R7VRk+vaoyIAJjAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCICBT
++3AzsqTl1MctQQ2ScbTLGrupvMWGaAK00Ph6xd+nAiA31zKc4qKkuIw9QV6S6/Xm
+ckPuDJ+Gar4V55QgA2Tf1A==
+-----END CERTIFICATE-----
+";
+
+fn ca_config_map(pem: &str) -> String {
+    let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: corp-ca}}\ndata:\n  ca.crt: |\n{indented}")
+}
+
+#[test]
+fn a_ca_bundle_from_a_config_map_reaches_the_pods_and_its_changes_roll_them() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "admin-ca");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    relation_secrets(c, n, "p");
+    c.apply_ok(n, &format!("{}  caBundle:\n    configMapRef: {{name: corp-ca}}\n", penpot_yaml("p", 1)));
+    wait_until(LONG, "waiting for the ConfigMap, named", || {
+        message(c, n, "p").contains("caBundle (ConfigMap corp-ca not found)").then_some(())
+    });
+    c.apply_ok(n, &ca_config_map(CA_ONE));
+    wait_ready(c, n, "p");
+    let config = c.get(n, "secret/p-config").unwrap();
+    assert!(config["data"]["ca-bundle.pem"].is_string(), "the bundle is in the config Secret");
+    let sts = c.get(n, "statefulset/p").unwrap();
+    let init = &sts["spec"]["template"]["spec"]["initContainers"][0];
+    assert!(init["command"].as_array().unwrap().iter().any(|a| a == "--ca-bundle"), "{init}");
+    let layer = |c: &Cluster| {
+        let config = c.get(n, "secret/p-config").unwrap();
+        let text = config["data"]["001-penpot.yaml"].as_str().unwrap().to_string();
+        String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).unwrap()).unwrap()
+    };
+    let layer = layer(c);
+    assert!(
+        layer.contains("JAVA_TOOL_OPTIONS") && layer.contains("-Djavax.net.ssl.trustStore=/operator/ca/truststore.jks"),
+        "{layer}"
+    );
+    let hash = config_hash(&sts);
+
+    // A second CA in the ConfigMap: the watch sees it, the pods roll.
+    c.apply_ok(n, &ca_config_map(&format!("{CA_ONE}{CA_ONE}")));
+    wait_until(LONG, "a new configuration after the bundle changed", || {
+        let sts = c.get(n, "statefulset/p")?;
+        (config_hash(&sts) != hash).then_some(())
+    });
+
+    // Garbage in the ConfigMap: refused naming the object and key, the pods keep running.
+    let before = c.get(n, "statefulset/p").unwrap();
+    c.apply_ok(n, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: corp-ca}\ndata: {ca.crt: not a certificate}\n");
+    wait_until(LONG, "status naming the bundle's problem", || {
+        let m = message(c, n, "p");
+        m.contains("spec.caBundle: ConfigMap corp-ca key \"ca.crt\" holds no PEM certificate").then_some(())
+    });
+    let p = c.get(n, "penpot/p").unwrap();
+    assert_eq!(condition(&p, "Stalled").map(|s| s["status"].clone()), Some(Value::from("True")), "{p}");
+    let after = c.get(n, "statefulset/p").unwrap();
+    assert_eq!(config_hash(&after), config_hash(&before), "a bad bundle changes nothing that runs");
+}
+
+/// Gateway API's own CRDs, from its pinned module (tests/harness/build.sh copies them).
+fn install_gateway_api(c: &Cluster) {
+    let cache = std::env::var("PENPOT_E2E_CACHE").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+        let home = std::env::var("XDG_CACHE_HOME")
+            .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").unwrap_or_default()));
+        format!("{home}/penpot-operator-e2e")
+    });
+    for crd in ["gatewayclasses", "gateways", "httproutes"] {
+        let file = format!("{cache}/crds/gateway.networking.k8s.io_{crd}.yaml");
+        assert!(std::path::Path::new(&file).exists(), "{file} is missing: run tests/harness/build.sh");
+        let out = c.kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &file]);
+        assert!(out.ok, "{file}: {}", out.stderr);
+        wait_established(c, &format!("{crd}.gateway.networking.k8s.io"));
+    }
+}
+
+#[test]
+fn an_http_route_with_the_real_gateway_api_crds_and_pruned_when_dropped() {
+    let Some(c) = cluster() else { return };
+    install_gateway_api(c);
+    let ns = Namespace::new(c, "admin-gw");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    relation_secrets(c, n, "p");
+    let gateway = "  gateway:\n    parentRefs: [{name: shared, namespace: infra, sectionName: https}]\n";
+    c.apply_ok(n, &format!("{}{gateway}", penpot_yaml("p", 1)));
+    wait_ready(c, n, "p");
+    let route = c.get(n, "httproute/p").expect("the HTTPRoute");
+    let uid = c.get(n, "penpot/p").unwrap()["metadata"]["uid"].clone();
+    assert_eq!(route["metadata"]["ownerReferences"][0]["uid"], uid);
+    assert_eq!(route["spec"]["hostnames"], serde_json::json!(["p.example.com"]));
+    assert_eq!(route["spec"]["parentRefs"][0]["name"], "shared");
+    let backend = &route["spec"]["rules"][0]["backendRefs"][0];
+    assert_eq!((backend["name"].as_str(), backend["port"].as_i64()), (Some("p"), Some(8080)));
+    // The real schema defaulted what the operator left out, and the operator does not fight it.
+    assert_eq!(backend["weight"], 1, "{route}");
+
+    c.apply_ok(n, &penpot_yaml("p", 1));
+    wait_until(LONG, "the HTTPRoute pruned", || c.get(n, "httproute/p").is_none().then_some(()));
+    wait_ready(c, n, "p");
+}
