@@ -138,18 +138,8 @@ fn filesystem_storage_makes_a_claim_that_outlives_a_switch_to_s3_and_identity_ma
     assert!(c.get(n, "statefulset/p").is_some(), "nothing torn down");
 }
 
-const CA_ONE: &str = "-----BEGIN CERTIFICATE-----
-MIIBjDCCATOgAwIBAgIUZw5V3dJgvHjH8cWqO0iIXtO4E3EwCgYIKoZIzj0EAwIw
-GzEZMBcGA1UEAwwQUGVucG90IFRlc3QgQ0EgMTAgFw0yNjEyMDIxMDAxNTJaGA8y
-MTI2MTEwODEwMDE1MlowGzEZMBcGA1UEAwwQUGVucG90IFRlc3QgQ0EgMTBZMBMG
-ByqGSM49AgEGCCqGSM49AwEHA0IABMTDuXgD6vm+1gp8YA3UDq3aGTXKgK2tpG+f
-wAln9plc89rIcQsm2cZm7vifl5BP1VwIZjb/zcfLpuOWxn6moUajUzBRMB0GA1Ud
-DgQWBBT34Kk2Ns74mmbXR7VRk+vaoyIAJjAfBgNVHSMEGDAWgBT34Kk2Ns74mmbX
-R7VRk+vaoyIAJjAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCICBT
-+3AzsqTl1MctQQ2ScbTLGrupvMWGaAK00Ph6xd+nAiA31zKc4qKkuIw9QV6S6/Xm
-ckPuDJ+Gar4V55QgA2Tf1A==
------END CERTIFICATE-----
-";
+/// A self-signed test CA (openssl, P-256).
+const CA_ONE: &str = include_str!("e2e/test-ca.pem");
 
 fn ca_config_map(pem: &str) -> String {
     let indented: String = pem.lines().map(|l| format!("    {l}\n")).collect();

@@ -458,3 +458,81 @@ fn exec_into_a_misbehaving_backend_is_bounded() {
     assert_eq!(hang, "manage.py create-profile did not finish within 60 s");
     assert!(started.elapsed() >= Duration::from_secs(55), "the hang was reported before its deadline");
 }
+
+/// One HTTP/1.1 PUT of `body` to `ip:port`: the status code.
+fn http_put(ip: &str, port: u16, path: &str, body: &str) -> Option<u16> {
+    let addr = format!("{ip}:{port}").parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: penpot\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Issue 15, items 1 and 2 on the real node: two pods share one ReadWriteMany assets volume
+/// (a hostPath PersistentVolume of this node), a file uploaded through one pod's nginx and
+/// backend is sent by the other pod's nginx from the volume (the backend's 204 and
+/// X-Accel-Redirect, nginx's `/internal/assets`); the init container writes the trust store of
+/// `spec.caBundle`, which the backend process finds where `JAVA_TOOL_OPTIONS` points.
+#[test]
+fn two_pods_share_the_assets_volume_and_the_backend_finds_its_trust_store() {
+    let Some(node) = real_node() else { return };
+    let Some(c) = cluster() else { return };
+    import_images();
+    let ns = Namespace::new(c, "node-fs");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    c.apply_ok(n, &postgresql_secret("p-postgresql", PG_PASSWORD));
+    c.apply_ok(n, &redis_secret("p-redis", "6379"));
+    c.apply_ok(n, &secret_yaml("corp-ca", &[("ca.crt", include_str!("e2e/test-ca.pem"))]));
+
+    // The volume: a directory of this machine (the node), writable by the images' user.
+    let class = format!("shared-{n}");
+    let dir = std::env::temp_dir().join(&class);
+    std::fs::create_dir_all(&dir).unwrap();
+    Command::new("chmod").arg("0777").arg(&dir).status().unwrap();
+    c.kubectl_in(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {class}}}\nspec:\n  storageClassName: {class}\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteMany]\n  hostPath: {{path: {}}}\n",
+            dir.display()
+        )),
+    );
+    let extra = format!(
+        "  storage:\n    filesystem: {{size: 1Gi, storageClassName: {class}, accessMode: ReadWriteMany}}\n  caBundle:\n    secretRef: {{name: corp-ca}}\n"
+    );
+    let penpot = real_penpot(&node, "p", 2, &extra).replace("  s3:\n    secretRef: {name: p-s3}\n", "");
+    c.apply_ok(n, &penpot);
+    wait_penpot_ready(c, n, "p");
+
+    let pods = pod_list(c, n, "p");
+    let ips: Vec<String> = pods.iter().map(|p| p["status"]["podIP"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(ips.len(), 2);
+    let id = "0f3a9c1e77aa4b0c8d9e";
+    assert_eq!(http_put(&ips[0], 8080, &format!("/api/stand-in/objects/{id}"), "an uploaded image"), Some(201));
+    let (code, response) = http(&ips[1], 8080, &format!("/assets/by-file-media-id/{id}"), "").expect("an answer");
+    assert_eq!(code, 200, "{response}");
+    assert!(response.ends_with("\r\n\r\nan uploaded image"), "sent by the other pod's nginx: {response}");
+    assert!(response.to_lowercase().contains("x-internal-redirect: /internal/assets/0f/3a/9c1e77aa4b0c8d9e"));
+    assert_eq!(std::fs::read_to_string(dir.join("0f/3a/9c1e77aa4b0c8d9e")).unwrap(), "an uploaded image");
+
+    for pod in ["p-0", "p-1"] {
+        let log = c.kubectl_ok(&["-n", n, "logs", pod, "-c", "penpot"]);
+        // Pebble prefixes the service's lines: `<time> [backend] truststore <path> <size> bytes`.
+        let line = log.lines().find(|l| l.contains("[backend] truststore ")).unwrap_or_else(|| panic!("{pod}: {log}"));
+        let size: u64 = line
+            .strip_suffix(" bytes")
+            .and_then(|l| l.split_once("[backend] truststore /operator/ca/truststore.jks "))
+            .and_then(|(_, size)| size.parse().ok())
+            .unwrap_or_else(|| panic!("{pod}: {line}"));
+        assert!(size > 10_000, "the public roots and the bundle, as JKS: {line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -305,6 +305,7 @@ fn controlled_objects_the_render_does_not_make_are_pruned_whatever_their_kind() 
                 meta("p-stale")
             ),
         ),
+        ("serviceaccount/p-stale", format!("apiVersion: v1\nkind: ServiceAccount\n{}\n", meta("p-stale"))),
         (
             "statefulset/p-stale",
             format!(
@@ -332,7 +333,15 @@ fn controlled_objects_the_render_does_not_make_are_pruned_whatever_their_kind() 
         .filter(|e| e["verb"] == "delete")
         .map(|e| e["objectRef"]["resource"].to_string())
         .collect();
-    for resource in ["secrets", "configmaps", "services", "networkpolicies", "statefulsets", "poddisruptionbudgets"] {
+    for resource in [
+        "secrets",
+        "configmaps",
+        "services",
+        "networkpolicies",
+        "statefulsets",
+        "poddisruptionbudgets",
+        "serviceaccounts",
+    ] {
         assert!(deletes.iter().any(|d| d.contains(resource)), "no delete of {resource} by the operator: {deletes:?}");
     }
     wait_ready(c, n, "p");
