@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use penpot_operator::cli::{Cli, Command, profile, render, run, status};
+use penpot_operator::cli::{Cli, Command, profile, render, rotate, run, status};
 use penpot_operator::crd;
 
 fn main() -> ExitCode {
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Status(args) => status::main(&args),
         Command::Profile(args) => profile::main(&args),
+        Command::RotateSecretKey(args) => rotate::main(&args),
         Command::PreparePod(args) => {
             use penpot_operator::pod_init::{Settings, Sources, prepare};
             let sources = Sources { pebble: &args.pebble, ..Default::default() };

@@ -31,6 +31,8 @@ pub struct Context<'a> {
     pub previous: Option<&'a PenpotStatus>,
     pub now: Time,
     pub public_uri: Option<String>,
+    /// The secret key Secret's creation time, when this pass read it.
+    pub secret_key_created: Option<Time>,
 }
 
 impl<'a> Context<'a> {
@@ -41,6 +43,7 @@ impl<'a> Context<'a> {
             previous: penpot.status.as_ref(),
             now,
             public_uri: crate::render::validate::public_uri(penpot).ok(),
+            secret_key_created: None,
         }
     }
 }
@@ -223,6 +226,7 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
         version: version.or(previous.and_then(|p| p.version.clone())),
         // Only an applied rollout changes what the pods run.
         config_hash: config_hash.or(previous.and_then(|p| p.config_hash.clone())),
+        secret_key_created: ctx.secret_key_created.clone().or(previous.and_then(|p| p.secret_key_created.clone())),
     }
 }
 
@@ -244,6 +248,7 @@ mod tests {
             previous,
             now: Time(Timestamp::from_second(secs).unwrap()),
             public_uri: Some("https://p/".into()),
+            secret_key_created: None,
         }
     }
 

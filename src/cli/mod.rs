@@ -1,7 +1,8 @@
-//! Command line: `run`, `crd`, `render`.
+//! Command line: `run`, `crd`, `render`, `status`, `profile`, `rotate-secret-key`, `prepare-pod`.
 
 pub mod profile;
 pub mod render;
+pub mod rotate;
 pub mod run;
 pub mod status;
 
@@ -74,6 +75,10 @@ an error.\n\nExample:\n  penpot-operator render -f docs/examples/penpot.yaml\n  
         after_help = "Example:\n  penpot-operator profile create --penpot penpot -n design --email ada@example.com --fullname 'Ada L'\n  penpot-operator profile delete --penpot penpot -n design --email ada@example.com"
     )]
     Profile(ProfileArgs),
+    /// Replace a Penpot's secret key: every session ends and links sent before stop working;
+    /// the pods roll onto the new key. Also `kubectl penpot rotate-secret-key`.
+    #[command(after_help = "Example:\n  penpot-operator rotate-secret-key penpot -n design --yes")]
+    RotateSecretKey(RotateArgs),
     /// Prepare a Penpot pod (its init container runs this): copy Pebble into the shared
     /// volume and write nginx's resolver and listen includes from the pod's own network.
     #[command(after_help = "Example:\n  penpot-operator prepare-pod --into /operator --nginx-port 8080")]
@@ -97,6 +102,18 @@ pub struct PreparePodArgs {
     /// PEM bundle of extra CAs (spec.caBundle): write the pod's trust files from it.
     #[arg(long)]
     pub ca_bundle: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RotateArgs {
+    /// The Penpot instance.
+    pub name: String,
+    /// Its namespace (default: the kubeconfig context's).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Confirm that every user is logged out.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(clap::Args, Debug)]

@@ -64,6 +64,7 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
     if let Some(uri) = outcome.public_uri {
         status_ctx.public_uri = Some(uri);
     }
+    status_ctx.secret_key_created = outcome.secret_key_created;
     let status = status::compute(&status_ctx, &outcome.observation);
     let ready = conditions::is_ready(&status.conditions);
     let written = report::report(penpot, ns, status, ctx).await;
@@ -86,6 +87,8 @@ struct Outcome {
     next: Next,
     /// The public URI the render settled on, once it rendered.
     public_uri: Option<String>,
+    /// When the secret key this pass read was made.
+    secret_key_created: Option<Time>,
 }
 
 enum Next {
@@ -101,8 +104,8 @@ enum Next {
 /// the pass with an outcome; nothing is written before apply, and apply writes all or nothing
 /// of what is in the way.
 async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Error> {
-    let (inputs, workload) = match resolve::resolve(penpot, ns, ctx).await? {
-        Resolved::Ready(inputs, workload) => (inputs, *workload),
+    let (inputs, workload, secret_key_created) = match resolve::resolve(penpot, ns, ctx).await? {
+        Resolved::Ready(inputs, workload, created) => (inputs, *workload, created),
         Resolved::Missing(missing) => {
             let workload = resolve::current_workload(penpot, ns, ctx).await?;
             return Ok(held(Observation::WaitingForRelations { missing, workload }, ctx.resync));
@@ -145,7 +148,7 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
                 config_hash: desired.config_hash.clone(),
                 rollout: desired.rollout,
             };
-            Ok(Outcome { observation, next: Next::Rollout, public_uri: Some(desired.public_uri) })
+            Ok(Outcome { observation, next: Next::Rollout, public_uri: Some(desired.public_uri), secret_key_created })
         }
         // Nothing was written. Not an error for backoff: the user must act, and a look every
         // IN_THE_WAY_RETRY costs one read. The object has none of our labels, so no watch
@@ -159,7 +162,7 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
             // Say why in status; the workload is best effort, the refusal is what matters.
             let workload = resolve::current_workload(penpot, ns, ctx).await.ok().flatten();
             let observation = Observation::ApplyFailed { message: e.to_string(), workload };
-            Ok(Outcome { observation, next: Next::Retry(e), public_uri: None })
+            Ok(Outcome { observation, next: Next::Retry(e), public_uri: None, secret_key_created })
         }
         Err(e) => Err(e),
     }
@@ -167,7 +170,7 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
 
 /// Nothing applied: whatever runs keeps running on its last good configuration.
 fn held(observation: Observation, retry: Duration) -> Outcome {
-    Outcome { observation, next: Next::After(retry), public_uri: None }
+    Outcome { observation, next: Next::After(retry), public_uri: None, secret_key_created: None }
 }
 
 async fn blocked(

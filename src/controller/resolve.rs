@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::PostParams;
 use kube::{Api, Resource, ResourceExt};
 
@@ -26,8 +27,9 @@ pub enum Resolved {
     Invalid { reason: Reason, message: String },
     /// OIDC endpoint discovery failed; the message names the issuer, never a secret.
     DiscoveryFailed(String),
-    /// Everything render needs, and the StatefulSet as read for it (apply reuses the read).
-    Ready(Box<render::Inputs>, Box<Workload>),
+    /// Everything render needs, the StatefulSet as read for it (apply reuses the read) and
+    /// when the secret key was made (for status).
+    Ready(Box<render::Inputs>, Box<Workload>, Option<Time>),
 }
 
 /// The StatefulSet named like the Penpot, whoever holds it, and the watch epoch taken
@@ -92,7 +94,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
     let workload = Workload { epoch: ctx.seen.epoch(), statefulset: workload(ns, &penpot.name_any(), ctx).await? };
     let ran_before = workload.of(penpot).is_some()
         || penpot.status.as_ref().is_some_and(|s| crate::conditions::is_ready(&s.conditions));
-    let secret_key = match secret_key(penpot, &secrets, ran_before, ctx).await? {
+    let (secret_key, secret_key_created) = match secret_key(penpot, &secrets, ran_before, ctx).await? {
         Ok(key) => key,
         Err(message) => return Ok(Resolved::Invalid { reason: Reason::InvalidSecretKey, message }),
     };
@@ -117,7 +119,7 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
         ca_bundle,
         gateway_api,
     };
-    Ok(Resolved::Ready(Box::new(inputs), Box::new(workload)))
+    Ok(Resolved::Ready(Box::new(inputs), Box::new(workload), secret_key_created))
 }
 
 /// `spec.caBundle`'s object read and checked.
@@ -145,13 +147,17 @@ async fn ca_bundle(spec: &crate::crd::PenpotSpec, ns: &str, ctx: &Context) -> Re
 
 /// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once (immutable). An existing
 /// Secret is never rewritten, even when unusable, because replacing the key logs every user
-/// out; a new key for an instance that `ran_before` says so in a Warning Event.
+/// out; a new key for an instance that `ran_before` says so in a Warning Event. With the key
+/// comes the Secret's creation time.
 pub(super) async fn secret_key(
     penpot: &Penpot,
     secrets: &Api<Secret>,
     ran_before: bool,
     ctx: &Context,
-) -> Result<Result<String, String>, Error> {
+) -> Result<Result<(String, Option<Time>), String>, Error> {
+    let with_time = |s: &Secret| {
+        secrets::read_secret_key(&relations::secret_data(s)).map(|k| (k, s.metadata.creation_timestamp.clone()))
+    };
     let name = labels::secret_key_secret_name(&penpot.name_any());
     let invalid = || {
         format!(
@@ -160,7 +166,7 @@ pub(super) async fn secret_key(
         )
     };
     if let Some(existing) = secrets.get_opt(&name).await.at(Step::Resolve)? {
-        return Ok(secrets::read_secret_key(&relations::secret_data(&existing)).ok_or_else(invalid));
+        return Ok(with_time(&existing).ok_or_else(invalid));
     }
     ctx.ensure_leader()?;
     let version = render::penpot_version(penpot).to_string();
@@ -170,16 +176,16 @@ pub(super) async fn secret_key(
         .create(&PostParams { field_manager: Some(labels::MANAGER.into()), ..Default::default() }, &secret)
         .await
     {
-        Ok(_) => {
+        Ok(created) => {
             if ran_before {
                 key_replaced(penpot, &name, ctx).await;
             }
-            Ok(Ok(key))
+            Ok(Ok((key, created.metadata.creation_timestamp)))
         }
         // Another reconcile (or a restarted operator) created it first: use theirs.
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let existing = secrets.get(&name).await.at(Step::Resolve)?;
-            Ok(secrets::read_secret_key(&relations::secret_data(&existing)).ok_or_else(invalid))
+            Ok(with_time(&existing).ok_or_else(invalid))
         }
         Err(e) => Err(Error::Kube { step: Step::Resolve, source: e }),
     }

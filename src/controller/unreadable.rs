@@ -35,6 +35,7 @@ pub async fn report(stored: &Stored, invalid: &InvalidObject, ns: &str, ctx: &Co
         previous: previous.as_ref(),
         now: Time(k8s_openapi::jiff::Timestamp::now()),
         public_uri: None,
+        secret_key_created: None,
     };
     let obs = Observation::Blocked { reason: Reason::UnreadableSpec, message, workload };
     report::write(&stored.object_ref(&()), ns, previous.as_ref(), status::compute(&status_ctx, &obs), ctx).await?;

@@ -598,4 +598,8 @@ pub struct PenpotStatus {
     /// Hash of the configuration last rolled out; pods carrying it run the current config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// When the secret key (`<name>-secret-key`) was made: sessions and signed links older
+    /// than this are invalid (`penpot-operator rotate-secret-key` makes a new one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_created: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
