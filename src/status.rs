@@ -33,6 +33,8 @@ pub struct Context<'a> {
     pub public_uri: Option<String>,
     /// The secret key Secret's creation time, when this pass read it.
     pub secret_key_created: Option<Time>,
+    /// The OAuth callback URIs, when this pass rendered.
+    pub redirect_uris: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl<'a> Context<'a> {
@@ -44,6 +46,7 @@ impl<'a> Context<'a> {
             now,
             public_uri: crate::render::validate::public_uri(penpot).ok(),
             secret_key_created: None,
+            redirect_uris: None,
         }
     }
 }
@@ -227,6 +230,7 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
         // Only an applied rollout changes what the pods run.
         config_hash: config_hash.or(previous.and_then(|p| p.config_hash.clone())),
         secret_key_created: ctx.secret_key_created.clone().or(previous.and_then(|p| p.secret_key_created.clone())),
+        redirect_uris: ctx.redirect_uris.clone().or(previous.map(|p| p.redirect_uris.clone())).unwrap_or_default(),
     }
 }
 
@@ -249,6 +253,7 @@ mod tests {
             now: Time(Timestamp::from_second(secs).unwrap()),
             public_uri: Some("https://p/".into()),
             secret_key_created: None,
+            redirect_uris: None,
         }
     }
 

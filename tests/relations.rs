@@ -1088,7 +1088,7 @@ fn spec_with(smtp_from: Option<&str>, oidc_ref: bool) -> PenpotSpec {
             secret_ref: SecretRef { name: "smtp".into() },
             from_address: (!f.is_empty()).then(|| f.to_string()),
         }),
-        oidc: oidc_ref.then(|| r("oidc")),
+        oidc: oidc_ref.then(|| penpot_operator::crd::OidcRelation::from_secret("oidc")),
         ..Default::default()
     }
 }
@@ -1157,4 +1157,27 @@ fn resolve_cases() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Login provider Secrets: what is refused names the key, never the value.
+#[test]
+fn login_provider_secrets_name_their_bad_keys() {
+    use penpot_operator::relations::logins;
+    let oauth = |pairs: &[(&str, &str)], gitlab: bool| {
+        logins::oauth_client(&SecretData::new(Relation::Github, SECRET, &d(pairs)), gitlab).map(drop)
+    };
+    assert_eq!(oauth(&[("client_secret", "s")], false).unwrap_err().key, "client_id");
+    let e = oauth(&[("client_id", "i"), ("client_secret", "s"), ("base_uri", "https://g.example")], false).unwrap_err();
+    assert_eq!((e.key.as_str(), e.problem.as_str()), ("base_uri", "is only read for GitLab"));
+    let e = oauth(&[("client_id", "i"), ("client_secret", "s"), ("base_uri", "ftp://g.example")], true).unwrap_err();
+    assert_eq!(e.key, "base_uri");
+    let ldap = |pairs: &[(&str, &str)]| logins::ldap(&SecretData::new(Relation::Ldap, SECRET, &d(pairs)));
+    assert_eq!(ldap(&[("base_dn", "dc=x")]).unwrap_err().key, "host");
+    assert_eq!(ldap(&[("host", "ldap")]).unwrap_err().key, "base_dn");
+    let e = ldap(&[("host", "ldap"), ("base_dn", "dc=x"), ("bind_password", "hunter2")]).unwrap_err();
+    assert!(e.key == "bind_dn" && !e.to_string().contains("hunter2"), "{e}");
+    let e = ldap(&[("host", "ldap"), ("base_dn", "dc=x"), ("transport_security", "ssl")]).unwrap_err();
+    assert_eq!(e.key, "transport_security");
+    let tls = ldap(&[("host", "ldap"), ("base_dn", "dc=x"), ("transport_security", "tls")]).unwrap();
+    assert_eq!(tls.port, 636, "LDAPS by default on 636");
 }

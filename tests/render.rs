@@ -81,6 +81,10 @@ fn relations_with(pg_password: &str) -> Relations {
         s3: Some(s3::parse(&SecretData::new(Relation::S3, "s3", &s3_data()), false).expect("s3 fixture parses")),
         smtp: Some(parse_smtp(&smtp_data("none"))),
         oidc: None,
+        google: None,
+        github: None,
+        gitlab: None,
+        ldap: None,
     }
 }
 
@@ -970,4 +974,92 @@ fn gateway_http_route_to_the_service() {
     let e = render(&penpot(s), &inputs(relations())).expect_err("no Gateway API").to_string();
     assert!(e.contains("spec.gateway") && e.contains("gateway.networking.k8s.io/v1"), "{e}");
     assert!(render_ok(&penpot(spec()), relations()).http_route.is_none());
+}
+
+/// More login options (issue 15, item 5): Google, GitHub, GitLab and LDAP from their Secrets,
+/// each with its flag; OIDC's roles and claims; the callback URIs for status; password login
+/// and OIDC's need for SMTP as the user's choice, today's behaviour the default.
+#[test]
+fn login_providers_reach_the_backend_and_status() {
+    use penpot_operator::crd::{OidcRelation, UserInfoSource};
+    use penpot_operator::relations::logins;
+    let client = |d: &Data, gitlab: bool| {
+        let relation = if gitlab { Relation::Gitlab } else { Relation::Google };
+        logins::oauth_client(&SecretData::new(relation, "x", d), gitlab).unwrap()
+    };
+    let ldap_data = d(&[
+        ("host", "ldap.corp.svc"),
+        ("transport_security", "starttls"),
+        ("base_dn", "dc=corp,dc=example"),
+        ("bind_dn", "cn=penpot,dc=corp,dc=example"),
+        ("bind_password", "ldap-bind-secret"),
+    ]);
+    let providers = Relations {
+        google: Some(client(&d(&[("client_id", "g-id"), ("client_secret", "g-secret")]), false)),
+        gitlab: Some(client(
+            &d(&[("client-id", "gl-id"), ("client-secret", "gl-secret"), ("base_uri", "https://gitlab.corp.example/")]),
+            true,
+        )),
+        ldap: Some(logins::ldap(&SecretData::new(Relation::Ldap, "ldap", &ldap_data)).unwrap()),
+        oidc: Some(oidc::parse(&SecretData::new(Relation::Oidc, "oidc", &oidc_data())).unwrap()),
+        ..relations()
+    };
+    let mut s = spec();
+    s.public_uri = Some("https://penpot.example.com/design/".into());
+    s.oidc = Some(OidcRelation {
+        roles: vec!["designer".into(), "staff".into()],
+        roles_attribute: Some("realm_access.roles".into()),
+        email_attribute: Some("mail".into()),
+        user_info_source: Some(UserInfoSource::Token),
+        ..OidcRelation::from_secret("oidc")
+    });
+    let desired = render_ok(&penpot(s.clone()), providers.clone());
+    let env = backend_env(&desired);
+    for (key, want) in [
+        ("PENPOT_GOOGLE_CLIENT_ID", "g-id"),
+        ("PENPOT_GOOGLE_CLIENT_SECRET", "g-secret"),
+        ("PENPOT_GITLAB_CLIENT_ID", "gl-id"),
+        ("PENPOT_GITLAB_BASE_URI", "https://gitlab.corp.example"),
+        ("PENPOT_LDAP_HOST", "ldap.corp.svc"),
+        ("PENPOT_LDAP_PORT", "389"),
+        ("PENPOT_LDAP_STARTTLS", "true"),
+        ("PENPOT_LDAP_SSL", "false"),
+        ("PENPOT_LDAP_BASE_DN", "dc=corp,dc=example"),
+        ("PENPOT_LDAP_BIND_PASSWORD", "ldap-bind-secret"),
+        ("PENPOT_OIDC_ROLES", "designer staff"),
+        ("PENPOT_OIDC_ROLES_ATTR", "realm_access.roles"),
+        ("PENPOT_OIDC_EMAIL_ATTR", "mail"),
+        ("PENPOT_OIDC_USER_INFO_SOURCE", "token"),
+    ] {
+        assert_eq!(env.get(key).map(String::as_str), Some(want), "{key}\n{}", show(&env));
+    }
+    assert!(!env.contains_key("PENPOT_GITHUB_CLIENT_ID") && !env.contains_key("PENPOT_OIDC_NAME_ATTR"));
+    let flags = &env["PENPOT_FLAGS"];
+    for flag in
+        ["enable-login-with-google", "enable-login-with-gitlab", "enable-login-with-ldap", "enable-login-with-oidc"]
+    {
+        assert!(flags.contains(flag), "{flag}: {flags}");
+    }
+    assert!(flags.contains("disable-login-with-password") && !flags.contains("disable-registration"), "{flags}");
+    assert!(config_text(&desired, "config.js").contains("enable-login-with-google"));
+    assert_eq!(
+        desired.redirect_uris,
+        [
+            ("gitlab", "https://penpot.example.com/api/auth/oauth/gitlab/callback"),
+            ("google", "https://penpot.example.com/api/auth/oauth/google/callback"),
+            ("oidc", "https://penpot.example.com/api/auth/oauth/oidc/callback"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into()
+    );
+
+    // Password login kept on request; OIDC without SMTP when asked not to need it.
+    s.password_login = Some(true);
+    s.oidc.as_mut().unwrap().require_smtp = false;
+    let desired = render_ok(&penpot(s), Relations { smtp: None, ..providers });
+    assert!(backend_env(&desired)["PENPOT_FLAGS"].contains("enable-login-with-password"));
+    // And without any provider, today's flags and no callback.
+    let desired = render_ok(&penpot(spec()), relations());
+    assert!(desired.redirect_uris.is_empty());
+    assert!(backend_env(&desired)["PENPOT_FLAGS"].contains("disable-registration"));
 }

@@ -106,6 +106,10 @@ fn rendered(ca: &str) -> Desired {
         ),
         smtp: None,
         oidc: None,
+        google: None,
+        github: None,
+        gitlab: None,
+        ldap: None,
     };
     let checked = penpot_operator::trust::to_pem(&penpot_operator::trust::parse_bundle(ca.as_bytes()).unwrap());
     let mut penpot = Penpot::new(

@@ -65,6 +65,7 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
         status_ctx.public_uri = Some(uri);
     }
     status_ctx.secret_key_created = outcome.secret_key_created;
+    status_ctx.redirect_uris = outcome.redirect_uris;
     let status = status::compute(&status_ctx, &outcome.observation);
     let ready = conditions::is_ready(&status.conditions);
     let written = report::report(penpot, ns, status, ctx).await;
@@ -89,6 +90,8 @@ struct Outcome {
     public_uri: Option<String>,
     /// When the secret key this pass read was made.
     secret_key_created: Option<Time>,
+    /// The OAuth callback URIs of the render applied.
+    redirect_uris: Option<std::collections::BTreeMap<String, String>>,
 }
 
 enum Next {
@@ -148,7 +151,13 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
                 config_hash: desired.config_hash.clone(),
                 rollout: desired.rollout,
             };
-            Ok(Outcome { observation, next: Next::Rollout, public_uri: Some(desired.public_uri), secret_key_created })
+            Ok(Outcome {
+                observation,
+                next: Next::Rollout,
+                public_uri: Some(desired.public_uri),
+                secret_key_created,
+                redirect_uris: Some(desired.redirect_uris),
+            })
         }
         // Nothing was written. Not an error for backoff: the user must act, and a look every
         // IN_THE_WAY_RETRY costs one read. The object has none of our labels, so no watch
@@ -162,7 +171,7 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
             // Say why in status; the workload is best effort, the refusal is what matters.
             let workload = resolve::current_workload(penpot, ns, ctx).await.ok().flatten();
             let observation = Observation::ApplyFailed { message: e.to_string(), workload };
-            Ok(Outcome { observation, next: Next::Retry(e), public_uri: None, secret_key_created })
+            Ok(Outcome { observation, next: Next::Retry(e), public_uri: None, secret_key_created, redirect_uris: None })
         }
         Err(e) => Err(e),
     }
@@ -170,7 +179,7 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
 
 /// Nothing applied: whatever runs keeps running on its last good configuration.
 fn held(observation: Observation, retry: Duration) -> Outcome {
-    Outcome { observation, next: Next::After(retry), public_uri: None, secret_key_created: None }
+    Outcome { observation, next: Next::After(retry), public_uri: None, secret_key_created: None, redirect_uris: None }
 }
 
 async fn blocked(

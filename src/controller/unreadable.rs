@@ -36,6 +36,7 @@ pub async fn report(stored: &Stored, invalid: &InvalidObject, ns: &str, ctx: &Co
         now: Time(k8s_openapi::jiff::Timestamp::now()),
         public_uri: None,
         secret_key_created: None,
+        redirect_uris: None,
     };
     let obs = Observation::Blocked { reason: Reason::UnreadableSpec, message, workload };
     report::write(&stored.object_ref(&()), ns, previous.as_ref(), status::compute(&status_ctx, &obs), ctx).await?;

@@ -5,6 +5,10 @@ use super::v1alpha1::{Penpot, PenpotSpec};
 /// The relations a Penpot can have, in the order their names sort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Relation {
+    Github,
+    Gitlab,
+    Google,
+    Ldap,
     Oidc,
     Postgresql,
     Redis,
@@ -13,12 +17,29 @@ pub enum Relation {
 }
 
 impl Relation {
-    pub const ALL: [Relation; 5] =
-        [Relation::Oidc, Relation::Postgresql, Relation::Redis, Relation::S3, Relation::Smtp];
+    pub const ALL: [Relation; 9] = [
+        Relation::Github,
+        Relation::Gitlab,
+        Relation::Google,
+        Relation::Ldap,
+        Relation::Oidc,
+        Relation::Postgresql,
+        Relation::Redis,
+        Relation::S3,
+        Relation::Smtp,
+    ];
+
+    /// The login providers besides password login, each one flag `login-with-<name>`.
+    pub const LOGINS: [Relation; 5] =
+        [Relation::Github, Relation::Gitlab, Relation::Google, Relation::Ldap, Relation::Oidc];
 
     /// The name users see in status messages and the spec field that references it.
     pub fn name(self) -> &'static str {
         match self {
+            Relation::Github => "github",
+            Relation::Gitlab => "gitlab",
+            Relation::Google => "google",
+            Relation::Ldap => "ldap",
             Relation::Oidc => "oidc",
             Relation::Postgresql => "postgresql",
             Relation::Redis => "redis",
@@ -44,6 +65,10 @@ impl PenpotSpec {
     /// The Secret name a relation points at, if the spec sets one.
     pub fn secret_name(&self, relation: Relation) -> Option<&str> {
         let name = match relation {
+            Relation::Github => &self.github.as_ref()?.secret_ref.name,
+            Relation::Gitlab => &self.gitlab.as_ref()?.secret_ref.name,
+            Relation::Google => &self.google.as_ref()?.secret_ref.name,
+            Relation::Ldap => &self.ldap.as_ref()?.secret_ref.name,
             Relation::Oidc => &self.oidc.as_ref()?.secret_ref.name,
             Relation::Postgresql => &self.postgresql.as_ref()?.secret_ref.name,
             Relation::Redis => &self.redis.as_ref()?.secret_ref.name,
@@ -51,6 +76,12 @@ impl PenpotSpec {
             Relation::Smtp => &self.smtp.as_ref()?.secret_ref.name,
         };
         Some(name.as_str())
+    }
+
+    /// Whether OIDC needs SMTP here: the charm's rule, and the default, unless
+    /// `spec.oidc.requireSmtp` turns it off.
+    pub fn oidc_requires_smtp(&self) -> bool {
+        self.oidc.as_ref().is_some_and(|o| o.require_smtp)
     }
 
     /// Whether this Penpot cannot run without the relation: S3 is optional once assets go
@@ -112,6 +143,6 @@ mod tests {
         };
         assert_eq!(names, sorted);
         names.dedup();
-        assert_eq!(names.len(), 5);
+        assert_eq!(names.len(), 9);
     }
 }

@@ -79,7 +79,25 @@ pub struct PenpotSpec {
     pub smtp: Option<SmtpRelation>,
     /// OpenID Connect relation (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oidc: Option<RelationRef>,
+    pub oidc: Option<OidcRelation>,
+    /// Google login: a Secret with the OAuth client (`client_id`, `client_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google: Option<RelationRef>,
+    /// GitHub login: a Secret with the OAuth app (`client_id`, `client_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<RelationRef>,
+    /// GitLab login: a Secret with the application (`client_id`, `client_secret`, optional
+    /// `base_uri` of a self-hosted GitLab).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<RelationRef>,
+    /// LDAP login: a Secret with the directory (`host`, `base_dn`, optional `port`,
+    /// `transport_security`, `bind_dn`, `bind_password`, `user_query`, `attrs_*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<RelationRef>,
+    /// Password login. Default: on without any other login provider, off with one (the
+    /// charm's behaviour with OIDC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_login: Option<bool>,
 
     /// An Ingress to the Penpot Service, owned by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,6 +428,70 @@ pub struct PostgresqlRelation {
     pub max_connections: Option<i32>,
 }
 
+/// The OIDC relation's Secret and how Penpot maps the identity provider's users.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcRelation {
+    pub secret_ref: SecretRef,
+    /// Roles a user must all hold to log in (`PENPOT_OIDC_ROLES`); none: anyone the IdP admits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(regex(pattern = r"^[^\s,$]{1,128}$")))]
+    pub roles: Vec<String>,
+    /// The claim holding the roles (`PENPOT_OIDC_ROLES_ATTR`; dotted paths allowed). Penpot's
+    /// default: `roles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[^\s,$]{1,128}$"))]
+    pub roles_attribute: Option<String>,
+    /// The claim with the user's name (default `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[^\s,$]{1,128}$"))]
+    pub name_attribute: Option<String>,
+    /// The claim with the user's email (default `email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[^\s,$]{1,128}$"))]
+    pub email_attribute: Option<String>,
+    /// Where Penpot reads the user's claims: the ID token, the userinfo endpoint, or either
+    /// (Penpot's default, `Auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_info_source: Option<UserInfoSource>,
+    /// Whether OIDC needs the SMTP relation (the default, as in the charm: Penpot mails
+    /// invitations). `false` runs OIDC without mail.
+    #[serde(default = "default_true")]
+    pub require_smtp: bool,
+}
+
+impl OidcRelation {
+    /// The relation from `secret` with Penpot's defaults for everything else.
+    pub fn from_secret(secret: &str) -> Self {
+        OidcRelation {
+            secret_ref: SecretRef { name: secret.into() },
+            roles: Vec::new(),
+            roles_attribute: None,
+            name_attribute: None,
+            email_attribute: None,
+            user_info_source: None,
+            require_smtp: true,
+        }
+    }
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserInfoSource {
+    Auto,
+    Token,
+    Userinfo,
+}
+
+impl UserInfoSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserInfoSource::Auto => "auto",
+            UserInfoSource::Token => "token",
+            UserInfoSource::Userinfo => "userinfo",
+        }
+    }
+}
+
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct SmtpRelation {
@@ -598,6 +680,10 @@ pub struct PenpotStatus {
     /// Hash of the configuration last rolled out; pods carrying it run the current config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// The callback URI to register at each OAuth login provider (OIDC, Google, GitHub,
+    /// GitLab): the provider refuses logins until it knows it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub redirect_uris: BTreeMap<String, String>,
     /// When the secret key (`<name>-secret-key`) was made: sessions and signed links older
     /// than this are invalid (`penpot-operator rotate-secret-key` makes a new one).
     #[serde(default, skip_serializing_if = "Option::is_none")]

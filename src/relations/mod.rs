@@ -24,6 +24,7 @@ macro_rules! debug_hiding {
 pub(crate) use debug_hiding;
 
 mod data;
+pub mod logins;
 pub mod oidc;
 pub mod postgresql;
 pub mod redis;
@@ -55,6 +56,24 @@ pub struct Relations {
     pub s3: Option<s3::S3>,
     pub smtp: Option<smtp::Smtp>,
     pub oidc: Option<oidc::Oidc>,
+    pub google: Option<logins::OAuthClient>,
+    pub github: Option<logins::OAuthClient>,
+    pub gitlab: Option<logins::OAuthClient>,
+    pub ldap: Option<logins::Ldap>,
+}
+
+impl Relations {
+    /// The login providers configured besides password login.
+    pub fn logins(&self) -> Vec<Relation> {
+        let present = [
+            (Relation::Github, self.github.is_some()),
+            (Relation::Gitlab, self.gitlab.is_some()),
+            (Relation::Google, self.google.is_some()),
+            (Relation::Ldap, self.ldap.is_some()),
+            (Relation::Oidc, self.oidc.is_some()),
+        ];
+        present.into_iter().filter(|(_, on)| *on).map(|(r, _)| r).collect()
+    }
 }
 
 /// The relation Secrets found for one Penpot: relation -> (Secret name, data).
@@ -123,6 +142,10 @@ pub fn resolve(spec: &PenpotSpec, found: &Found) -> Resolution {
             s3: view(Relation::S3).map(|d| s3::parse(&d, spec.service_account.is_some())).transpose()?,
             smtp: view(Relation::Smtp).map(|d| smtp::parse(&d, from_address)).transpose()?,
             oidc: view(Relation::Oidc).map(|d| oidc::parse(&d)).transpose()?,
+            google: view(Relation::Google).map(|d| logins::oauth_client(&d, false)).transpose()?,
+            github: view(Relation::Github).map(|d| logins::oauth_client(&d, false)).transpose()?,
+            gitlab: view(Relation::Gitlab).map(|d| logins::oauth_client(&d, true)).transpose()?,
+            ldap: view(Relation::Ldap).map(|d| logins::ldap(&d)).transpose()?,
         })
     })();
     match parsed {
@@ -139,6 +162,9 @@ pub fn check(spec: &PenpotSpec, d: &SecretData) -> Result<(), RelationError> {
         Relation::S3 => s3::parse(d, spec.service_account.is_some()).map(drop),
         Relation::Smtp => smtp::parse(d, spec.smtp.as_ref().and_then(|s| s.from_address.as_deref())).map(drop),
         Relation::Oidc => oidc::parse(d).map(drop),
+        Relation::Google | Relation::Github => logins::oauth_client(d, false).map(drop),
+        Relation::Gitlab => logins::oauth_client(d, true).map(drop),
+        Relation::Ldap => logins::ldap(d).map(drop),
     }
 }
 
@@ -154,7 +180,7 @@ pub fn missing_relations(spec: &PenpotSpec, present: impl Fn(Relation) -> bool) 
             _ => r.name().to_string(),
         })
         .collect();
-    if spec.oidc.is_some() && spec.smtp.is_none() {
+    if spec.oidc_requires_smtp() && spec.smtp.is_none() {
         missing.push(Relation::Smtp.name().to_string());
     }
     missing.sort();

@@ -13,7 +13,10 @@ pub struct Flags {
 
 pub struct FlagInputs<'a> {
     pub smtp: bool,
-    pub oidc: bool,
+    /// The login providers configured (`Relation::LOGINS`), each enabled by its flag.
+    pub logins: &'a [crate::crd::Relation],
+    /// `spec.passwordLogin`; unset: on only without another provider.
+    pub password_login: Option<bool>,
     pub insecure_http: bool,
     pub air_gapped: bool,
     pub telemetry: bool,
@@ -22,19 +25,27 @@ pub struct FlagInputs<'a> {
 
 impl Flags {
     pub fn compute(i: &FlagInputs) -> Flags {
-        let login: &[&str] = if i.oidc {
-            &["disable-login-with-password", "enable-login-with-oidc"]
+        // With a login provider, users sign up through it (registration stays on) and, by
+        // default, password login goes (the charm's OIDC behaviour); without one, accounts
+        // are made by admins (`profile create`) and password login is the way in.
+        let providers: Vec<String> = i.logins.iter().map(|r| format!("enable-login-with-{r}")).collect();
+        let mut login: Vec<&str> = providers.iter().map(String::as_str).collect();
+        if i.logins.is_empty() {
+            login.push("disable-registration");
+        }
+        login.push(if i.password_login.unwrap_or(i.logins.is_empty()) {
+            "enable-login-with-password"
         } else {
-            &["disable-registration", "enable-login-with-password"]
-        };
+            "disable-login-with-password"
+        });
         let telemetry = if i.telemetry { "enable-telemetry" } else { "disable-telemetry" };
         let mut backend: Vec<&str> = vec!["disable-log-emails", telemetry, "enable-prepl-server"];
         backend.push(if i.smtp { "enable-smtp" } else { "disable-smtp" });
-        backend.extend(login);
+        backend.extend(&login);
         if i.insecure_http {
             backend.push("disable-secure-session-cookies");
         }
-        let mut frontend: Vec<&str> = login.to_vec();
+        let mut frontend: Vec<&str> = login.clone();
         if i.air_gapped {
             frontend.extend(["disable-dashboard-templates-section", "disable-google-fonts-provider"]);
         }
@@ -62,8 +73,32 @@ fn finish(mut computed: Vec<&str>, extra: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    use crate::crd::Relation;
+
     fn inputs(smtp: bool, oidc: bool) -> FlagInputs<'static> {
-        FlagInputs { smtp, oidc, insecure_http: false, air_gapped: false, telemetry: false, extra: &[] }
+        let logins: &[Relation] = if oidc { &[Relation::Oidc] } else { &[] };
+        FlagInputs {
+            smtp,
+            logins,
+            password_login: None,
+            insecure_http: false,
+            air_gapped: false,
+            telemetry: false,
+            extra: &[],
+        }
+    }
+
+    /// Every provider gets its flag; password login follows `spec.passwordLogin` when set.
+    #[test]
+    fn login_providers_and_the_password_choice() {
+        let logins = [Relation::Github, Relation::Ldap];
+        let f = Flags::compute(&FlagInputs { logins: &logins, ..inputs(false, false) });
+        assert_eq!(f.frontend_str(), "disable-login-with-password enable-login-with-github enable-login-with-ldap");
+        let f = Flags::compute(&FlagInputs { logins: &logins, password_login: Some(true), ..inputs(false, false) });
+        assert!(f.frontend.contains(&"enable-login-with-password".to_string()));
+        assert!(!f.frontend.contains(&"disable-registration".to_string()), "providers sign users up");
+        let f = Flags::compute(&FlagInputs { password_login: Some(false), ..inputs(false, false) });
+        assert_eq!(f.frontend_str(), "disable-login-with-password disable-registration");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::relations::{Relations, smtp::TransportSecurity};
+use crate::relations::{Relations, logins::LdapSecurity, smtp::TransportSecurity};
 
 use super::flags::Flags;
 use super::paths;
@@ -25,6 +25,8 @@ pub struct LayerInputs<'a> {
     pub extra_env: Option<&'a crate::crd::ExtraEnv>,
     /// `spec.caBundle` is set: the init container wrote the trust files of `paths::CA_DIR`.
     pub private_ca: bool,
+    /// `spec.oidc`: how the IdP's users map to Penpot's (roles, claims).
+    pub oidc_options: Option<&'a crate::crd::OidcRelation>,
 }
 
 /// The JVM's trust store replaced by the public roots plus `spec.caBundle`'s. Through
@@ -127,6 +129,53 @@ pub fn backend_environment(i: &LayerInputs) -> BTreeMap<String, String> {
             set("PENPOT_OIDC_AUTH_URI", e.authorization.clone());
             set("PENPOT_OIDC_TOKEN_URI", e.token.clone());
             set("PENPOT_OIDC_USER_URI", e.userinfo.clone());
+        }
+    }
+    if let Some(o) = i.oidc_options.filter(|_| r.oidc.is_some()) {
+        if !o.roles.is_empty() {
+            set("PENPOT_OIDC_ROLES", o.roles.join(" "));
+        }
+        let claims = [
+            ("PENPOT_OIDC_ROLES_ATTR", &o.roles_attribute),
+            ("PENPOT_OIDC_NAME_ATTR", &o.name_attribute),
+            ("PENPOT_OIDC_EMAIL_ATTR", &o.email_attribute),
+        ];
+        for (key, value) in claims {
+            if let Some(value) = value {
+                set(key, value.clone());
+            }
+        }
+        if let Some(source) = o.user_info_source {
+            set("PENPOT_OIDC_USER_INFO_SOURCE", source.as_str().into());
+        }
+    }
+    for (prefix, client) in [("GOOGLE", &r.google), ("GITHUB", &r.github), ("GITLAB", &r.gitlab)] {
+        if let Some(c) = client {
+            set(&format!("PENPOT_{prefix}_CLIENT_ID"), c.client_id.clone());
+            set(&format!("PENPOT_{prefix}_CLIENT_SECRET"), c.client_secret.clone());
+            if let Some(base) = &c.base_uri {
+                set(&format!("PENPOT_{prefix}_BASE_URI"), base.clone());
+            }
+        }
+    }
+    if let Some(ldap) = &r.ldap {
+        set("PENPOT_LDAP_HOST", ldap.host.clone());
+        set("PENPOT_LDAP_PORT", ldap.port.to_string());
+        set("PENPOT_LDAP_SSL", (ldap.security == LdapSecurity::Tls).to_string());
+        set("PENPOT_LDAP_STARTTLS", (ldap.security == LdapSecurity::StartTls).to_string());
+        set("PENPOT_LDAP_BASE_DN", ldap.base_dn.clone());
+        let optional = [
+            ("PENPOT_LDAP_BIND_DN", &ldap.bind_dn),
+            ("PENPOT_LDAP_BIND_PASSWORD", &ldap.bind_password),
+            ("PENPOT_LDAP_USER_QUERY", &ldap.user_query),
+            ("PENPOT_LDAP_ATTRS_USERNAME", &ldap.attrs_username),
+            ("PENPOT_LDAP_ATTRS_EMAIL", &ldap.attrs_email),
+            ("PENPOT_LDAP_ATTRS_FULLNAME", &ldap.attrs_fullname),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                set(key, value.clone());
+            }
         }
     }
     if s.version >= Version::SSRF_PROTECTION && !s.ssrf_allowed_hosts.is_empty() {

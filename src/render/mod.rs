@@ -89,6 +89,8 @@ pub struct Desired {
     pub statefulset: StatefulSet,
     pub config_hash: String,
     pub public_uri: String,
+    /// Per OAuth login provider, the callback URI to register at the provider.
+    pub redirect_uris: BTreeMap<String, String>,
     pub version: Version,
     pub rollout: Rollout,
 }
@@ -110,6 +112,7 @@ crate::relations::debug_hiding!(Desired {
         statefulset,
         config_hash,
         public_uri,
+        redirect_uris,
         version,
         rollout
     ],
@@ -137,6 +140,7 @@ impl Desired {
             statefulset,
             config_hash: _,
             public_uri: _,
+            redirect_uris: _,
             version: _,
             rollout: _,
         } = self;
@@ -230,9 +234,11 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
     let m = meta(penpot, &version_str);
     let spec = &penpot.spec;
 
+    let logins = inputs.relations.logins();
     let flags = flags::Flags::compute(&flags::FlagInputs {
         smtp: inputs.relations.smtp.is_some(),
-        oidc: inputs.relations.oidc.is_some(),
+        logins: &logins,
+        password_login: spec.password_login,
         insecure_http: settings.insecure_http,
         air_gapped: spec.air_gapped,
         telemetry: settings.telemetry,
@@ -253,6 +259,7 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         logging: logging.as_ref(),
         extra_env: spec.env.as_ref(),
         private_ca: inputs.ca_bundle.is_some(),
+        oidc_options: spec.oidc.as_ref(),
     };
     if let Some(extra) = &spec.env {
         validate::check_extra_env("backend", &extra.backend, &layers::backend_environment(&layer_inputs))?;
@@ -316,8 +323,23 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         prometheus_rule: monitor.then(|| monitoring::prometheus_rule(&m, version, monitoring_labels)),
         statefulset,
         config_hash,
+        redirect_uris: redirect_uris(&settings.public_uri, &logins),
         public_uri: settings.public_uri,
         version,
         rollout,
     })
+}
+
+/// Where each OAuth provider sends users back: Penpot's `/api/auth/oauth/<provider>/callback`
+/// on the public URI's origin (Penpot replaces the URI's path). LDAP has no callback.
+pub fn redirect_uris(public_uri: &str, logins: &[crate::crd::Relation]) -> BTreeMap<String, String> {
+    let Ok(mut uri) = url::Url::parse(public_uri) else { return BTreeMap::new() };
+    logins
+        .iter()
+        .filter(|r| **r != crate::crd::Relation::Ldap)
+        .map(|r| {
+            uri.set_path(&format!("/api/auth/oauth/{r}/callback"));
+            (r.name().to_string(), uri.to_string())
+        })
+        .collect()
 }

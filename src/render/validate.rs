@@ -62,11 +62,15 @@ pub enum SpecError {
 
 /// Variables a relation or the operator owns even when this render does not set them (the
 /// relation may be absent): setting them by hand would bypass the relation.
-const OWNED_PREFIXES: [&str; 7] = [
+const OWNED_PREFIXES: [&str; 11] = [
     "PENPOT_DATABASE_",
     "PENPOT_REDIS_",
     "PENPOT_SMTP_",
     "PENPOT_OIDC_",
+    "PENPOT_GOOGLE_",
+    "PENPOT_GITHUB_",
+    "PENPOT_GITLAB_",
+    "PENPOT_LDAP_",
     "PENPOT_OBJECTS_STORAGE_",
     "PENPOT_ASSETS_STORAGE_",
     "PENPOT_STORAGE_",
@@ -154,7 +158,7 @@ pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Res
     if insecure_http && !spec.allow_insecure_http {
         return Err(SpecError::HttpsRequired(public_uri));
     }
-    if relations.oidc.is_some() && relations.smtp.is_none() {
+    if relations.oidc.is_some() && relations.smtp.is_none() && spec.oidc.as_ref().is_none_or(|o| o.require_smtp) {
         return Err(SpecError::SmtpRequiredBy(Relation::Oidc));
     }
 
@@ -180,6 +184,9 @@ pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Res
     if let Some(oidc) = &relations.oidc {
         ssrf_allowed_hosts.extend(oidc.hosts().into_iter().filter(|h| is_in_cluster_host(h)));
     }
+    // A self-hosted GitLab in the cluster, likewise.
+    let gitlab = relations.gitlab.as_ref().and_then(|g| g.base_uri.as_deref()).and_then(|u| url::Url::parse(u).ok());
+    ssrf_allowed_hosts.extend(gitlab.and_then(|u| u.host_str().map(str::to_string)).filter(|h| is_in_cluster_host(h)));
     ssrf_allowed_hosts.iter_mut().for_each(|h| h.make_ascii_lowercase());
     ssrf_allowed_hosts.sort();
     ssrf_allowed_hosts.dedup();
