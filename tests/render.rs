@@ -736,6 +736,9 @@ fn extra_environment_cannot_override_the_operator() {
     let error = with_env("backend", "1BAD-NAME").expect("a bad name is refused");
     assert!(error.contains("spec.env.backend has the variable name \"1BAD-NAME\""), "{error}");
     assert_eq!(with_env("backend", "JAVA_OPTS"), None, "an ordinary variable is accepted");
+    // AWS credentials belong to the S3 relation or the cloud identity, even where none is rendered.
+    let error = with_env("exporter", "AWS_SESSION_TOKEN").expect("S3 credentials are the relation's");
+    assert!(error.contains("spec.env.exporter sets AWS_SESSION_TOKEN"), "{error}");
 }
 
 /// Scheduling and disruption (issue 15, item 3): a PodDisruptionBudget of one pod at a time

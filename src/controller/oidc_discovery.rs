@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use sha2::Digest;
 use tokio::sync::Mutex;
 
 use super::egress::{Egress, Resolver, Target, target};
@@ -76,7 +77,12 @@ impl DiscoveryCache {
     /// `issuer` ends with a slash (the relation parser guarantees it). `ca_bundle`: the
     /// Penpot's own CAs (`spec.caBundle`, checked PEM), trusted besides the public roots.
     pub async fn endpoints(&self, issuer: &str, ca_bundle: Option<&str>) -> Discovery {
-        if let Some((at, found)) = self.entries.lock().await.get(issuer)
+        // What one Penpot's CAs let through must not be served to another that lacks them.
+        let key = match ca_bundle {
+            None => issuer.to_string(),
+            Some(pem) => format!("{issuer} {}", crate::render::hash::short_hex(&sha2::Sha256::digest(pem))),
+        };
+        if let Some((at, found)) = self.entries.lock().await.get(&key)
             && fresh(*at, found)
         {
             return found.clone();
@@ -94,14 +100,14 @@ impl DiscoveryCache {
             }
         };
         let mut entries = self.entries.lock().await;
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(issuer) {
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
             entries.retain(|_, (at, found)| fresh(*at, found));
             while entries.len() >= MAX_ENTRIES {
                 let Some(oldest) = entries.iter().min_by_key(|(_, (at, _))| *at).map(|(k, _)| k.clone()) else { break };
                 entries.remove(&oldest);
             }
         }
-        entries.insert(issuer.to_string(), (Instant::now(), result.clone()));
+        entries.insert(key, (Instant::now(), result.clone()));
         result
     }
 

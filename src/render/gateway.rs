@@ -28,8 +28,13 @@ pub fn http_route(m: &Meta, gateway: &GatewaySpec, public_uri: &str) -> DynamicO
         })
         .collect();
     let hostnames = if gateway.hostnames.is_empty() {
-        // The public URI was validated as a URL with a host.
-        url::Url::parse(public_uri).ok().and_then(|u| u.host_str().map(str::to_string)).into_iter().collect()
+        // The public URI's host, when it is a name: Gateway API hostnames cannot be addresses,
+        // and without one the route answers every host its Gateway listener accepts.
+        let host = url::Url::parse(public_uri).ok().and_then(|u| match u.host() {
+            Some(url::Host::Domain(name)) => Some(name.to_string()),
+            _ => None,
+        });
+        host.into_iter().collect()
     } else {
         gateway.hostnames.clone()
     };

@@ -76,6 +76,10 @@ const OWNED_PREFIXES: [&str; 11] = [
     "PENPOT_STORAGE_",
 ];
 
+/// Credential variables the AWS SDK reads: the S3 relation's (or the cloud identity's), never
+/// set by hand, even where this render sets none of them.
+const OWNED_NAMES: [&str; 3] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
 /// `spec.env.<container>` against `rendered`, the environment the operator sets there: names
 /// must be valid and none may be the operator's.
 pub fn check_extra_env(
@@ -88,7 +92,11 @@ pub fn check_extra_env(
     }
     let owned: Vec<&str> = extra
         .keys()
-        .filter(|n| rendered.contains_key(*n) || OWNED_PREFIXES.iter().any(|p| n.starts_with(p)))
+        .filter(|n| {
+            rendered.contains_key(*n)
+                || OWNED_NAMES.contains(&n.as_str())
+                || OWNED_PREFIXES.iter().any(|p| n.starts_with(p))
+        })
         .map(String::as_str)
         .collect();
     if owned.is_empty() { Ok(()) } else { Err(SpecError::OwnedEnv { container, names: owned.join(", ") }) }

@@ -87,7 +87,7 @@ build coredns "" coredns=github.com/coredns/coredns
 # in half the time and a third of the memory.
 BUILD_TAGS="remove_all_sd" build promtool "" promtool=github.com/prometheus/prometheus/cmd/promtool
 build stand-in "" stand-in=.
-# Gateway API's own CRDs (tests/e2e.rs installs them to check the HTTPRoute the operator
+# Gateway API's own CRDs (tests/admin.rs installs them to check the HTTPRoute the operator
 # makes), from its pinned module: the release's YAML ships inside it.
 gateway_api_version="v1.6.3"
 gateway_api_dir="$(go mod download -json "sigs.k8s.io/gateway-api@$gateway_api_version" |

@@ -67,7 +67,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   resources: [pods/exec]
   verbs: [get, create]
 {{- end }}
-# Relation Secrets (read, metadata watch), the secret-key Secret (created once) and the
+# Relation and spec.caBundle Secrets (read, metadata watch), the secret-key Secret (created once) and the
 # rendered configuration Secret (server-side apply). delete: prune removes a Secret this
 # Penpot controls and no longer renders (never one it does not control; the uid is a
 # precondition of every delete).
@@ -78,7 +78,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
-# The Grafana dashboard ConfigMap; delete for prune.
+# The Grafana dashboard ConfigMap (delete for prune), and the ConfigMap of spec.caBundle:
+# read, and watched (metadata only) so a changed bundle rolls the pods.
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch, delete]
