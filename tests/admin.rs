@@ -298,3 +298,57 @@ fn rotate_secret_key_replaces_the_key_and_rolls_the_pods() {
     let events = c.kubectl_ok(&["-n", n, "get", "events", "-o", "json"]);
     assert!(!events.contains("SecretKeyReplaced"), "a requested rotation is not a surprise: {later}");
 }
+
+/// Issue 15, item 5: login providers from their Secrets; status shows the callback URIs to
+/// register; a bad LDAP Secret is refused naming the key, the running pods untouched.
+#[test]
+fn login_providers_from_secrets_and_their_callback_uris_in_status() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "admin-login");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
+    relation_secrets(c, n, "p");
+    c.apply_ok(n, &secret_yaml("google", &[("client_id", "g-id"), ("client_secret", "g-client-secret")]));
+    c.apply_ok(
+        n,
+        &secret_yaml(
+            "gitlab",
+            &[("client_id", "gl-id"), ("client_secret", "gl-secret"), ("base_uri", "https://gitlab.corp.example")],
+        ),
+    );
+    c.apply_ok(n, &secret_yaml("ldap", &[("host", "ldap.corp.svc"), ("base_dn", "dc=corp,dc=example")]));
+    let providers = "  google: {secretRef: {name: google}}\n  gitlab: {secretRef: {name: gitlab}}\n  ldap: {secretRef: {name: ldap}}\n  passwordLogin: true\n";
+    c.apply_ok(n, &format!("{}{providers}", penpot_yaml("p", 1)));
+    wait_ready(c, n, "p");
+    let p = c.get(n, "penpot/p").unwrap();
+    assert_eq!(
+        p["status"]["redirectUris"],
+        serde_json::json!({
+            "gitlab": "https://p.example.com/api/auth/oauth/gitlab/callback",
+            "google": "https://p.example.com/api/auth/oauth/google/callback",
+        })
+    );
+    let config = c.get(n, "secret/p-config").unwrap();
+    let config_js = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            config["data"]["config.js"].as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for flag in
+        ["enable-login-with-google", "enable-login-with-gitlab", "enable-login-with-ldap", "enable-login-with-password"]
+    {
+        assert!(config_js.contains(flag), "{flag}: {config_js}");
+    }
+
+    let hash = config_hash(&c.get(n, "statefulset/p").unwrap());
+    // An empty value counts as absent (apply merges stringData into data, so a dropped key stays).
+    c.apply_ok(n, &secret_yaml("ldap", &[("host", "ldap.corp.svc"), ("base_dn", "")]));
+    wait_until(LONG, "status naming the LDAP key", || {
+        message(c, n, "p").contains("ldap relation: Secret \"ldap\" key \"base_dn\" is missing").then_some(())
+    });
+    assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), hash, "nothing that runs changed");
+}
