@@ -80,6 +80,10 @@ reasons! {
     Created,
     AlreadyExists,
     CreateFailed,
+    /// The profile's password was set again from its (changed) Secret.
+    PasswordSet,
+    /// Setting the password from a changed Secret failed.
+    PasswordSetFailed,
 }
 
 impl std::fmt::Display for Reason {

@@ -664,6 +664,22 @@ fn profiles_through_the_cli_and_penpot_profile_resources() {
     assert_eq!(p["metadata"]["finalizers"][0], "penpot-operator.dev/profile");
     assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], p["metadata"]["uid"]);
 
+    // A password reset, declaratively: deleting the generated Secret makes a new password,
+    // which update-profile sets (on stdin), once.
+    c.kubectl_ok(&["-n", n, "delete", "secret", "grace-password"]);
+    wait_until(LONG, "PasswordSet", || ready_reason("grace").filter(|r| r.0 == "True" && r.1 == "PasswordSet"));
+    let renewed = c.get(n, "secret/grace-password").expect("a new password Secret");
+    let renewed =
+        base64::engine::general_purpose::STANDARD.decode(renewed["data"]["password"].as_str().unwrap()).unwrap();
+    let calls = manage_calls(c, &grace);
+    assert_eq!(calls.len(), 2, "one update after the reset: {calls:?}");
+    assert_eq!(calls[1].0, ["update-profile", "--email", grace.as_str()]);
+    assert_eq!(calls[1].1, format!("{}\n", String::from_utf8(renewed).unwrap()));
+    // The same through the CLI: a new password, printed once.
+    let (ok, out, err) = profile_cli(c, &["set-password", "--penpot", "p", "-n", n, "--email", &grace]);
+    assert!(ok && out.contains("password: "), "{err}");
+    assert_eq!(manage_calls(c, &grace).last().unwrap().0, ["update-profile", "--email", grace.as_str()]);
+
     // Failures show in status: an existing email is adopted, a failing command is reported.
     c.apply_ok(n, &profile("dup", "p", &format!("exists.2.{n}@example.com"), "Retain"));
     wait_until(LONG, "AlreadyExists", || ready_reason("dup").filter(|r| r.0 == "True" && r.1 == "AlreadyExists"));
@@ -676,6 +692,7 @@ fn profiles_through_the_cli_and_penpot_profile_resources() {
     // Deleting: Delete runs delete-profile before the finalizer goes; Retain does not.
     c.kubectl_ok(&["-n", n, "delete", "penpotprofile", "grace", "dup", "orphan", "broken", "--timeout=90s"]);
     assert_eq!(manage_calls(c, &grace).last().unwrap().0, ["delete-profile", "--email", grace.as_str()]);
+    assert_eq!(manage_calls(c, &grace).len(), 4, "no further update-profile after the reset");
     assert!(manage_calls(c, &format!("exists.2.{n}@example.com")).iter().all(|(a, _)| a[0] != "delete-profile"));
     assert_no_secret_values(c, n, &[&c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"])]);
 }

@@ -137,6 +137,11 @@ pub enum ProfileCommand {
         #[arg(long)]
         fullname: String,
     },
+    /// Set a new, generated password for the profile with this email; prints it once.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+    },
     /// Delete (soft-delete, as Penpot does) the profile with this email.
     Delete {
         #[arg(long)]

@@ -1,5 +1,5 @@
-//! `penpot-operator profile create|delete`: the charm's create-profile and delete-profile
-//! actions, also reachable as `kubectl penpot profile ...`.
+//! `penpot-operator profile create|set-password|delete`: the charm's create-profile and
+//! delete-profile actions plus a password reset, also reachable as `kubectl penpot profile ...`.
 
 use std::process::ExitCode;
 
@@ -25,6 +25,17 @@ async fn run(args: &ProfileArgs) -> Result<String, profiles::ManageError> {
                     command: "create-profile",
                     code: 255,
                     output: format!("a profile with email {email} already exists"),
+                }),
+            }
+        }
+        ProfileCommand::SetPassword { email } => {
+            let password = profiles::generate_password();
+            match profiles::update_password(&client, &ns, &pod, email, &password).await? {
+                Outcome::Updated => Ok(format!("email: {email}\npassword: {password}\n")),
+                _ => Err(profiles::ManageError::Failed {
+                    command: "update-profile",
+                    code: 0,
+                    output: format!("No profile found with email {email}"),
                 }),
             }
         }

@@ -282,7 +282,16 @@ fn profiles(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> impl std::future::Future<Output = ()> {
     use crate::profiles::controller as profile;
-    Controller::new(api::<crate::crd::PenpotProfile>(client, ns), watcher::Config::default())
+    let controller = Controller::new(api::<crate::crd::PenpotProfile>(client, ns), watcher::Config::default());
+    // A changed password Secret sets the password again: map Secrets to their profiles.
+    let store = controller.store();
+    let secrets = watches::metadata(
+        api::<PartialObjectMeta<Secret>>(client, ns),
+        watcher::Config::default().fields("type!=helm.sh/release.v1"),
+    )
+    .touched_objects();
+    controller
+        .watches_stream(secrets, move |secret| watches::profiles_for_secret(&store, &secret))
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(

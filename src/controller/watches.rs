@@ -113,6 +113,21 @@ pub fn penpots_for_secret(store: &Store<Stored>, secret: &PartialObjectMeta<Secr
         .collect()
 }
 
+/// PenpotProfiles whose password lives in this Secret (referenced, or generated for them).
+pub fn profiles_for_secret(
+    store: &Store<crate::crd::PenpotProfile>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<crate::crd::PenpotProfile>> {
+    let ns = secret.namespace();
+    let name = secret.name_any();
+    store
+        .state()
+        .iter()
+        .filter(|p| p.namespace() == ns && crate::profiles::controller::password_secret_name(p) == name)
+        .map(|p| ObjectRef::from(p.as_ref()))
+        .collect()
+}
+
 /// Penpots to reconcile when a ConfigMap changes: those whose CA bundle it holds.
 pub fn penpots_for_config_map(
     store: &Store<Stored>,

@@ -31,8 +31,9 @@ pub struct PenpotProfileSpec {
     pub email: String,
     #[schemars(length(min = 1, max = 250))]
     pub fullname: String,
-    /// Secret holding the initial password (key `password` unless `key` says otherwise).
-    /// Without it the operator generates one into `<name>-password`, a Secret it owns.
+    /// Secret holding the password (key `password` unless `key` says otherwise). Without it
+    /// the operator generates one into `<name>-password`, a Secret it owns. Changing the
+    /// Secret (or deleting the generated one) sets the password again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<PasswordSecretRef>,
     /// `Delete` (default) deletes the Penpot profile with this resource; `Retain` keeps it.
@@ -77,4 +78,8 @@ pub struct PenpotProfileStatus {
     /// The Secret holding the password the profile was created with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<String>,
+    /// The resourceVersion of that Secret when the password was last set from it: a change
+    /// of the Secret sets the password again (a reset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_version: Option<String>,
 }

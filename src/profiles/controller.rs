@@ -1,5 +1,6 @@
-//! The `PenpotProfile` controller: one profile per resource, created once, deleted with the
-//! resource through a finalizer unless `deletionPolicy: Retain`.
+//! The `PenpotProfile` controller: one profile per resource, created once, its password set
+//! again whenever its Secret changes, deleted with the resource through a finalizer unless
+//! `deletionPolicy: Retain`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::conditions::{self, Progress, Reason};
+use crate::conditions::{self, ConditionType, Progress, Reason};
 use crate::crd::profile::DeletionPolicy;
 use crate::crd::{Penpot, PenpotProfile, PenpotProfileStatus};
 use crate::render::labels;
@@ -21,6 +22,8 @@ use crate::render::labels;
 use super::exec::{self, ManageError, Outcome};
 
 pub const FINALIZER: &str = "penpot-operator.dev/profile";
+/// A password, the Secret it came from, and that Secret's resourceVersion.
+type Found = (String, String, String);
 const PASSWORD_KEY: &str = "password";
 const RETRY: Duration = Duration::from_secs(15);
 /// How long a deleted PenpotProfile with `deletionPolicy: Delete` waits for a Ready pod to
@@ -73,14 +76,25 @@ pub fn error_policy(profile: Arc<PenpotProfile>, error: &Error, _ctx: Arc<Contex
     Action::requeue(RETRY)
 }
 
-fn is_done(profile: &PenpotProfile) -> bool {
-    profile.status.as_ref().is_some_and(|s| conditions::is_ready(&s.conditions))
+/// Whether the profile exists in Penpot: created (or found) by this resource, whatever
+/// happened to its password since.
+fn exists(profile: &PenpotProfile) -> bool {
+    profile.status.as_ref().is_some_and(|s| s.password_secret.is_some())
+}
+
+/// The password Secret's name a profile uses: the referenced one, or the generated one.
+pub fn password_secret_name(profile: &PenpotProfile) -> String {
+    match &profile.spec.password_secret_ref {
+        Some(r) => r.name.clone(),
+        None => format!("{}-password", profile.name_any()),
+    }
 }
 
 async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
-    // Created once; later spec edits (fullname) are not pushed into Penpot.
-    if is_done(profile) {
-        return Ok(Action::await_change());
+    // Created once; later the password follows its Secret. A fullname edit is not pushed:
+    // manage.py has no command for it.
+    if exists(profile) {
+        return reset_password(profile, ns, ctx).await;
     }
     let penpot_name = &profile.spec.penpot_ref.name;
     let Some(penpot) = Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await? else {
@@ -97,7 +111,7 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
         }
         Err(e) => return Err(e.into()),
     };
-    let (password, secret_name) = match password(profile, ns, ctx).await? {
+    let (password, secret_name, version) = match password(profile, ns, ctx).await? {
         Ok(found) => found,
         Err(message) => {
             report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, None).await?;
@@ -109,16 +123,80 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
         exec::create_profile(&ctx.client, ns, &pod, &profile.spec.email, &profile.spec.fullname, &password).await;
     match result {
         Ok(Outcome::Created) => {
-            report(profile, ns, ctx, Reason::Created, "profile created", Some(secret_name)).await?;
+            report(profile, ns, ctx, Reason::Created, "profile created", Some((secret_name, version))).await?;
             Ok(Action::await_change())
         }
         Ok(_) => {
+            // Its password stays until the Secret changes: then it is set like any reset.
             let message = "a profile with this email already existed; its password was not changed";
-            report(profile, ns, ctx, Reason::AlreadyExists, message, Some(secret_name)).await?;
+            report(profile, ns, ctx, Reason::AlreadyExists, message, Some((secret_name, version))).await?;
             Ok(Action::await_change())
         }
         Err(e @ (ManageError::Failed { .. } | ManageError::TimedOut { .. })) => {
-            report(profile, ns, ctx, Reason::CreateFailed, &e.to_string(), Some(secret_name)).await?;
+            report(profile, ns, ctx, Reason::CreateFailed, &e.to_string(), None).await?;
+            Ok(Action::requeue(RETRY))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A profile that exists: its password is set again when its Secret is not the version it
+/// was last set from (edited, or the generated one deleted and made anew).
+async fn reset_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    let applied = profile.status.as_ref().and_then(|s| s.password_version.clone());
+    let name = password_secret_name(profile);
+    let current = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&name)
+        .await?
+        .and_then(|s| s.metadata.resource_version);
+    match (&current, &applied) {
+        // A referenced Secret that went away leaves the password as it is.
+        (None, _) if profile.spec.password_secret_ref.is_some() => return Ok(Action::await_change()),
+        (Some(c), Some(a)) if c == a => return Ok(Action::await_change()),
+        // Made before versions were recorded: this version is the one it was set from.
+        (Some(c), None) => {
+            let ready = profile.status.as_ref().and_then(|s| conditions::find(&s.conditions, ConditionType::Ready));
+            let (reason, message) = match ready.map(|c| c.reason.as_str()) {
+                Some(r) if r == Reason::AlreadyExists.as_str() => {
+                    (Reason::AlreadyExists, "a profile with this email already existed; its password was not changed")
+                }
+                _ => (Reason::Created, "profile created"),
+            };
+            report(profile, ns, ctx, reason, message, Some((name, c.clone()))).await?;
+            return Ok(Action::await_change());
+        }
+        _ => {}
+    }
+    let penpot_name = &profile.spec.penpot_ref.name;
+    let Some(penpot) = Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await? else {
+        return Ok(Action::requeue(RETRY));
+    };
+    let pod = match exec::ready_pod_of(&ctx.client, ns, &penpot).await {
+        Ok(pod) => pod,
+        Err(ManageError::NotReady(_)) => return Ok(Action::requeue(RETRY)),
+        Err(e) => return Err(e.into()),
+    };
+    let (password, secret_name, version) = match password(profile, ns, ctx).await? {
+        Ok(found) => found,
+        Err(message) => {
+            report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, None).await?;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+    };
+    ctx.ensure_leader()?;
+    match exec::update_password(&ctx.client, ns, &pod, &profile.spec.email, &password).await {
+        Ok(Outcome::NotFound) => {
+            let message = "the profile is gone from Penpot (deleted there?): its password was not set";
+            report(profile, ns, ctx, Reason::PasswordSetFailed, message, None).await?;
+            Ok(Action::requeue(Duration::from_secs(60)))
+        }
+        Ok(_) => {
+            let message = format!("password set from Secret {secret_name}");
+            report(profile, ns, ctx, Reason::PasswordSet, &message, Some((secret_name, version))).await?;
+            Ok(Action::await_change())
+        }
+        Err(e @ (ManageError::Failed { .. } | ManageError::TimedOut { .. })) => {
+            report(profile, ns, ctx, Reason::PasswordSetFailed, &e.to_string(), None).await?;
             Ok(Action::requeue(RETRY))
         }
         Err(e) => Err(e.into()),
@@ -126,7 +204,7 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
 }
 
 async fn cleanup(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
-    if profile.spec.deletion_policy == DeletionPolicy::Retain || !is_done(profile) {
+    if profile.spec.deletion_policy == DeletionPolicy::Retain || !exists(profile) {
         return Ok(Action::await_change());
     }
     let penpot_name = &profile.spec.penpot_ref.name;
@@ -176,15 +254,17 @@ async fn give_up(profile: &PenpotProfile, ctx: &Context, note: &str) {
         .await;
 }
 
-/// The password to create the profile with, and the Secret it lives in. The generated one is
-/// written once into `<name>-password`, owned by the PenpotProfile.
-async fn password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Result<(String, String), String>, Error> {
+/// The password, the Secret it lives in and that Secret's resourceVersion. The generated one
+/// is written once into `<name>-password`, owned by the PenpotProfile.
+async fn password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Result<Found, String>, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     if let Some(r) = &profile.spec.password_secret_ref {
         let key = r.key.as_deref().unwrap_or(PASSWORD_KEY);
-        let value = secrets.get_opt(&r.name).await?.and_then(|s| s.data?.get(key).map(|v| v.0.clone()));
+        let secret = secrets.get_opt(&r.name).await?;
+        let version = secret.as_ref().and_then(|s| s.metadata.resource_version.clone()).unwrap_or_default();
+        let value = secret.and_then(|s| s.data?.get(key).map(|v| v.0.clone()));
         return Ok(match value.and_then(|v| String::from_utf8(v).ok()).map(|v| v.trim().to_string()) {
-            Some(p) if !p.is_empty() && !p.contains('\n') => Ok((p, r.name.clone())),
+            Some(p) if !p.is_empty() && !p.contains('\n') => Ok((p, r.name.clone(), version)),
             _ => Err(format!("Secret {:?} key {key:?} is missing, empty or not one line of UTF-8", r.name)),
         });
     }
@@ -192,8 +272,9 @@ async fn password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Re
     // An existing Secret is used as it is, never rewritten: the profile may already have
     // been created with its password.
     let stored = |secret: Secret| {
+        let version = secret.metadata.resource_version.clone().unwrap_or_default();
         let password = secret.data.and_then(|d| d.get(PASSWORD_KEY).and_then(|v| String::from_utf8(v.0.clone()).ok()));
-        password.filter(|p| !p.trim().is_empty()).map(|p| (p, name.clone())).ok_or_else(|| {
+        password.filter(|p| !p.trim().is_empty()).map(|p| (p, name.clone(), version)).ok_or_else(|| {
             format!("Secret {name:?} exists but key {PASSWORD_KEY:?} is missing, empty or not UTF-8; fix or delete it")
         })
     };
@@ -218,7 +299,7 @@ async fn password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Re
         .create(&PostParams { field_manager: Some(labels::MANAGER.into()), ..Default::default() }, &secret)
         .await
     {
-        Ok(_) => Ok(Ok((generated, name))),
+        Ok(created) => Ok(Ok((generated, name, created.metadata.resource_version.unwrap_or_default()))),
         // Created meanwhile (another replica, a restarted operator, a user): use that one,
         // as the secret key's create race does.
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(stored(secrets.get(&name).await?)),
@@ -234,12 +315,12 @@ async fn report(
     ctx: &Context,
     reason: Reason,
     message: &str,
-    password_secret: Option<String>,
+    password_from: Option<(String, String)>,
 ) -> Result<(), Error> {
     let previous = profile.status.clone().unwrap_or_default();
     let progress = match reason {
-        Reason::Created | Reason::AlreadyExists => Progress::Done,
-        Reason::InvalidPasswordSecret => Progress::Stalled,
+        Reason::Created | Reason::AlreadyExists | Reason::PasswordSet => Progress::Done,
+        Reason::InvalidPasswordSecret | Reason::PasswordSetFailed => Progress::Stalled,
         _ => Progress::Reconciling,
     };
     let summary = conditions::Summary { progress, reason, ready_message: message, message };
@@ -247,7 +328,8 @@ async fn report(
     let status = PenpotProfileStatus {
         observed_generation: profile.meta().generation,
         conditions: conditions::kstatus(&previous.conditions, &now, profile.meta().generation, &summary),
-        password_secret: password_secret.or(previous.password_secret.clone()),
+        password_secret: password_from.as_ref().map(|(s, _)| s.clone()).or(previous.password_secret.clone()),
+        password_version: password_from.map(|(_, v)| v).or(previous.password_version.clone()),
     };
     if profile.status.as_ref() == Some(&status) {
         return Ok(());
@@ -286,6 +368,7 @@ mod tests {
             reporter: kube::runtime::events::Reporter { controller: "test".into(), instance: None },
         };
         let found = password(&profile(), "ns", &ctx).await.unwrap();
+        let found = found.map(|(p, s, _)| (p, s));
         assert_eq!(found, Ok(("winner-password".to_string(), "ada-password".to_string())));
         let path = "/api/v1/namespaces/ns/secrets";
         assert_eq!(

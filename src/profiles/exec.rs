@@ -47,6 +47,7 @@ pub enum Outcome {
     AlreadyExists,
     Deleted,
     NotFound,
+    Updated,
 }
 
 /// The first Ready pod (lowest ordinal) that the Penpot's own StatefulSet controls, where
@@ -226,6 +227,22 @@ pub async fn create_profile(
         // Duplicate email: the backend refuses with an ERR line (exit 255).
         255 if output.to_lowercase().contains("exist") => Ok(Outcome::AlreadyExists),
         _ => Err(ManageError::Failed { command: "create-profile", code, output }),
+    }
+}
+
+/// Sets the password of the profile with `email` (manage.py reads it from stdin, like create).
+pub async fn update_password(
+    client: &Client,
+    ns: &str,
+    pod: &str,
+    email: &str,
+    password: &str,
+) -> Result<Outcome, ManageError> {
+    let (code, output) = manage(client, ns, pod, "update-profile", &["--email", email], Some(password)).await?;
+    match code {
+        0 if output.contains("No profile found") => Ok(Outcome::NotFound),
+        0 if output.contains("Updated") => Ok(Outcome::Updated),
+        _ => Err(ManageError::Failed { command: "update-profile", code, output }),
     }
 }
 

@@ -18,12 +18,16 @@ create = sub.add_parser("create-profile")
 create.add_argument("-e", "--email", required=True)
 create.add_argument("-n", "--fullname", required=True)
 create.add_argument("-p", "--password")
+update = sub.add_parser("update-profile")
+update.add_argument("-e", "--email", required=True)
+update.add_argument("-p", "--password")
 delete = sub.add_parser("delete-profile")
 delete.add_argument("-e", "--email", required=True)
 delete.add_argument("-f", "--force", action="store_true")
 args = parser.parse_args()
 
-stdin = "" if args.cmd != "create-profile" or args.password else sys.stdin.readline()
+reads_password = args.cmd in ("create-profile", "update-profile") and not args.password
+stdin = sys.stdin.readline() if reads_password else ""
 log = os.path.join(os.path.dirname(os.path.abspath(__file__)), "calls.jsonl")
 with open(log, "a") as f:
     f.write(json.dumps({"argv": sys.argv[1:], "stdin": stdin}) + "\n")
@@ -40,8 +44,9 @@ if args.cmd == "create-profile":
         print("ERR: empty password")
         sys.exit(255)
     print(f"Created: {email} / {uuid.uuid4()}")
+elif email.startswith("missing"):
+    print(f"No profile found with email {email}")
+elif args.cmd == "update-profile":
+    print("Updated")
 else:
-    if email.startswith("missing"):
-        print(f"No profile found with email {email}")
-    else:
-        print("Deleted")
+    print("Deleted")

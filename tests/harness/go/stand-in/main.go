@@ -227,6 +227,14 @@ func prepl() {
 					profiles[req.Email] = id
 					a = answer{"ret", id}
 				}
+			case "update-profile":
+				if _, ok := profiles[req.Email]; !ok {
+					a = answer{"ret", "not-found"}
+				} else if req.Password == "" {
+					a = answer{"err", "empty password"}
+				} else {
+					a = answer{"ret", "updated"}
+				}
 			case "delete-profile":
 				if _, ok := profiles[req.Email]; ok {
 					delete(profiles, req.Email)
@@ -271,7 +279,7 @@ func manage(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: manage.py create-profile -e EMAIL -n NAME | delete-profile -e EMAIL")
 		return 2
 	}
-	if req.Cmd == "create-profile" && req.Password == "" {
+	if (req.Cmd == "create-profile" || req.Cmd == "update-profile") && req.Password == "" {
 		fmt.Fprintln(os.Stderr, "GetPassWarning: Can not control echo on the terminal.")
 		fmt.Fprintln(os.Stderr, "Warning: Password input may be echoed.")
 		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
@@ -308,6 +316,8 @@ func manage(args []string) int {
 		fmt.Printf("Created: %s / %s\n", req.Email, a.Val)
 	case a.Val == "not-found":
 		fmt.Printf("No profile found with email %s\n", req.Email)
+	case req.Cmd == "update-profile":
+		fmt.Println("Updated")
 	default:
 		fmt.Println("Deleted")
 	}
