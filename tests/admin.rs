@@ -325,8 +325,8 @@ fn login_providers_from_secrets_and_their_callback_uris_in_status() {
     assert_eq!(
         p["status"]["redirectUris"],
         serde_json::json!({
-            "gitlab": "https://p.example.com/api/auth/oauth/gitlab/callback",
-            "google": "https://p.example.com/api/auth/oauth/google/callback",
+            "gitlab": "https://p.example.com/api/auth/oidc/callback",
+            "google": "https://p.example.com/api/auth/oidc/callback",
         })
     );
     let config = c.get(n, "secret/p-config").unwrap();

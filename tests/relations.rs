@@ -1180,4 +1180,8 @@ fn login_provider_secrets_name_their_bad_keys() {
     assert_eq!(e.key, "transport_security");
     let tls = ldap(&[("host", "ldap"), ("base_dn", "dc=x"), ("transport_security", "tls")]).unwrap();
     assert_eq!(tls.port, 636, "LDAPS by default on 636");
+    let dashed = ldap(&[("host", "ldap"), ("base-dn", "dc=x"), ("transport-security", "tls")]).unwrap();
+    assert_eq!(dashed.security, logins::LdapSecurity::Tls, "dashed keys are read like the others");
+    let e = oauth(&[("client_id", "i"), ("client_secret", "s"), ("base_uri", "https://g.example/?a=b")], true);
+    assert_eq!(e.unwrap_err().key, "base_uri");
 }

@@ -1048,13 +1048,19 @@ fn login_providers_reach_the_backend_and_status() {
     assert_eq!(
         desired.redirect_uris,
         [
-            ("gitlab", "https://penpot.example.com/api/auth/oauth/gitlab/callback"),
-            ("google", "https://penpot.example.com/api/auth/oauth/google/callback"),
-            ("oidc", "https://penpot.example.com/api/auth/oauth/oidc/callback"),
+            ("gitlab", "https://penpot.example.com/api/auth/oidc/callback"),
+            ("google", "https://penpot.example.com/api/auth/oidc/callback"),
+            ("oidc", "https://penpot.example.com/api/auth/oidc/callback"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .into()
     );
+
+    // Before 2.12 each provider had its own callback.
+    let mut old = s.clone();
+    old.version = Some("2.11.1".into());
+    let desired = render_ok(&penpot(old), providers.clone());
+    assert_eq!(desired.redirect_uris["google"], "https://penpot.example.com/api/auth/oauth/google/callback");
 
     // Password login kept on request; OIDC without SMTP when asked not to need it.
     s.password_login = Some(true);

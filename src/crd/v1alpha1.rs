@@ -437,16 +437,16 @@ pub struct OidcRelation {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(regex(pattern = r"^[^\s,$]{1,128}$")))]
     pub roles: Vec<String>,
-    /// The claim holding the roles (`PENPOT_OIDC_ROLES_ATTR`; dotted paths allowed). Penpot's
-    /// default: `roles`.
+    /// The claim holding the roles (`PENPOT_OIDC_ROLES_ATTR`); a nested claim is written with
+    /// `__` between its parts (`realm_access__roles`), as Penpot splits it. Default: `roles`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[^\s,$]{1,128}$"))]
     pub roles_attribute: Option<String>,
-    /// The claim with the user's name (default `name`).
+    /// The claim with the user's name (default `name`; nested: `a__b`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[^\s,$]{1,128}$"))]
     pub name_attribute: Option<String>,
-    /// The claim with the user's email (default `email`).
+    /// The claim with the user's email (default `email`; nested: `a__b`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[^\s,$]{1,128}$"))]
     pub email_attribute: Option<String>,

@@ -127,8 +127,8 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
             Ok(Action::await_change())
         }
         Ok(_) => {
-            // Its password stays until the Secret changes: then it is set like any reset.
-            let message = "a profile with this email already existed; its password was not changed";
+            // Not this resource's profile: its password is never set from the Secret.
+            let message = "a profile with this email already existed; its password is not managed here";
             report(profile, ns, ctx, Reason::AlreadyExists, message, Some((secret_name, version))).await?;
             Ok(Action::await_change())
         }
@@ -143,6 +143,12 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
 /// A profile that exists: its password is set again when its Secret is not the version it
 /// was last set from (edited, or the generated one deleted and made anew).
 async fn reset_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    // A profile that existed before this resource is not its to manage: following a Secret
+    // there would let whoever may create PenpotProfiles take over any existing account.
+    let ready = profile.status.as_ref().and_then(|s| conditions::find(&s.conditions, ConditionType::Ready));
+    if ready.is_some_and(|c| c.reason == Reason::AlreadyExists.as_str()) {
+        return Ok(Action::await_change());
+    }
     let applied = profile.status.as_ref().and_then(|s| s.password_version.clone());
     let name = password_secret_name(profile);
     let current = Api::<Secret>::namespaced(ctx.client.clone(), ns)
@@ -155,14 +161,7 @@ async fn reset_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Res
         (Some(c), Some(a)) if c == a => return Ok(Action::await_change()),
         // Made before versions were recorded: this version is the one it was set from.
         (Some(c), None) => {
-            let ready = profile.status.as_ref().and_then(|s| conditions::find(&s.conditions, ConditionType::Ready));
-            let (reason, message) = match ready.map(|c| c.reason.as_str()) {
-                Some(r) if r == Reason::AlreadyExists.as_str() => {
-                    (Reason::AlreadyExists, "a profile with this email already existed; its password was not changed")
-                }
-                _ => (Reason::Created, "profile created"),
-            };
-            report(profile, ns, ctx, reason, message, Some((name, c.clone()))).await?;
+            report(profile, ns, ctx, Reason::Created, "profile created", Some((name, c.clone()))).await?;
             return Ok(Action::await_change());
         }
         _ => {}
@@ -274,8 +273,11 @@ async fn password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Re
     let stored = |secret: Secret| {
         let version = secret.metadata.resource_version.clone().unwrap_or_default();
         let password = secret.data.and_then(|d| d.get(PASSWORD_KEY).and_then(|v| String::from_utf8(v.0.clone()).ok()));
-        password.filter(|p| !p.trim().is_empty()).map(|p| (p, name.clone(), version)).ok_or_else(|| {
-            format!("Secret {name:?} exists but key {PASSWORD_KEY:?} is missing, empty or not UTF-8; fix or delete it")
+        let password = password.map(|p| p.trim().to_string()).filter(|p| !p.is_empty() && !p.contains('\n'));
+        password.map(|p| (p, name.clone(), version)).ok_or_else(|| {
+            format!(
+                "Secret {name:?} exists but key {PASSWORD_KEY:?} is missing, empty or not one line of UTF-8; fix or delete it"
+            )
         })
     };
     if let Some(existing) = secrets.get_opt(&name).await? {

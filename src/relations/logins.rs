@@ -22,6 +22,8 @@ pub fn oauth_client(d: &SecretData, base_uri_allowed: bool) -> Result<OAuthClien
     let (_, client_secret) = d.require(&["client_secret", "client-secret"])?;
     let base_uri = match d.first(&["base_uri", "base-uri"])? {
         Some((key, _)) if !base_uri_allowed => return Err(d.error(key, "is only read for GitLab")),
+        // Penpot appends `/oauth/authorize` and the like to it: no query.
+        Some((key, uri)) if uri.contains('?') => return Err(d.error(key, "must not have a ?query")),
         Some((key, uri)) => Some(http_url(uri).map_err(|p| d.error(key, p))?.trim_end_matches('/').to_string()),
         None => None,
     };
@@ -59,11 +61,11 @@ super::debug_hiding!(Ldap {
 pub fn ldap(d: &SecretData) -> Result<Ldap, RelationError> {
     let (_, host) = d.require(&["host"])?;
     check_host(host).map_err(|p| d.error("host", p))?;
-    let security = match d.get("transport_security")? {
-        None | Some("none") => LdapSecurity::None,
-        Some("starttls") => LdapSecurity::StartTls,
-        Some("tls") => LdapSecurity::Tls,
-        Some(_) => return Err(d.error("transport_security", "must be none, starttls or tls")),
+    let security = match d.first(&["transport_security", "transport-security"])? {
+        None | Some((_, "none")) => LdapSecurity::None,
+        Some((_, "starttls")) => LdapSecurity::StartTls,
+        Some((_, "tls")) => LdapSecurity::Tls,
+        Some((key, _)) => return Err(d.error(key, "must be none, starttls or tls")),
     };
     let port = match d.get("port")? {
         Some(p) => parse_port(p).map_err(|p| d.error("port", p))?,

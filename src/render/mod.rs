@@ -323,22 +323,27 @@ pub fn render(penpot: &Penpot, inputs: &Inputs) -> Result<Desired, RenderError> 
         prometheus_rule: monitor.then(|| monitoring::prometheus_rule(&m, version, monitoring_labels)),
         statefulset,
         config_hash,
-        redirect_uris: redirect_uris(&settings.public_uri, &logins),
+        redirect_uris: redirect_uris(&settings.public_uri, &logins, version),
         public_uri: settings.public_uri,
         version,
         rollout,
     })
 }
 
-/// Where each OAuth provider sends users back: Penpot's `/api/auth/oauth/<provider>/callback`
-/// on the public URI's origin (Penpot replaces the URI's path). LDAP has no callback.
-pub fn redirect_uris(public_uri: &str, logins: &[crate::crd::Relation]) -> BTreeMap<String, String> {
+/// Where each OAuth provider sends users back, on the public URI's origin (Penpot replaces
+/// the URI's path): `/api/auth/oidc/callback` for all of them since 2.12, before that
+/// `/api/auth/oauth/<provider>/callback`. LDAP has no callback.
+pub fn redirect_uris(public_uri: &str, logins: &[crate::crd::Relation], version: Version) -> BTreeMap<String, String> {
     let Ok(mut uri) = url::Url::parse(public_uri) else { return BTreeMap::new() };
     logins
         .iter()
         .filter(|r| **r != crate::crd::Relation::Ldap)
         .map(|r| {
-            uri.set_path(&format!("/api/auth/oauth/{r}/callback"));
+            uri.set_path(&if version >= Version::SHARED_OAUTH_CALLBACK {
+                "/api/auth/oidc/callback".to_string()
+            } else {
+                format!("/api/auth/oauth/{r}/callback")
+            });
             (r.name().to_string(), uri.to_string())
         })
         .collect()

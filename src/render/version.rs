@@ -19,6 +19,8 @@ impl Version {
     /// (`latest`, digests), since those track current Penpot.
     pub const CURRENT: Version = Version::new(2, 17, 0);
     pub const OBJECTS_STORAGE_NAMES: Version = Version::new(2, 11, 0);
+    /// Every OAuth provider's callback is `/api/auth/oidc/callback` from here on.
+    pub const SHARED_OAUTH_CALLBACK: Version = Version::new(2, 12, 0);
     pub const SSRF_PROTECTION: Version = Version::new(2, 15, 0);
     pub const EXPORTER_INTERNAL_URI: Version = Version::new(2, 17, 0);
 

@@ -57,7 +57,8 @@ fn repo() -> &'static Path {
 
 fn install_crd_and_rbac(c: &Cluster) {
     let crd = repo().join("crds/penpot.yaml");
-    c.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    // Forced: a test that patched the CRD (tests/faults.rs) must not block the next binary.
+    c.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", crd.to_str().unwrap()]);
     for crd in ["crd/penpots.penpot-operator.dev", "crd/penpotprofiles.penpot-operator.dev"] {
         c.kubectl_ok(&["wait", "--for=condition=Established", crd, "--timeout=60s"]);
     }
