@@ -264,19 +264,7 @@ fn rotate_secret_key_replaces_the_key_and_rolls_the_pods() {
     // Creation times have one-second resolution.
     std::thread::sleep(Duration::from_millis(1100));
 
-    let rotate = |extra: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_penpot-operator"))
-            .args(["rotate-secret-key", "p", "-n", n])
-            .args(extra)
-            .env("KUBECONFIG", &c.kubeconfig)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let rotate = |extra: &[&str]| operator_cli(c, &[&["rotate-secret-key", "p", "-n", n], extra].concat());
     let (ok, _, stderr) = rotate(&[]);
     assert!(!ok && stderr.contains("ends every session") && stderr.contains("--yes"), "{stderr}");
     assert_eq!(key_of(c, n), key, "nothing changes without --yes");

@@ -96,27 +96,13 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
     if exists(profile) {
         return reset_password(profile, ns, ctx).await;
     }
-    let penpot_name = &profile.spec.penpot_ref.name;
-    let Some(penpot) = Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await? else {
-        let message = format!("waiting for Penpot {penpot_name}");
-        report(profile, ns, ctx, Reason::PenpotNotFound, &message, None).await?;
-        return Ok(Action::requeue(RETRY));
-    };
-    let pod = match exec::ready_pod_of(&ctx.client, ns, &penpot).await {
-        Ok(pod) => pod,
-        Err(ManageError::NotReady(_)) => {
-            let message = format!("waiting for Penpot {penpot_name} to be ready");
-            report(profile, ns, ctx, Reason::PenpotNotReady, &message, None).await?;
+    let (pod, (password, secret_name, version)) = match pod_and_password(profile, ns, ctx).await? {
+        Prepared::Ready(pod, found) => (pod, found),
+        Prepared::Waiting(reason, message) => {
+            report(profile, ns, ctx, reason, &message, None).await?;
             return Ok(Action::requeue(RETRY));
         }
-        Err(e) => return Err(e.into()),
-    };
-    let (password, secret_name, version) = match password(profile, ns, ctx).await? {
-        Ok(found) => found,
-        Err(message) => {
-            report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, None).await?;
-            return Ok(Action::requeue(Duration::from_secs(60)));
-        }
+        Prepared::Stalled(done) => return Ok(done),
     };
     ctx.ensure_leader()?;
     let result =
@@ -137,6 +123,38 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
             Ok(Action::requeue(RETRY))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What running manage.py for a profile needs, or why it cannot run yet.
+enum Prepared {
+    Ready(String, Found),
+    /// The Penpot is absent or has no Ready pod.
+    Waiting(Reason, String),
+    /// The password Secret is unusable: reported, and what to do next.
+    Stalled(Action),
+}
+
+/// The Penpot's Ready pod and the profile's password, for create and reset alike.
+async fn pod_and_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Prepared, Error> {
+    let penpot_name = &profile.spec.penpot_ref.name;
+    let Some(penpot) = Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await? else {
+        return Ok(Prepared::Waiting(Reason::PenpotNotFound, format!("waiting for Penpot {penpot_name}")));
+    };
+    let pod = match exec::ready_pod_of(&ctx.client, ns, &penpot).await {
+        Ok(pod) => pod,
+        Err(ManageError::NotReady(_)) => {
+            let message = format!("waiting for Penpot {penpot_name} to be ready");
+            return Ok(Prepared::Waiting(Reason::PenpotNotReady, message));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match password(profile, ns, ctx).await? {
+        Ok(found) => Ok(Prepared::Ready(pod, found)),
+        Err(message) => {
+            report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, None).await?;
+            Ok(Prepared::Stalled(Action::requeue(Duration::from_secs(60))))
+        }
     }
 }
 
@@ -166,21 +184,11 @@ async fn reset_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Res
         }
         _ => {}
     }
-    let penpot_name = &profile.spec.penpot_ref.name;
-    let Some(penpot) = Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await? else {
-        return Ok(Action::requeue(RETRY));
-    };
-    let pod = match exec::ready_pod_of(&ctx.client, ns, &penpot).await {
-        Ok(pod) => pod,
-        Err(ManageError::NotReady(_)) => return Ok(Action::requeue(RETRY)),
-        Err(e) => return Err(e.into()),
-    };
-    let (password, secret_name, version) = match password(profile, ns, ctx).await? {
-        Ok(found) => found,
-        Err(message) => {
-            report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, None).await?;
-            return Ok(Action::requeue(Duration::from_secs(60)));
-        }
+    // Waiting for the Penpot says nothing new about a profile that exists: status stays.
+    let (pod, (password, secret_name, version)) = match pod_and_password(profile, ns, ctx).await? {
+        Prepared::Ready(pod, found) => (pod, found),
+        Prepared::Waiting(..) => return Ok(Action::requeue(RETRY)),
+        Prepared::Stalled(done) => return Ok(done),
     };
     ctx.ensure_leader()?;
     match exec::update_password(&ctx.client, ns, &pod, &profile.spec.email, &password).await {

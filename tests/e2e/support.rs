@@ -476,8 +476,12 @@ pub fn metric(body: &str, name: &str) -> f64 {
 
 /// `penpot-operator profile ARGS` as the admin: success, stdout, stderr.
 pub fn profile_cli(c: &Cluster, args: &[&str]) -> (bool, String, String) {
+    operator_cli(c, &[&["profile"], args].concat())
+}
+
+/// `penpot-operator ARGS` as a cluster admin: success, stdout, stderr.
+pub fn operator_cli(c: &Cluster, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_penpot-operator"))
-        .arg("profile")
         .args(args)
         .env("KUBECONFIG", &c.kubeconfig)
         .output()
