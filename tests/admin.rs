@@ -297,15 +297,26 @@ fn login_providers_from_secrets_and_their_callback_uris_in_status() {
     let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
     let _op = Operator::start(c, n, &kubeconfig, "op", &[]);
     relation_secrets(c, n, "p");
-    c.apply_ok(n, &secret_yaml("google", &[("client_id", "g-id"), ("client_secret", "g-client-secret")]));
+    // Values from tests/e2e/secret-values.txt: the leak check greps the run for them.
+    c.apply_ok(n, &secret_yaml("google", &[("client_id", "g-id"), ("client_secret", "google-client-secret-Hq4w")]));
     c.apply_ok(
         n,
         &secret_yaml(
             "gitlab",
-            &[("client_id", "gl-id"), ("client_secret", "gl-secret"), ("base_uri", "https://gitlab.corp.example")],
+            &[
+                ("client_id", "gl-id"),
+                ("client_secret", "gitlab-client-secret-Vn8c"),
+                ("base_uri", "https://gitlab.corp.example"),
+            ],
         ),
     );
-    c.apply_ok(n, &secret_yaml("ldap", &[("host", "ldap.corp.svc"), ("base_dn", "dc=corp,dc=example")]));
+    let ldap = [
+        ("host", "ldap.corp.svc"),
+        ("base_dn", "dc=corp,dc=example"),
+        ("bind_dn", "cn=penpot"),
+        ("bind_password", "ldap-bind-secret-Tr5d"),
+    ];
+    c.apply_ok(n, &secret_yaml("ldap", &ldap));
     let providers = "  google: {secretRef: {name: google}}\n  gitlab: {secretRef: {name: gitlab}}\n  ldap: {secretRef: {name: ldap}}\n  passwordLogin: true\n";
     c.apply_ok(n, &format!("{}{providers}", penpot_yaml("p", 1)));
     wait_ready(c, n, "p");
@@ -334,7 +345,10 @@ fn login_providers_from_secrets_and_their_callback_uris_in_status() {
 
     let hash = config_hash(&c.get(n, "statefulset/p").unwrap());
     // An empty value counts as absent (apply merges stringData into data, so a dropped key stays).
-    c.apply_ok(n, &secret_yaml("ldap", &[("host", "ldap.corp.svc"), ("base_dn", "")]));
+    c.apply_ok(
+        n,
+        &secret_yaml("ldap", &[("host", "ldap.corp.svc"), ("base_dn", ""), ("bind_password", "ldap-bind-secret-Tr5d")]),
+    );
     wait_until(LONG, "status naming the LDAP key", || {
         message(c, n, "p").contains("ldap relation: Secret \"ldap\" key \"base_dn\" is missing").then_some(())
     });
