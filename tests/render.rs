@@ -324,9 +324,12 @@ fn oidc_switches_login_flags() {
     assert_env(
         &env,
         "PENPOT_FLAGS",
-        "disable-log-emails disable-login-with-password disable-telemetry enable-login-with-oidc enable-prepl-server enable-smtp",
+        "disable-log-emails disable-login-with-password disable-registration disable-telemetry enable-login-with-oidc enable-oidc-registration enable-prepl-server enable-smtp",
     );
-    assert_eq!(frontend_flags(&desired), "disable-login-with-password enable-login-with-oidc");
+    assert_eq!(
+        frontend_flags(&desired),
+        "disable-login-with-password disable-registration enable-login-with-oidc enable-oidc-registration"
+    );
     assert_env(&env, "PENPOT_OIDC_CLIENT_ID", "penpot");
     assert_env(&env, "PENPOT_OIDC_CLIENT_SECRET", "oidc-client-secret");
     assert_env(&env, "PENPOT_OIDC_BASE_URI", "https://idp.example.com/realms/penpot/");
@@ -1043,7 +1046,13 @@ fn login_providers_reach_the_backend_and_status() {
     {
         assert!(flags.contains(flag), "{flag}: {flags}");
     }
-    assert!(flags.contains("disable-login-with-password") && !flags.contains("disable-registration"), "{flags}");
+    // Sign-up through the providers only.
+    assert!(
+        flags.contains("disable-login-with-password")
+            && flags.contains("disable-registration")
+            && flags.contains("enable-oidc-registration"),
+        "{flags}"
+    );
     assert!(config_text(&desired, "config.js").contains("enable-login-with-google"));
     assert_eq!(
         desired.redirect_uris,
@@ -1067,6 +1076,11 @@ fn login_providers_reach_the_backend_and_status() {
     s.oidc.as_mut().unwrap().require_smtp = false;
     let desired = render_ok(&penpot(s), Relations { smtp: None, ..providers });
     assert!(backend_env(&desired)["PENPOT_FLAGS"].contains("enable-login-with-password"));
+    // No way in at all is refused, naming the field.
+    let mut closed = spec();
+    closed.password_login = Some(false);
+    let e = render(&penpot(closed), &inputs(relations())).expect_err("nobody could log in").to_string();
+    assert!(e.contains("spec.passwordLogin"), "{e}");
     // And without any provider, today's flags and no callback.
     let desired = render_ok(&penpot(spec()), relations());
     assert!(desired.redirect_uris.is_empty());

@@ -78,6 +78,11 @@ pub async fn apply_all(
             continue;
         };
         check_holder(&live, object, &uid, &penpot.name_any())?;
+        // A claim is made once: Kubernetes forbids changing its class and access mode and
+        // shrinking it, and a volume autoscaler may have grown it. Grow it by hand.
+        if object.kind == OwnedKind::PersistentVolumeClaim {
+            continue;
+        }
         if contains(&serde_json::to_value(&live)?, &object.value) {
             prove(ctx, object, &uid, &live, epoch);
             if is_workload {

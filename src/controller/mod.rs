@@ -88,7 +88,12 @@ impl Context {
         // Not under the lock: a slow discovery call must not stall every other reconcile.
         let found = match self.client.list_api_group_resources(api.group_version()).await {
             Ok(list) => api.plurals().iter().all(|plural| list.resources.iter().any(|r| r.name == *plural)),
-            Err(_) => false,
+            Err(kube::Error::Api(s)) if s.code == 404 => false,
+            // A blip says nothing about the API: keep what was known, ask again next time.
+            Err(e) => {
+                tracing::debug!(error = %e, group = api.group_version(), "API discovery failed");
+                return self.apis.lock().await.get(&api).is_some_and(|(_, found)| *found);
+            }
         };
         self.apis.lock().await.insert(api, (std::time::Instant::now(), found));
         found

@@ -82,4 +82,8 @@ pub struct PenpotProfileStatus {
     /// of the Secret sets the password again (a reset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_version: Option<String>,
+    /// This resource created the profile in Penpot: only then does it set its password and
+    /// delete it. A profile that existed before (`AlreadyExists`) is never touched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created: bool,
 }

@@ -24,6 +24,14 @@ use super::exec::{self, ManageError, Outcome};
 pub const FINALIZER: &str = "penpot-operator.dev/profile";
 /// A password, the Secret it came from, and that Secret's resourceVersion.
 type Found = (String, String, String);
+
+/// What status records about a profile this resource manages: the password's Secret, the
+/// version last set from it (empty: none), and whether it created the profile.
+struct Owned {
+    secret: String,
+    version: String,
+    created: bool,
+}
 const PASSWORD_KEY: &str = "password";
 const RETRY: Duration = Duration::from_secs(15);
 /// How long a deleted PenpotProfile with `deletionPolicy: Delete` waits for a Ready pod to
@@ -76,10 +84,18 @@ pub fn error_policy(profile: Arc<PenpotProfile>, error: &Error, _ctx: Arc<Contex
     Action::requeue(RETRY)
 }
 
-/// Whether the profile exists in Penpot: created (or found) by this resource, whatever
-/// happened to its password since.
-fn exists(profile: &PenpotProfile) -> bool {
-    profile.status.as_ref().is_some_and(|s| s.password_secret.is_some())
+/// Whether this resource created the profile in Penpot, whatever happened to its password
+/// since. Resources from before `status.created` count when their status says `Created`.
+fn created(profile: &PenpotProfile) -> bool {
+    let Some(status) = &profile.status else { return false };
+    let ready = conditions::find(&status.conditions, ConditionType::Ready);
+    status.created || status.password_secret.is_some() && ready.is_some_and(|c| c.reason == Reason::Created.as_str())
+}
+
+/// Whether a profile with this email was found already there: left alone for good.
+fn adopted(profile: &PenpotProfile) -> bool {
+    let ready = profile.status.as_ref().and_then(|s| conditions::find(&s.conditions, ConditionType::Ready));
+    ready.is_some_and(|c| c.reason == Reason::AlreadyExists.as_str())
 }
 
 /// The password Secret's name a profile uses: the referenced one, or the generated one.
@@ -90,10 +106,18 @@ pub fn password_secret_name(profile: &PenpotProfile) -> String {
     }
 }
 
-async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
+async fn apply(cached: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    // Read fresh: the password Secret this reconcile may create wakes the next one before
+    // the watch has delivered this one's status, and a stale status would create twice.
+    let api: Api<PenpotProfile> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(fresh) = api.get_opt(&cached.name_any()).await? else { return Ok(Action::await_change()) };
+    let profile = &fresh;
     // Created once; later the password follows its Secret. A fullname edit is not pushed:
     // manage.py has no command for it.
-    if exists(profile) {
+    if adopted(profile) {
+        return Ok(Action::await_change());
+    }
+    if created(profile) {
         return reset_password(profile, ns, ctx).await;
     }
     let (pod, (password, secret_name, version)) = match pod_and_password(profile, ns, ctx).await? {
@@ -109,13 +133,14 @@ async fn apply(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Actio
         exec::create_profile(&ctx.client, ns, &pod, &profile.spec.email, &profile.spec.fullname, &password).await;
     match result {
         Ok(Outcome::Created) => {
-            report(profile, ns, ctx, Reason::Created, "profile created", Some((secret_name, version))).await?;
+            let owned = Owned { secret: secret_name, version, created: true };
+            report(profile, ns, ctx, Reason::Created, "profile created", Some(owned)).await?;
             Ok(Action::await_change())
         }
         Ok(_) => {
-            // Not this resource's profile: its password is never set from the Secret.
-            let message = "a profile with this email already existed; its password is not managed here";
-            report(profile, ns, ctx, Reason::AlreadyExists, message, Some((secret_name, version))).await?;
+            // Not this resource's profile: its password is never set, nor the profile deleted.
+            let message = "a profile with this email already existed; it is left alone (not reset, not deleted)";
+            report(profile, ns, ctx, Reason::AlreadyExists, message, None).await?;
             Ok(Action::await_change())
         }
         Err(e @ (ManageError::Failed { .. } | ManageError::TimedOut { .. })) => {
@@ -161,12 +186,6 @@ async fn pod_and_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> R
 /// A profile that exists: its password is set again when its Secret is not the version it
 /// was last set from (edited, or the generated one deleted and made anew).
 async fn reset_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
-    // A profile that existed before this resource is not its to manage: following a Secret
-    // there would let whoever may create PenpotProfiles take over any existing account.
-    let ready = profile.status.as_ref().and_then(|s| conditions::find(&s.conditions, ConditionType::Ready));
-    if ready.is_some_and(|c| c.reason == Reason::AlreadyExists.as_str()) {
-        return Ok(Action::await_change());
-    }
     let applied = profile.status.as_ref().and_then(|s| s.password_version.clone());
     let name = password_secret_name(profile);
     let current = Api::<Secret>::namespaced(ctx.client.clone(), ns)
@@ -179,7 +198,8 @@ async fn reset_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Res
         (Some(c), Some(a)) if c == a => return Ok(Action::await_change()),
         // Made before versions were recorded: this version is the one it was set from.
         (Some(c), None) => {
-            report(profile, ns, ctx, Reason::Created, "profile created", Some((name, c.clone()))).await?;
+            let owned = Owned { secret: name, version: c.clone(), created: true };
+            report(profile, ns, ctx, Reason::Created, "profile created", Some(owned)).await?;
             return Ok(Action::await_change());
         }
         _ => {}
@@ -193,13 +213,17 @@ async fn reset_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Res
     ctx.ensure_leader()?;
     match exec::update_password(&ctx.client, ns, &pod, &profile.spec.email, &password).await {
         Ok(Outcome::NotFound) => {
-            let message = "the profile is gone from Penpot (deleted there?): its password was not set";
-            report(profile, ns, ctx, Reason::PasswordSetFailed, message, None).await?;
-            Ok(Action::requeue(Duration::from_secs(60)))
+            // Deleted in Penpot: no longer this resource's. The next pass creates it again,
+            // or finds that someone else registered the email and leaves that account alone.
+            let message = "the profile is gone from Penpot (deleted there?); it is created again";
+            let disowned = Owned { secret: secret_name, version: String::new(), created: false };
+            report(profile, ns, ctx, Reason::PasswordSetFailed, message, Some(disowned)).await?;
+            Ok(Action::requeue(RETRY))
         }
         Ok(_) => {
             let message = format!("password set from Secret {secret_name}");
-            report(profile, ns, ctx, Reason::PasswordSet, &message, Some((secret_name, version))).await?;
+            let owned = Owned { secret: secret_name, version, created: true };
+            report(profile, ns, ctx, Reason::PasswordSet, &message, Some(owned)).await?;
             Ok(Action::await_change())
         }
         Err(e @ (ManageError::Failed { .. } | ManageError::TimedOut { .. })) => {
@@ -211,7 +235,7 @@ async fn reset_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Res
 }
 
 async fn cleanup(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
-    if profile.spec.deletion_policy == DeletionPolicy::Retain || !exists(profile) {
+    if profile.spec.deletion_policy == DeletionPolicy::Retain || !created(profile) {
         return Ok(Action::await_change());
     }
     let penpot_name = &profile.spec.penpot_ref.name;
@@ -325,7 +349,7 @@ async fn report(
     ctx: &Context,
     reason: Reason,
     message: &str,
-    password_from: Option<(String, String)>,
+    owned: Option<Owned>,
 ) -> Result<(), Error> {
     let previous = profile.status.clone().unwrap_or_default();
     let progress = match reason {
@@ -338,8 +362,13 @@ async fn report(
     let status = PenpotProfileStatus {
         observed_generation: profile.meta().generation,
         conditions: conditions::kstatus(&previous.conditions, &now, profile.meta().generation, &summary),
-        password_secret: password_from.as_ref().map(|(s, _)| s.clone()).or(previous.password_secret.clone()),
-        password_version: password_from.map(|(_, v)| v).or(previous.password_version.clone()),
+        password_secret: owned.as_ref().map(|o| o.secret.clone()).or(previous.password_secret.clone()),
+        password_version: match &owned {
+            Some(o) if o.version.is_empty() => None,
+            Some(o) => Some(o.version.clone()),
+            None => previous.password_version.clone(),
+        },
+        created: owned.map_or(previous.created, |o| o.created),
     };
     if profile.status.as_ref() == Some(&status) {
         return Ok(());

@@ -65,14 +65,21 @@ pub struct Relations {
 impl Relations {
     /// The login providers configured besides password login.
     pub fn logins(&self) -> Vec<Relation> {
-        let present = [
-            (Relation::Github, self.github.is_some()),
-            (Relation::Gitlab, self.gitlab.is_some()),
-            (Relation::Google, self.google.is_some()),
-            (Relation::Ldap, self.ldap.is_some()),
-            (Relation::Oidc, self.oidc.is_some()),
-        ];
-        present.into_iter().filter(|(_, on)| *on).map(|(r, _)| r).collect()
+        Relation::LOGINS.into_iter().filter(|r| self.has(*r)).collect()
+    }
+
+    /// Whether the relation is configured; every relation named, so a new one must say.
+    pub fn has(&self, relation: Relation) -> bool {
+        match relation {
+            Relation::Github => self.github.is_some(),
+            Relation::Gitlab => self.gitlab.is_some(),
+            Relation::Google => self.google.is_some(),
+            Relation::Ldap => self.ldap.is_some(),
+            Relation::Oidc => self.oidc.is_some(),
+            Relation::Smtp => self.smtp.is_some(),
+            Relation::S3 => self.s3.is_some(),
+            Relation::Postgresql | Relation::Redis => true,
+        }
     }
 }
 

@@ -30,8 +30,11 @@ impl Flags {
         // are made by admins (`profile create`) and password login is the way in.
         let providers: Vec<String> = i.logins.iter().map(|r| format!("enable-login-with-{r}")).collect();
         let mut login: Vec<&str> = providers.iter().map(String::as_str).collect();
-        if i.logins.is_empty() {
-            login.push("disable-registration");
+        // Sign-up only through a provider: with password login kept on, open registration
+        // would let anyone make a password account past the IdP and its roles.
+        login.push("disable-registration");
+        if !i.logins.is_empty() {
+            login.push("enable-oidc-registration");
         }
         login.push(if i.password_login.unwrap_or(i.logins.is_empty()) {
             "enable-login-with-password"
@@ -93,10 +96,14 @@ mod tests {
     fn login_providers_and_the_password_choice() {
         let logins = [Relation::Github, Relation::Ldap];
         let f = Flags::compute(&FlagInputs { logins: &logins, ..inputs(false, false) });
-        assert_eq!(f.frontend_str(), "disable-login-with-password enable-login-with-github enable-login-with-ldap");
+        assert_eq!(
+            f.frontend_str(),
+            "disable-login-with-password disable-registration enable-login-with-github enable-login-with-ldap enable-oidc-registration"
+        );
         let f = Flags::compute(&FlagInputs { logins: &logins, password_login: Some(true), ..inputs(false, false) });
         assert!(f.frontend.contains(&"enable-login-with-password".to_string()));
-        assert!(!f.frontend.contains(&"disable-registration".to_string()), "providers sign users up");
+        assert!(f.frontend.contains(&"enable-oidc-registration".to_string()), "providers sign users up");
+        assert!(f.frontend.contains(&"disable-registration".to_string()), "passwords never sign up");
         let f = Flags::compute(&FlagInputs { password_login: Some(false), ..inputs(false, false) });
         assert_eq!(f.frontend_str(), "disable-login-with-password disable-registration");
     }
@@ -112,9 +119,12 @@ mod tests {
         let f = Flags::compute(&inputs(true, true));
         assert_eq!(
             f.backend_str(),
-            "disable-log-emails disable-login-with-password disable-telemetry enable-login-with-oidc enable-prepl-server enable-smtp"
+            "disable-log-emails disable-login-with-password disable-registration disable-telemetry enable-login-with-oidc enable-oidc-registration enable-prepl-server enable-smtp"
         );
-        assert_eq!(f.frontend_str(), "disable-login-with-password enable-login-with-oidc");
+        assert_eq!(
+            f.frontend_str(),
+            "disable-login-with-password disable-registration enable-login-with-oidc enable-oidc-registration"
+        );
     }
 
     #[test]

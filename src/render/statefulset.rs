@@ -24,6 +24,9 @@ use super::rollout::{MIGRATED_ANNOTATION, Rollout};
 use super::storage::{ASSETS_VOLUME, assets_volume};
 use super::version::Version;
 
+/// Pod-template annotation with a digest of the workload ServiceAccount's annotations.
+pub const SERVICE_ACCOUNT_HASH_ANNOTATION: &str = "penpot-operator.dev/service-account-hash";
+
 /// The emptyDir the init container fills (Pebble, nginx includes, trust files).
 const OPERATOR_VOLUME: &str = "operator";
 /// `spec.caBundle` from the config Secret, for the init container only.
@@ -281,6 +284,12 @@ pub fn statefulset(i: &StatefulSetInputs) -> StatefulSet {
 fn pod_annotations(spec: &PenpotSpec, config_hash: &str) -> BTreeMap<String, String> {
     let mut annotations = spec.pod_annotations.clone();
     annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash.into());
+    // Identity webhooks read the ServiceAccount when a pod is created: a changed role rolls.
+    if let Some(sa) = spec.service_account.as_ref().and_then(|sa| sa.annotations.as_ref()) {
+        let text: String = sa.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(text.as_bytes());
+        annotations.insert(SERVICE_ACCOUNT_HASH_ANNOTATION.into(), super::hash::short_hex(&digest));
+    }
     annotations.insert("prometheus.io/scrape".into(), "true".into());
     annotations.insert("prometheus.io/port".into(), paths::BACKEND_PORT.to_string());
     annotations.insert("prometheus.io/path".into(), "/metrics".into());

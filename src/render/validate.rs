@@ -36,6 +36,8 @@ pub enum SpecError {
     BadName(String),
     #[error("spec.monitoring.labels sets {0:?}: app.kubernetes.io/ labels are the operator's")]
     ReservedLabel(String),
+    #[error("spec.passwordLogin is false but no other login provider is configured: nobody could log in")]
+    NoLogin,
     #[error("spec.s3 and spec.storage.filesystem are both set: assets go to a bucket or to a volume, not both")]
     TwoStorages,
     #[error("no object storage: set spec.s3 (a bucket) or spec.storage.filesystem (a volume)")]
@@ -170,6 +172,9 @@ pub fn validate(penpot: &Penpot, relations: &Relations, version: Version) -> Res
         return Err(SpecError::SmtpRequiredBy(Relation::Oidc));
     }
 
+    if spec.password_login == Some(false) && relations.logins().is_empty() {
+        return Err(SpecError::NoLogin);
+    }
     let filesystem = spec.filesystem_storage();
     match (filesystem, &relations.s3) {
         (Some(_), Some(_)) => return Err(SpecError::TwoStorages),
