@@ -48,10 +48,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   resources: [penpots/finalizers]
   verbs: [update]
 {{- if .Values.profiles.enabled }}
-# PenpotProfiles: watch, finalizer (patch), status.
+# PenpotProfiles: watch, finalizer (patch), status; get: a reconcile reads its resource
+# fresh before running manage.py (the watch may not have delivered its last status yet).
 - apiGroups: [penpot-operator.dev]
   resources: [penpotprofiles]
-  verbs: [list, watch, patch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [penpot-operator.dev]
   resources: [penpotprofiles/status]
   verbs: [patch]
