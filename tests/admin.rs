@@ -61,6 +61,13 @@ fn volume(c: &Cluster, class: &str, mode: &str) {
     );
 }
 
+/// One key of the Penpot `p`'s rendered config Secret, decoded.
+fn config_text(c: &Cluster, ns: &str, key: &str) -> String {
+    let config = c.get(ns, "secret/p-config").expect("the config Secret");
+    let encoded = config["data"][key].as_str().unwrap_or_else(|| panic!("no key {key} in the config Secret"));
+    String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap()).unwrap()
+}
+
 fn message(c: &Cluster, ns: &str, name: &str) -> String {
     c.get(ns, &format!("penpot/{name}")).map(|p| status_message(&p)).unwrap_or_default()
 }
@@ -97,15 +104,7 @@ fn filesystem_storage_makes_a_claim_that_outlives_a_switch_to_s3_and_identity_ma
     let pod = &sts["spec"]["template"]["spec"];
     let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "assets").expect("assets volume");
     assert_eq!(volume["persistentVolumeClaim"]["claimName"], "p-assets");
-    let config = c.get(n, "secret/p-config").unwrap();
-    let layer = String::from_utf8(
-        base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            config["data"]["001-penpot.yaml"].as_str().unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let layer = config_text(c, n, "001-penpot.yaml");
     assert!(layer.contains("PENPOT_OBJECTS_STORAGE_BACKEND: fs"), "{layer}");
     assert!(!layer.contains("AWS_ACCESS_KEY_ID"), "{layer}");
 
@@ -165,12 +164,7 @@ fn a_ca_bundle_from_a_config_map_reaches_the_pods_and_its_changes_roll_them() {
     let sts = c.get(n, "statefulset/p").unwrap();
     let init = &sts["spec"]["template"]["spec"]["initContainers"][0];
     assert!(init["command"].as_array().unwrap().iter().any(|a| a == "--ca-bundle"), "{init}");
-    let layer = |c: &Cluster| {
-        let config = c.get(n, "secret/p-config").unwrap();
-        let text = config["data"]["001-penpot.yaml"].as_str().unwrap().to_string();
-        String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text).unwrap()).unwrap()
-    };
-    let layer = layer(c);
+    let layer = config_text(c, n, "001-penpot.yaml");
     assert!(
         layer.contains("JAVA_TOOL_OPTIONS") && layer.contains("-Djavax.net.ssl.trustStore=/operator/ca/truststore.jks"),
         "{layer}"
@@ -328,15 +322,7 @@ fn login_providers_from_secrets_and_their_callback_uris_in_status() {
             "google": "https://p.example.com/api/auth/oidc/callback",
         })
     );
-    let config = c.get(n, "secret/p-config").unwrap();
-    let config_js = String::from_utf8(
-        base64::Engine::decode(
-            &base64::engine::general_purpose::STANDARD,
-            config["data"]["config.js"].as_str().unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let config_js = config_text(c, n, "config.js");
     for flag in
         ["enable-login-with-google", "enable-login-with-gitlab", "enable-login-with-ldap", "enable-login-with-password"]
     {

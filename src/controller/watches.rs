@@ -100,17 +100,31 @@ where
     (versions, stream)
 }
 
-/// Penpots to reconcile when a Secret changes: every Penpot in the same namespace whose
-/// relations reference it. Owned Secrets reach their owner through the owned-Secret watch.
-pub fn penpots_for_secret(store: &Store<Stored>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<Stored>> {
-    let ns = secret.namespace();
-    let name = secret.name_any();
+/// The cached objects of `store` in `changed`'s namespace for which `uses` says they read
+/// it (by name): what a change of a Secret or ConfigMap must reconcile.
+fn users_of<K, M>(
+    store: &Store<K>,
+    changed: &PartialObjectMeta<M>,
+    uses: impl Fn(&K, &str) -> bool,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+    M: Resource<DynamicType = ()>,
+{
+    let ns = changed.namespace();
+    let name = changed.name_any();
     store
         .state()
         .iter()
-        .filter(|p| p.0.as_ref().is_ok_and(|p| p.namespace() == ns && p.references_secret(&name)))
-        .map(|p| ObjectRef::from(p.as_ref()))
+        .filter(|o| o.namespace() == ns && uses(o, &name))
+        .map(|o| ObjectRef::from(o.as_ref()))
         .collect()
+}
+
+/// Penpots to reconcile when a Secret changes: every Penpot in the same namespace whose
+/// relations reference it. Owned Secrets reach their owner through the owned-Secret watch.
+pub fn penpots_for_secret(store: &Store<Stored>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<Stored>> {
+    users_of(store, secret, |p, name| p.0.as_ref().is_ok_and(|p| p.references_secret(name)))
 }
 
 /// PenpotProfiles whose password lives in this Secret (referenced, or generated for them).
@@ -118,14 +132,7 @@ pub fn profiles_for_secret(
     store: &Store<crate::crd::PenpotProfile>,
     secret: &PartialObjectMeta<Secret>,
 ) -> Vec<ObjectRef<crate::crd::PenpotProfile>> {
-    let ns = secret.namespace();
-    let name = secret.name_any();
-    store
-        .state()
-        .iter()
-        .filter(|p| p.namespace() == ns && crate::profiles::controller::password_secret_name(p) == name)
-        .map(|p| ObjectRef::from(p.as_ref()))
-        .collect()
+    users_of(store, secret, |p, name| crate::profiles::controller::password_secret_name(p) == name)
 }
 
 /// Penpots to reconcile when a ConfigMap changes: those whose CA bundle it holds.
@@ -133,14 +140,7 @@ pub fn penpots_for_config_map(
     store: &Store<Stored>,
     config_map: &PartialObjectMeta<ConfigMap>,
 ) -> Vec<ObjectRef<Stored>> {
-    let ns = config_map.namespace();
-    let name = config_map.name_any();
-    store
-        .state()
-        .iter()
-        .filter(|p| p.0.as_ref().is_ok_and(|p| p.namespace() == ns && p.references_config_map(&name)))
-        .map(|p| ObjectRef::from(p.as_ref()))
-        .collect()
+    users_of(store, config_map, |p, name| p.0.as_ref().is_ok_and(|p| p.references_config_map(name)))
 }
 
 /// Longest wait between two attempts of one watch.
