@@ -11,6 +11,8 @@ pub enum ConditionType {
     Ready,
     Reconciling,
     Stalled,
+    /// Not kstatus's: whether every pre-flight check passed (`status.checks`).
+    RelationsReachable,
 }
 
 impl ConditionType {
@@ -19,6 +21,7 @@ impl ConditionType {
             ConditionType::Ready => "Ready",
             ConditionType::Reconciling => "Reconciling",
             ConditionType::Stalled => "Stalled",
+            ConditionType::RelationsReachable => "RelationsReachable",
         }
     }
 }
@@ -73,6 +76,12 @@ reasons! {
     ScaledToZero,
     /// The normal state of `Reconciling` and `Stalled` when they are False.
     AsExpected,
+    /// Every pre-flight check passed or had nothing to check with.
+    ChecksPassed,
+    /// A pre-flight check failed.
+    CheckFailed,
+    /// The first pre-flight checks have not ended.
+    Checking,
     // PenpotProfile
     PenpotNotFound,
     PenpotNotReady,
@@ -145,7 +154,25 @@ pub fn make_condition(
     reason: Reason,
     message: &str,
 ) -> Condition {
-    let status = if status { "True" } else { "False" }.to_string();
+    make_condition_of(previous, now, generation, type_, Some(status), reason, message)
+}
+
+/// [`make_condition`] with `Unknown` (`None`) allowed.
+pub fn make_condition_of(
+    previous: &[Condition],
+    now: &Time,
+    generation: Option<i64>,
+    type_: ConditionType,
+    status: Option<bool>,
+    reason: Reason,
+    message: &str,
+) -> Condition {
+    let status = match status {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "Unknown",
+    }
+    .to_string();
     let since = previous
         .iter()
         .find(|c| c.type_ == type_.as_str() && c.status == status)

@@ -1,8 +1,10 @@
 //! penpot-operator: runs Penpot on Kubernetes from `Penpot` custom resources.
 //!
 //! The pure half (`crd`, `relations`, `render`, `status`, `schema`) computes the desired state
-//! without I/O; `controller` reads inputs, applies the result and writes status.
+//! without I/O; `controller` reads inputs, applies the result and writes status; `checks` tries the
+//! relations' servers in the background.
 
+pub mod checks;
 pub mod cli;
 pub mod conditions;
 pub mod controller;

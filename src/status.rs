@@ -3,7 +3,7 @@
 //! a status write with nothing new is skipped.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::conditions::{self, Progress, Reason};
 use crate::crd::{PenpotStatus, Phase};
@@ -35,6 +35,8 @@ pub struct Context<'a> {
     pub secret_key_created: Option<Time>,
     /// The OAuth callback URIs, when this pass rendered.
     pub redirect_uris: Option<std::collections::BTreeMap<String, String>>,
+    /// The pre-flight checks of the relations this pass resolved (none when they did not).
+    pub checks: Vec<crate::crd::RelationCheck>,
 }
 
 impl<'a> Context<'a> {
@@ -47,6 +49,7 @@ impl<'a> Context<'a> {
             public_uri: crate::render::validate::public_uri(penpot).ok(),
             secret_key_created: None,
             redirect_uris: None,
+            checks: Vec::new(),
         }
     }
 }
@@ -207,7 +210,7 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
         summary.message.clone()
     };
     let previous_conditions = ctx.previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
-    let conditions = conditions::kstatus(
+    let mut conditions = conditions::kstatus(
         previous_conditions,
         &ctx.now,
         ctx.generation,
@@ -218,6 +221,7 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
             message: &summary.message,
         },
     );
+    conditions.extend(checks_condition(ctx, previous_conditions));
     let previous = ctx.previous;
     PenpotStatus {
         observed_generation: ctx.generation,
@@ -231,7 +235,35 @@ pub fn compute(ctx: &Context, obs: &Observation) -> PenpotStatus {
         config_hash: config_hash.or(previous.and_then(|p| p.config_hash.clone())),
         secret_key_created: ctx.secret_key_created.clone().or(previous.and_then(|p| p.secret_key_created.clone())),
         redirect_uris: ctx.redirect_uris.clone().or(previous.map(|p| p.redirect_uris.clone())).unwrap_or_default(),
+        checks: ctx.checks.clone(),
     }
+}
+
+/// `RelationsReachable`: True when every check passed (or had nothing to check with), False
+/// naming the failed relations, Unknown while the first checks run; absent without checks.
+fn checks_condition(ctx: &Context, previous: &[Condition]) -> Option<Condition> {
+    use crate::crd::CheckResult;
+    if ctx.checks.is_empty() {
+        return None;
+    }
+    let failed: Vec<&str> =
+        ctx.checks.iter().filter(|c| c.result == CheckResult::Failed).map(|c| c.relation.as_str()).collect();
+    let (status, reason, message) = if !failed.is_empty() {
+        (Some(false), Reason::CheckFailed, format!("check failed: {} (status.checks says why)", failed.join(", ")))
+    } else if ctx.checks.iter().any(|c| c.result == CheckResult::Unknown) {
+        (None, Reason::Checking, "checking the relations".to_string())
+    } else {
+        (Some(true), Reason::ChecksPassed, String::new())
+    };
+    Some(conditions::make_condition_of(
+        previous,
+        &ctx.now,
+        ctx.generation,
+        conditions::ConditionType::RelationsReachable,
+        status,
+        reason,
+        &message,
+    ))
 }
 
 #[cfg(test)]
@@ -254,6 +286,7 @@ mod tests {
             public_uri: Some("https://p/".into()),
             secret_key_created: None,
             redirect_uris: None,
+            checks: Vec::new(),
         }
     }
 

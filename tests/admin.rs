@@ -340,3 +340,149 @@ fn login_providers_from_secrets_and_their_callback_uris_in_status() {
     });
     assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), hash, "nothing that runs changed");
 }
+
+/// The servers of tests/harness/relations.sh (real PostgreSQL, Redis, SMTP and S3 on
+/// loopback), or `None` after saying so; CI (`PENPOT_E2E_REQUIRED=1`) requires them.
+fn relation_servers() -> Option<std::collections::HashMap<String, String>> {
+    let Some(path) = std::env::var_os("PENPOT_RELATIONS_ENV") else {
+        assert!(
+            std::env::var("PENPOT_E2E_REQUIRED").as_deref() != Ok("1"),
+            "PENPOT_E2E_REQUIRED=1 but PENPOT_RELATIONS_ENV is not set: start tests/harness/relations.sh first"
+        );
+        eprintln!("*** status.checks e2e SKIPPED: PENPOT_RELATIONS_ENV is not set ***");
+        return None;
+    };
+    let text = std::fs::read_to_string(path).expect("the relation servers' env file");
+    Some(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').trim_matches('"').to_string()))
+            .collect(),
+    )
+}
+
+/// The `status.checks` entry of `relation`: result and message.
+fn check_of(p: &Value, relation: &str) -> Option<(String, String)> {
+    let entry = p.pointer("/status/checks")?.as_array()?.iter().find(|c| c["relation"] == relation)?;
+    Some((entry["result"].as_str()?.to_string(), entry["message"].as_str()?.to_string()))
+}
+
+#[test]
+fn preflight_checks_report_each_relation_in_status_and_follow_its_secret() {
+    let Some(c) = cluster() else { return };
+    let Some(s) = relation_servers() else { return };
+    let ns = Namespace::new(c, "admin-checks");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    // The servers listen on loopback, which the egress fence refuses unless an admin allows it.
+    let _operator = Operator::start(c, n, &kubeconfig, "checks", &["--egress-allow-host", "127.0.0.1"]);
+    let v = |k: &str| s[k].as_str();
+    c.apply_ok(
+        n,
+        &secret_yaml(
+            "pg",
+            &[
+                ("host", v("PG_HOST")),
+                ("port", v("PG_PORT")),
+                ("database", "penpot"),
+                ("username", v("PG_USER")),
+                ("password", v("PG_PASSWORD")),
+            ],
+        ),
+    );
+    c.apply_ok(
+        n,
+        &secret_yaml(
+            "redis",
+            &[
+                ("hostname", v("REDIS_HOST")),
+                ("port", v("REDIS_PORT")),
+                ("username", v("REDIS_USER")),
+                ("password", v("REDIS_PASSWORD")),
+            ],
+        ),
+    );
+    c.apply_ok(
+        n,
+        &secret_yaml(
+            "s3",
+            &[
+                ("endpoint", v("S3_ENDPOINT")),
+                ("bucket", v("S3_BUCKET")),
+                ("region", v("S3_REGION")),
+                ("access-key", v("S3_ACCESS_KEY")),
+                ("secret-key", v("S3_SECRET_KEY")),
+            ],
+        ),
+    );
+    c.apply_ok(
+        n,
+        &secret_yaml(
+            "smtp",
+            &[
+                ("host", v("SMTP_HOST")),
+                ("port", v("SMTP_PORT")),
+                ("transport_security", "starttls"),
+                ("user", v("SMTP_USER")),
+                ("password", v("SMTP_PASSWORD")),
+                ("domain", "example.com"),
+            ],
+        ),
+    );
+    // STARTTLS is verified against the Penpot's own CA bundle, as the backend verifies it.
+    let ca = std::fs::read_to_string(v("RELATIONS_CA")).unwrap();
+    c.apply_ok(n, &secret_yaml("corp-ca", &[("ca.crt", &ca)]));
+    c.apply_ok(
+        n,
+        &format!(
+            "{}  postgresql: {{secretRef: {{name: pg}}}}\n  redis: {{secretRef: {{name: redis}}}}\n  s3: {{secretRef: {{name: s3}}}}\n  smtp: {{secretRef: {{name: smtp}}}}\n  caBundle: {{secretRef: {{name: corp-ca}}}}\n",
+            base("p")
+        ),
+    );
+
+    let passed = wait_until(LONG, "every relation check passed", || {
+        let p = c.get(n, "penpot/p")?;
+        let all = ["postgresql", "redis", "s3", "smtp"].map(|r| check_of(&p, r));
+        all.iter().all(|x| x.as_ref().is_some_and(|(result, _)| result == "Passed")).then_some(p)
+    });
+    let reachable = condition(&passed, "RelationsReachable").cloned().unwrap_or_default();
+    assert_eq!(reachable["status"], "True", "{reachable}");
+    assert_eq!(check_of(&passed, "smtp").unwrap().1, "logged in as penpot");
+    wait_ready(c, n, "p");
+
+    // A wrong password: the check fails in the server's words, naming the relation in the
+    // condition; the others still pass.
+    c.apply_ok(
+        n,
+        &secret_yaml(
+            "pg",
+            &[
+                ("host", v("PG_HOST")),
+                ("port", v("PG_PORT")),
+                ("database", "penpot"),
+                ("username", v("PG_USER")),
+                ("password", "relpw-wrong-e2e-3c9a"),
+            ],
+        ),
+    );
+    let failed = wait_until(LONG, "the postgresql check failed", || {
+        let p = c.get(n, "penpot/p")?;
+        check_of(&p, "postgresql").filter(|(result, _)| result == "Failed").map(|_| p)
+    });
+    let (_, message) = check_of(&failed, "postgresql").unwrap();
+    assert!(message.contains("password authentication failed for user \"penpot\""), "{message}");
+    let reachable = condition(&failed, "RelationsReachable").cloned().unwrap_or_default();
+    assert_eq!((reachable["status"].as_str(), reachable["reason"].as_str()), (Some("False"), Some("CheckFailed")));
+    assert!(reachable["message"].as_str().unwrap_or_default().contains("check failed: postgresql"), "{reachable}");
+    assert_eq!(check_of(&failed, "redis").map(|x| x.0), Some("Passed".into()));
+
+    let (ok, out, err) = operator_cli(c, &["status", "p", "-n", n]);
+    assert!(ok, "{err}");
+    assert!(out.contains("check Failed: the server refused: password authentication failed"), "{out}");
+    assert!(out.contains("check Passed: bucket penpot answered a signed HeadBucket"), "{out}");
+    let status = failed["status"].to_string();
+    for secret in ["PG_PASSWORD", "REDIS_PASSWORD", "S3_SECRET_KEY", "SMTP_PASSWORD"] {
+        assert!(!status.contains(v(secret)) && !out.contains(v(secret)), "{secret} shown");
+    }
+    assert!(!status.contains("relpw-wrong-e2e-3c9a"));
+}

@@ -190,15 +190,25 @@ pub struct RunArgs {
     /// operator is granted no pods/exec (the chart's `profiles.enabled: false`).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PENPOT_OPERATOR_PROFILES")]
     pub profiles: bool,
-    /// A host OIDC discovery may reach whatever it resolves to (loopback, link-local, the API
-    /// server's addresses are refused otherwise). Repeatable; comma-separated in the variable.
+    /// A host OIDC discovery and the relation checks may reach whatever it resolves to
+    /// (loopback, link-local, the API server's addresses are refused otherwise). Repeatable;
+    /// comma-separated in the variable. `--oidc-allow-host` is its older name.
     #[arg(
-        long = "oidc-allow-host",
+        long = "egress-allow-host",
+        visible_alias = "oidc-allow-host",
         value_name = "HOST",
-        env = "PENPOT_OPERATOR_OIDC_ALLOW_HOSTS",
+        env = "PENPOT_OPERATOR_EGRESS_ALLOW_HOSTS",
         value_delimiter = ','
     )]
-    pub oidc_allow_hosts: Vec<String>,
+    pub egress_allow_hosts: Vec<String>,
+    /// Check in the background that each relation's server accepts its credentials, and say
+    /// so in `status.checks`; `false` where the operator may not reach the databases.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PENPOT_OPERATOR_RELATION_CHECKS")]
+    pub relation_checks: bool,
+    /// Export a trace of every reconcile (a span per step) to this OTLP/HTTP collector, e.g.
+    /// `http://otel-collector.monitoring:4318`; `/v1/traces` is appended. None by default.
+    #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]

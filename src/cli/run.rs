@@ -13,11 +13,8 @@ use crate::metrics::Metrics;
 use crate::{http, leader, telemetry};
 
 pub fn main(args: RunArgs) -> ExitCode {
-    telemetry::init(args.log_format);
     // kube and reqwest both use rustls; pick one crypto provider for the whole process.
-    if rustls::crypto::ring::default_provider().install_default().is_err() {
-        tracing::debug!("a rustls crypto provider was already installed");
-    }
+    let provider_installed = rustls::crypto::ring::default_provider().install_default().is_err();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -25,7 +22,27 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(args))
+    // The trace exporter batches on the runtime, so it starts inside it.
+    let traces = {
+        let _inside = runtime.enter();
+        match telemetry::init_with_traces(args.log_format, args.otlp_endpoint.as_deref()) {
+            Ok(traces) => traces,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    if provider_installed {
+        tracing::debug!("a rustls crypto provider was already installed");
+    }
+    if let Some(endpoint) = &args.otlp_endpoint {
+        tracing::info!(%endpoint, "exporting reconcile traces over OTLP");
+    }
+    let code = runtime.block_on(run(args));
+    // Flushes the last spans: the flush blocks its thread while the runtime sends them.
+    let _ = runtime.block_on(tokio::task::spawn_blocking(move || drop(traces)));
+    code
 }
 
 /// A client without kube's default retry layer, which retries a 429/503/504 up to 15 times
@@ -115,7 +132,8 @@ async fn run(args: RunArgs) -> ExitCode {
         resync: std::time::Duration::from_secs(args.resync_seconds),
         init_image: args.init_image.clone(),
         profiles: args.profiles,
-        egress: Egress::new(api_server_addresses(&cluster_url).await, args.oidc_allow_hosts.clone()),
+        egress: Egress::new(api_server_addresses(&cluster_url).await, args.egress_allow_hosts.clone()),
+        relation_checks: args.relation_checks,
     };
     controller::run(client, opts, metrics, gate, ready_tx, shutdown).await;
     server.abort();

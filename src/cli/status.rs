@@ -74,6 +74,10 @@ pub fn format(penpot: &Penpot, relations: &[(&str, String)], pods: &[Pod], mut e
     let _ = writeln!(out, "Relations:");
     for (relation, line) in relations {
         let _ = writeln!(out, "  {relation:<11} {line}");
+        // The operator's pre-flight check of the relation's server, when it made one.
+        if let Some(check) = status.checks.iter().find(|c| c.relation == *relation) {
+            let _ = writeln!(out, "  {:<11} check {:?}: {}", "", check.result, check.message);
+        }
     }
     let _ = writeln!(out, "Pods:");
     if pods.is_empty() {

@@ -67,6 +67,44 @@ impl Egress {
     }
 }
 
+impl Egress {
+    /// Why the operator will not fetch `url`, checked before any lookup: an address in the
+    /// URL never reaches the resolver, and the port is only in the URL. Names are checked by
+    /// [`Resolver`] on what they resolve to.
+    pub fn check_url(&self, url: &str) -> Result<(), String> {
+        let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+        if self.allows_host(parsed.host_str().unwrap_or_default()) {
+            return Ok(());
+        }
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let refused = match target(&parsed) {
+            Some(Target::Address(ip)) => self.refusal(SocketAddr::new(ip, port)),
+            Some(Target::Name(_)) => self.refused_port(port),
+            None => Some("no host"),
+        };
+        refused.map_or(Ok(()), |why| Err(format!("refused destination: {why}")))
+    }
+}
+
+/// An HTTP client fenced by `egress` (its resolver, no redirects, `timeout`) that trusts the
+/// public roots plus `ca_bundle` (checked PEM). Call [`Egress::check_url`] before each request.
+pub fn fenced_client(
+    egress: &Arc<Egress>,
+    ca_bundle: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(Resolver(egress.clone())));
+    if let Some(pem) = ca_bundle {
+        for certificate in reqwest::Certificate::from_pem_bundle(pem.as_bytes())? {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build()
+}
+
 /// A host as compared: no brackets, no trailing dot, lowercase.
 fn normal(host: &str) -> String {
     host.trim().trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_lowercase()

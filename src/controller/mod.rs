@@ -63,6 +63,8 @@ pub struct Context {
     /// What discovery last found of each optional API, and when.
     apis: tokio::sync::Mutex<std::collections::HashMap<OptionalApi, (std::time::Instant, bool)>>,
     failures: backoff::Failures,
+    /// The relations' pre-flight checks; `None` when turned off (`--relation-checks=false`).
+    checks: Option<Arc<crate::checks::Checker>>,
 }
 
 /// A Penpot as the watch delivers it: parsed, or the reason it cannot be, so one object this
@@ -75,9 +77,8 @@ impl Context {
         if self.leader.may_write() { Ok(()) } else { Err(Error::NotLeader) }
     }
 
-    /// Discovers the Prometheus Operator's PodMonitor and PrometheusRule kinds, at most every
-    /// five minutes: installing it later is picked up without restarting the operator.
-    /// Whether the cluster serves `api`, asked again every five minutes.
+    /// Whether the cluster serves `api` (the Prometheus Operator's or the Gateway API's kinds),
+    /// asked again every five minutes: installing one later needs no operator restart.
     pub async fn serves(&self, api: OptionalApi) -> bool {
         const TTL: Duration = Duration::from_secs(300);
         if let Some((at, found)) = self.apis.lock().await.get(&api)
@@ -129,8 +130,10 @@ pub struct RunOptions {
     pub resync: Duration,
     /// The operator's own image, for the pods' init container.
     pub init_image: String,
-    /// Where OIDC discovery may connect.
+    /// Where OIDC discovery and the relation checks may connect.
     pub egress: egress::Egress,
+    /// Whether the operator checks the relations' servers (`status.checks`).
+    pub relation_checks: bool,
     /// Whether the PenpotProfile controller runs.
     pub profiles: bool,
 }
@@ -222,6 +225,16 @@ pub async fn run(
     let bundle_config_maps =
         watches::metadata(api::<PartialObjectMeta<ConfigMap>>(&client, ns), watcher::Config::default())
             .touched_objects();
+    let egress = Arc::new(opts.egress);
+    // A finished check reconciles its Penpot again, so the result reaches status.
+    let (wake, woken) = futures::channel::mpsc::unbounded::<ObjectRef<Stored>>();
+    let checks = opts.relation_checks.then(|| {
+        crate::checks::Checker::new(egress.clone(), move |key| {
+            if let Some((ns, name)) = key.split_once('/') {
+                let _ = wake.unbounded_send(ObjectRef::new(name).within(ns));
+            }
+        })
+    });
     let context = Arc::new(Context {
         client: client.clone(),
         reporter,
@@ -240,12 +253,13 @@ pub async fn run(
             },
             epoch,
         ),
-        discovery: DiscoveryCache::new(opts.egress),
+        discovery: DiscoveryCache::new(egress),
         leader,
         resync: opts.resync,
         init_image: opts.init_image,
         apis: Default::default(),
         failures,
+        checks,
     });
 
     tokio::spawn(signal_ready(store.clone(), ready));
@@ -265,6 +279,7 @@ pub async fn run(
         .watches_stream(bundle_config_maps, move |config_map| {
             watches::penpots_for_config_map(&config_map_mapper_store, &config_map)
         })
+        .reconcile_on(woken)
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency).debounce(DEBOUNCE))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, context)

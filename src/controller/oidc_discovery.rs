@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sha2::Digest;
 use tokio::sync::Mutex;
 
-use super::egress::{Egress, Resolver, Target, target};
+use super::egress::{Egress, fenced_client};
 use crate::relations::oidc::{Endpoints, http_url};
 
 const FOUND_TTL: Duration = Duration::from_secs(3600);
@@ -49,9 +49,8 @@ struct Document {
 }
 
 impl DiscoveryCache {
-    pub fn new(egress: Egress) -> Self {
-        let mut cache =
-            Self { http: Err(String::new()), egress: Arc::new(egress), entries: Mutex::new(HashMap::new()) };
+    pub fn new(egress: Arc<Egress>) -> Self {
+        let mut cache = Self { http: Err(String::new()), egress, entries: Mutex::new(HashMap::new()) };
         cache.http = cache.client(None).map_err(|e| {
             let why = error_chain(&e);
             tracing::warn!(error = %why, "no HTTPS client: OIDC discovery will fail until the operator restarts");
@@ -60,18 +59,8 @@ impl DiscoveryCache {
         cache
     }
 
-    /// The fenced client: egress-checked resolver, no redirects, 10 s; plus `ca_bundle`'s roots.
     fn client(&self, ca_bundle: Option<&str>) -> Result<reqwest::Client, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(Resolver(self.egress.clone())));
-        if let Some(pem) = ca_bundle {
-            for certificate in reqwest::Certificate::from_pem_bundle(pem.as_bytes())? {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        builder.build()
+        fenced_client(&self.egress, ca_bundle, Duration::from_secs(10))
     }
 
     /// `issuer` ends with a slash (the relation parser guarantees it). `ca_bundle`: the
@@ -123,20 +112,7 @@ impl DiscoveryCache {
                 &own
             }
         };
-        let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
-        if !self.egress.allows_host(parsed.host_str().unwrap_or_default()) {
-            let port = parsed.port_or_known_default().unwrap_or(443);
-            let refused = match target(&parsed) {
-                // Addresses never reach the resolver: checked here.
-                Some(Target::Address(ip)) => self.egress.refusal(std::net::SocketAddr::new(ip, port)),
-                // Names are checked by the resolver, on what they resolve to; the port here.
-                Some(Target::Name(_)) => self.egress.refused_port(port),
-                None => Some("no host"),
-            };
-            if let Some(why) = refused {
-                return Err(format!("refused destination: {why}"));
-            }
-        }
+        self.egress.check_url(url)?;
         let mut response = http.get(url).send().await.map_err(|e| error_chain(&e.without_url()))?;
         if response.status().is_redirection() {
             return Err(format!("HTTP {}: redirects are not followed", response.status()));

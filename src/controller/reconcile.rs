@@ -26,7 +26,14 @@ pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub async fn reconcile(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = stored.namespace().ok_or(Error::NotNamespaced)?;
-    let span = info_span!("reconcile", namespace = %ns, penpot = %stored.name_any());
+    // The root of the reconcile's trace; `otel.*` fields become the span's status in OTLP.
+    let span = info_span!(
+        "reconcile",
+        namespace = %ns,
+        penpot = %stored.name_any(),
+        otel.status_code = tracing::field::Empty,
+        error = tracing::field::Empty,
+    );
     async move {
         let started = std::time::Instant::now();
         let result = match &stored.0 {
@@ -36,6 +43,11 @@ pub async fn reconcile(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action,
             Err(invalid) => unreadable::report(&stored, invalid, &ns, &ctx).await,
         };
         ctx.metrics.observe(&result, started.elapsed());
+        if let Err(e) = &result {
+            let span = tracing::Span::current();
+            span.record("otel.status_code", "ERROR");
+            span.record("error", tracing::field::display(e));
+        }
         let penpots = ctx.store.state();
         // An unreadable Penpot reports itself Blocked.
         ctx.metrics.set_phases(penpots.iter().map(|p| match &p.0 {
@@ -44,6 +56,9 @@ pub async fn reconcile(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action,
         }));
         ctx.seen.sweep(|| penpots.iter().filter_map(|p| p.uid()).collect());
         ctx.failures.retain(|p| ctx.store.get(p).is_some());
+        if let Some(checks) = &ctx.checks {
+            checks.retain(|key| penpots.iter().any(|p| check_key(p.namespace().as_deref(), &p.name_any()) == key));
+        }
         if result.is_ok() {
             ctx.reset_backoff(&stored);
         }
@@ -66,9 +81,10 @@ async fn reconcile_inner(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Act
     }
     status_ctx.secret_key_created = outcome.secret_key_created;
     status_ctx.redirect_uris = outcome.redirect_uris;
+    status_ctx.checks = outcome.checks;
     let status = status::compute(&status_ctx, &outcome.observation);
     let ready = conditions::is_ready(&status.conditions);
-    let written = report::report(penpot, ns, status, ctx).await;
+    let written = report::report(penpot, ns, status, ctx).instrument(info_span!("report")).await;
     match outcome.next {
         Next::Retry(error) => {
             // The error goes back to the controller for backoff, reported or not.
@@ -92,6 +108,8 @@ struct Outcome {
     secret_key_created: Option<Time>,
     /// The OAuth callback URIs of the render applied.
     redirect_uris: Option<std::collections::BTreeMap<String, String>>,
+    /// The pre-flight checks of the relations resolved.
+    checks: Vec<crate::crd::RelationCheck>,
 }
 
 enum Next {
@@ -107,22 +125,32 @@ enum Next {
 /// the pass with an outcome; nothing is written before apply, and apply writes all or nothing
 /// of what is in the way.
 async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Error> {
-    let (inputs, workload, secret_key_created) = match resolve::resolve(penpot, ns, ctx).await? {
-        Resolved::Ready(inputs, workload, created) => (inputs, *workload, created),
-        Resolved::Missing(missing) => {
-            let workload = resolve::current_workload(penpot, ns, ctx).await?;
-            return Ok(held(Observation::WaitingForRelations { missing, workload }, ctx.resync));
+    let (inputs, workload, secret_key_created) =
+        match resolve::resolve(penpot, ns, ctx).instrument(info_span!("resolve")).await? {
+            Resolved::Ready(inputs, workload, created) => (inputs, *workload, created),
+            Resolved::Missing(missing) => {
+                let workload = resolve::current_workload(penpot, ns, ctx).await?;
+                return Ok(held(Observation::WaitingForRelations { missing, workload }, ctx.resync));
+            }
+            Resolved::Invalid { reason, message } => {
+                tracing::warn!(%message, "relation data rejected");
+                return blocked(penpot, ns, ctx, reason, message, ctx.resync).await;
+            }
+            Resolved::DiscoveryFailed(message) => {
+                tracing::warn!(%message, "OIDC discovery failed");
+                return blocked(penpot, ns, ctx, Reason::OidcDiscoveryFailed, message, DISCOVERY_RETRY).await;
+            }
+        };
+    let checks = match &ctx.checks {
+        // Only the leader connects: the others' results would go unwritten.
+        Some(checker) if ctx.leader.may_write() => {
+            let subject =
+                crate::checks::Subject { relations: inputs.relations.clone(), ca_bundle: inputs.ca_bundle.clone() };
+            checker.observe(&check_key(Some(ns), &penpot.name_any()), &subject)
         }
-        Resolved::Invalid { reason, message } => {
-            tracing::warn!(%message, "relation data rejected");
-            return blocked(penpot, ns, ctx, reason, message, ctx.resync).await;
-        }
-        Resolved::DiscoveryFailed(message) => {
-            tracing::warn!(%message, "OIDC discovery failed");
-            return blocked(penpot, ns, ctx, Reason::OidcDiscoveryFailed, message, DISCOVERY_RETRY).await;
-        }
+        _ => Vec::new(),
     };
-    let desired = match render::render(penpot, inputs.as_ref()) {
+    let desired = match info_span!("render").in_scope(|| render::render(penpot, inputs.as_ref())) {
         Ok(desired) => desired,
         Err(e) => {
             let message = e.to_string();
@@ -131,7 +159,10 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
             let retry = if e.reason() == Reason::BackupFailed { IN_THE_WAY_RETRY } else { ctx.resync };
             // Resolve read the StatefulSet already; status reports on that read.
             let workload = workload.of(penpot).cloned();
-            return Ok(held(Observation::Blocked { reason: e.reason(), message, workload }, retry));
+            return Ok(Outcome {
+                checks,
+                ..held(Observation::Blocked { reason: e.reason(), message, workload }, retry)
+            });
         }
     };
     if let Some(live) = workload.of(penpot)
@@ -139,9 +170,9 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
     {
         tracing::info!(wait_s = wait.as_secs(), "a new configuration waits for the rollout interval");
         let observation = Observation::Deferred { workload: live.clone(), wait, interval: pace::ROLLOUT_INTERVAL };
-        return Ok(held(observation, wait));
+        return Ok(Outcome { checks, ..held(observation, wait) });
     }
-    match apply::apply_all(penpot, ns, &desired, workload, ctx).await {
+    match apply::apply_all(penpot, ns, &desired, workload, ctx).instrument(info_span!("apply")).await {
         Ok(applied) => {
             if applied.writes > 0 {
                 tracing::info!(writes = applied.writes, config_hash = %desired.config_hash, "applied desired state");
@@ -157,6 +188,7 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
                 public_uri: Some(desired.public_uri),
                 secret_key_created,
                 redirect_uris: Some(desired.redirect_uris),
+                checks,
             })
         }
         // Nothing was written. Not an error for backoff: the user must act, and a look every
@@ -171,7 +203,14 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
             // Say why in status; the workload is best effort, the refusal is what matters.
             let workload = resolve::current_workload(penpot, ns, ctx).await.ok().flatten();
             let observation = Observation::ApplyFailed { message: e.to_string(), workload };
-            Ok(Outcome { observation, next: Next::Retry(e), public_uri: None, secret_key_created, redirect_uris: None })
+            Ok(Outcome {
+                observation,
+                next: Next::Retry(e),
+                public_uri: None,
+                secret_key_created,
+                redirect_uris: None,
+                checks,
+            })
         }
         Err(e) => Err(e),
     }
@@ -179,7 +218,19 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
 
 /// Nothing applied: whatever runs keeps running on its last good configuration.
 fn held(observation: Observation, retry: Duration) -> Outcome {
-    Outcome { observation, next: Next::After(retry), public_uri: None, secret_key_created: None, redirect_uris: None }
+    Outcome {
+        observation,
+        next: Next::After(retry),
+        public_uri: None,
+        secret_key_created: None,
+        redirect_uris: None,
+        checks: Vec::new(),
+    }
+}
+
+/// A Penpot's key among the checks: `namespace/name`.
+fn check_key(ns: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", ns.unwrap_or_default())
 }
 
 async fn blocked(

@@ -47,6 +47,8 @@ fn context(client: Client, stores: Stores) -> Context {
                 .into(),
         ),
         failures: backoff::Failures::default(),
+        // The scenarios' API server is mocked; no relation server exists to check.
+        checks: None,
     }
 }
 

@@ -37,6 +37,7 @@ pub async fn report(stored: &Stored, invalid: &InvalidObject, ns: &str, ctx: &Co
         public_uri: None,
         secret_key_created: None,
         redirect_uris: None,
+        checks: Vec::new(),
     };
     let obs = Observation::Blocked { reason: Reason::UnreadableSpec, message, workload };
     report::write(&stored.object_ref(&()), ns, previous.as_ref(), status::compute(&status_ctx, &obs), ctx).await?;

@@ -688,4 +688,36 @@ pub struct PenpotStatus {
     /// than this are invalid (`penpot-operator rotate-secret-key` makes a new one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key_created: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// Pre-flight checks: whether each relation's server accepts its credentials, checked
+    /// by the operator in the background (at most every 60 s while one fails, every 10 min
+    /// otherwise, and whenever the relation changes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["relation".into()]))]
+    pub checks: Vec<RelationCheck>,
+}
+
+/// One relation's pre-flight check.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RelationCheck {
+    /// `postgresql`, `redis`, `s3` or `smtp`.
+    pub relation: String,
+    pub result: CheckResult,
+    /// What passed, or what the server said when it refused; never a secret value.
+    pub message: String,
+    /// Since when the check has found this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckResult {
+    /// The server answered and accepted the credentials.
+    Passed,
+    /// It could not be reached, or it refused: the message says which.
+    Failed,
+    /// Nothing to check with (S3 credentials from the workload's cloud identity).
+    Skipped,
+    /// The first check of these relations has not ended yet.
+    Unknown,
 }

@@ -41,6 +41,7 @@ cleanup() {
     log "control-plane components restarted during the run (time, name, exit status):"
     cat "$run_dir/logs/restarts"
   fi
+  "$here/relations.sh" down "$run_dir" || true
   "$here/node.sh" down "$run_dir" || true
   "$here/cluster.sh" down "$run_dir" || true
   if [[ "${PENPOT_E2E_KEEP:-}" != 1 ]]; then rm -rf "$run_dir"; fi
@@ -51,6 +52,10 @@ trap cleanup EXIT
 timed "control plane (cluster.sh up)" "$here/cluster.sh" up "$run_dir"
 # The real node (kubelet, containerd, runc, CoreDNS) next to kwok's: tests/node.rs runs pods on it.
 timed "real node (node.sh up)" "$here/node.sh" up "$run_dir"
+# Real PostgreSQL, Redis, SMTP and S3 servers on loopback: tests/checks.rs and the e2e of
+# status.checks run the pre-flight checks against them.
+timed "relation servers (relations.sh up)" "$here/relations.sh" up "$run_dir"
+export PENPOT_RELATIONS_ENV="$run_dir/relations/env"
 # shellcheck disable=SC1091
 source "$run_dir/env"
 

@@ -1,0 +1,356 @@
+//! Pre-flight checks: whether PostgreSQL, Redis, the S3 bucket and the SMTP server accept the
+//! relation's credentials, reported per relation in status.
+//!
+//! Checks run in the background, never inside a reconcile: a reconcile hands the current
+//! relations to [`Checker::observe`], which answers at once with what it knows for exactly
+//! those relations and starts a check when one is due. When a check ends, the Penpot is
+//! reconciled again and the result reaches status.
+//!
+//! The destinations are tenants' choice, so connections go through the same egress fence as
+//! OIDC discovery, and status says only "cannot connect" for a connection or protocol failure
+//! (the operator's log says why): status cannot be used to map which ports answer. What a
+//! server said when it refused (wrong password, no such database or bucket) is shown: it names
+//! no secret, and it is what the admin needs.
+
+mod net;
+mod postgresql;
+mod redis;
+mod s3;
+mod sigv4;
+mod smtp;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::controller::egress::Egress;
+use crate::crd::{CheckResult, Relation, RelationCheck};
+use crate::relations::Relations;
+
+/// The longest a whole check of one relation may take.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often unchanged relations are checked again, after a pass and after a failure.
+pub const RECHECK_PASSED: Duration = Duration::from_secs(600);
+pub const RECHECK_FAILED: Duration = Duration::from_secs(60);
+/// Penpots checked at once; the others wait their turn, their reconciles unaffected.
+const PARALLEL: usize = 4;
+/// Longest message kept from a server.
+const MAX_MESSAGE: usize = 300;
+
+/// Why a check failed. Only the variant's status text leaves the operator; the detail of
+/// connection and protocol failures goes to the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("the operator does not connect there: {0}")]
+    Fenced(&'static str),
+    #[error("{0}")]
+    FencedUrl(String),
+    #[error("host {0} does not resolve")]
+    NotResolved(String),
+    #[error("cannot connect: {0}")]
+    Unreachable(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The server answered and refused; its words carry no secret.
+    #[error("{0}")]
+    Refused(String),
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+}
+
+impl Failure {
+    /// What status may say.
+    fn for_status(&self, what: &str) -> String {
+        match self {
+            Failure::Unreachable(_) | Failure::Protocol(_) => {
+                format!("cannot connect to {what}, or it is not the server expected (the operator's log says why)")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// What a check may use.
+pub struct Probe<'a> {
+    pub egress: &'a Arc<Egress>,
+    /// The Penpot's namespace: a one-label host is looked up there, as its pods look it up.
+    pub namespace: &'a str,
+    /// `spec.caBundle`, checked PEM: trusted besides the public roots, as by the workload.
+    pub ca_bundle: Option<&'a str>,
+}
+
+/// What one pass of checks is about: every relation checked, and the CAs trusted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub relations: Relations,
+    pub ca_bundle: Option<String>,
+}
+
+/// One relation's result, before it has a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub relation: Relation,
+    pub result: CheckResult,
+    pub message: String,
+}
+
+/// Checks every checked relation of `subject` at once, each bounded by [`CHECK_TIMEOUT`].
+/// `who` is the Penpot's `namespace/name`.
+pub async fn check_all(subject: &Subject, egress: &Arc<Egress>, who: &str) -> Vec<Outcome> {
+    let namespace = who.split_once('/').map_or("default", |(ns, _)| ns);
+    let probe = Probe { egress, namespace, ca_bundle: subject.ca_bundle.as_deref() };
+    let r = &subject.relations;
+    let (postgresql, redis, s3, smtp) = futures::join!(
+        bounded(Relation::Postgresql, async { postgresql::check(&r.postgresql, &probe).await.map(Some) }),
+        bounded(Relation::Redis, async { redis::check(&r.redis, &probe).await.map(Some) }),
+        optional(r.s3.as_ref().map(|s3| bounded(Relation::S3, s3::check(s3, &probe)))),
+        optional(
+            r.smtp.as_ref().map(|smtp| bounded(Relation::Smtp, async { smtp::check(smtp, &probe).await.map(Some) }))
+        ),
+    );
+    let secrets = secrets_of(r);
+    let outcome = |relation, result, at: String| outcome(relation, result, &at, &secrets, who);
+    let mut outcomes = vec![
+        outcome(Relation::Postgresql, postgresql, host_port(&r.postgresql.uri, 5432)),
+        outcome(Relation::Redis, redis, host_port(&r.redis.uri, 6379)),
+    ];
+    if let (Some(result), Some(s3)) = (s3, &r.s3) {
+        outcomes.push(outcome(Relation::S3, result, s3.endpoint.clone().unwrap_or_else(|| "Amazon S3".into())));
+    }
+    if let (Some(result), Some(smtp)) = (smtp, &r.smtp) {
+        outcomes.push(outcome(Relation::Smtp, result, format!("{}:{}", smtp.host, smtp.port)));
+    }
+    outcomes
+}
+
+/// `Ok(None)`: nothing to check with.
+type Checked = Result<Option<String>, Failure>;
+
+/// `check` within [`CHECK_TIMEOUT`], in a span of its own.
+async fn bounded(relation: Relation, check: impl Future<Output = Checked>) -> Checked {
+    use tracing::Instrument;
+    tokio::time::timeout(CHECK_TIMEOUT, check)
+        .instrument(tracing::info_span!("check", relation = relation.name()))
+        .await
+        .unwrap_or_else(|_| Err(Failure::Unreachable(format!("no answer in {} s", CHECK_TIMEOUT.as_secs()))))
+}
+
+async fn optional<T>(check: Option<impl Future<Output = T>>) -> Option<T> {
+    match check {
+        Some(check) => Some(check.await),
+        None => None,
+    }
+}
+
+/// `host:port` of a URI: never the URI itself, whose query may hold a credential.
+fn host_port(uri: &str, default_port: u16) -> String {
+    url::Url::parse(uri)
+        .ok()
+        .map(|u| format!("{}:{}", u.host_str().unwrap_or_default(), u.port().unwrap_or(default_port)))
+        .unwrap_or_default()
+}
+
+fn outcome(relation: Relation, result: Checked, at: &str, secrets: &[&str], who: &str) -> Outcome {
+    let (result, message) = match result {
+        Ok(Some(passed)) => (CheckResult::Passed, passed),
+        Ok(None) => (
+            CheckResult::Skipped,
+            "not checked: the workload's identity holds the credentials, the operator does not".into(),
+        ),
+        Err(failure) => {
+            tracing::info!(penpot = who, relation = relation.name(), error = %redact(&failure.to_string(), secrets), "relation check failed");
+            (CheckResult::Failed, failure.for_status(at))
+        }
+    };
+    Outcome { relation, result, message: redact(&message, secrets) }
+}
+
+/// Every secret value of `r`, so no server's echo of one can reach status or the log.
+fn secrets_of(r: &Relations) -> Vec<&str> {
+    let mut secrets = vec![r.postgresql.password.as_str()];
+    if let Ok(url) = url::Url::parse(&r.redis.uri)
+        && url.password().is_some()
+    {
+        // The URI is the secret; its password part is what a server could echo.
+        secrets.push(r.redis.uri.as_str());
+    }
+    if let Some(keys) = r.s3.as_ref().and_then(|s| s.keys.as_ref()) {
+        secrets.push(&keys.secret_key);
+    }
+    if let Some(password) = r.smtp.as_ref().and_then(|s| s.password.as_deref()) {
+        secrets.push(password);
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets
+}
+
+/// `text` made fit for status: printable, at most [`MAX_MESSAGE`] characters, and with any
+/// secret value replaced.
+fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_MESSAGE).collect();
+    for secret in secrets {
+        text = text.replace(secret, "<redacted>");
+    }
+    text
+}
+
+/// `e: its source: its source's source`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The background checks of every Penpot, and what they found.
+pub struct Checker {
+    egress: Arc<Egress>,
+    /// Penpots by `namespace/name`.
+    entries: Mutex<HashMap<String, Entry>>,
+    permits: Arc<tokio::sync::Semaphore>,
+    /// Called with `namespace/name` when a check ended: the controller reconciles it again.
+    wake: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+struct Entry {
+    subject: Subject,
+    /// The last finished pass for `subject`, each result with the time it was first found,
+    /// and when the pass finished.
+    found: Option<(Vec<(Outcome, Timestamp)>, Instant)>,
+    running: bool,
+}
+
+impl Checker {
+    pub fn new(egress: Arc<Egress>, wake: impl Fn(&str) + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self {
+            egress,
+            entries: Mutex::new(HashMap::new()),
+            permits: Arc::new(tokio::sync::Semaphore::new(PARALLEL)),
+            wake: Box::new(wake),
+        })
+    }
+
+    /// What is known of `subject` for the Penpot `key`, at once; a check starts in the
+    /// background when none was made for exactly this subject or the last one is old.
+    pub fn observe(self: &Arc<Self>, key: &str, subject: &Subject) -> Vec<RelationCheck> {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = entries.entry(key.to_string()).or_insert_with(|| Entry {
+            subject: subject.clone(),
+            found: None,
+            running: false,
+        });
+        if entry.subject != *subject {
+            // New relations: what was found is about the old ones.
+            *entry = Entry { subject: subject.clone(), found: None, running: false };
+        }
+        let due = match &entry.found {
+            None => true,
+            Some((outcomes, at)) => {
+                let failed = outcomes.iter().any(|(o, _)| o.result == CheckResult::Failed);
+                at.elapsed() >= if failed { RECHECK_FAILED } else { RECHECK_PASSED }
+            }
+        };
+        if due && !entry.running {
+            entry.running = true;
+            tokio::spawn(self.clone().run(key.to_string(), subject.clone()));
+        }
+        report(subject, entry.found.as_ref().map(|(outcomes, _)| outcomes.as_slice()))
+    }
+
+    /// Forgets Penpots that are gone.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|key, _| keep(key));
+    }
+
+    async fn run(self: Arc<Self>, key: String, subject: Subject) {
+        use tracing::Instrument;
+        let outcomes = match self.permits.clone().acquire_owned().await {
+            // A trace of its own: it outlives the reconcile that started it.
+            Ok(_permit) => {
+                let span = tracing::info_span!(parent: None, "relation_checks", penpot = %key);
+                check_all(&subject, &self.egress, &key).instrument(span).await
+            }
+            Err(_) => return,
+        };
+        {
+            let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(entry) = entries.get_mut(&key) else { return };
+            if entry.subject != subject {
+                // The relations changed while this ran; observe started or will start anew.
+                entry.running = false;
+                return;
+            }
+            entry.running = false;
+            let now = Timestamp::now();
+            let previous = entry.found.take().map(|(found, _)| found).unwrap_or_default();
+            // A result found again keeps its time, so status is not rewritten for nothing.
+            let found: Vec<(Outcome, Timestamp)> = outcomes
+                .into_iter()
+                .map(|o| {
+                    let since = previous.iter().find(|(p, _)| *p == o).map_or(now, |(_, at)| *at);
+                    (o, since)
+                })
+                .collect();
+            let unchanged = found.len() == previous.len() && found.iter().all(|f| previous.contains(f));
+            let failed = found.iter().any(|(o, _)| o.result == CheckResult::Failed);
+            entry.found = Some((found, Instant::now()));
+            // Nothing else reconciles a settled Penpot this soon: come back when due.
+            let again = if failed { RECHECK_FAILED } else { RECHECK_PASSED };
+            let checker = Arc::downgrade(&self);
+            let (key, subject) = (key.clone(), subject.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(again).await;
+                let Some(checker) = checker.upgrade() else { return };
+                let current = checker
+                    .entries
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&key)
+                    .map(|e| e.subject == subject);
+                if current == Some(true) {
+                    (checker.wake)(&key);
+                }
+            });
+            if unchanged {
+                return;
+            }
+        }
+        (self.wake)(&key);
+    }
+}
+
+/// Status entries: the results found, or `Unknown` for each relation still being checked.
+fn report(subject: &Subject, found: Option<&[(Outcome, Timestamp)]>) -> Vec<RelationCheck> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    match found {
+        Some(found) => found
+            .iter()
+            .map(|(o, at)| RelationCheck {
+                relation: o.relation.name().to_string(),
+                result: o.result,
+                message: o.message.clone(),
+                since: Some(Time(*at)),
+            })
+            .collect(),
+        None => checked(&subject.relations)
+            .into_iter()
+            .map(|relation| RelationCheck {
+                relation: relation.name().to_string(),
+                result: CheckResult::Unknown,
+                message: "checking".into(),
+                since: None,
+            })
+            .collect(),
+    }
+}
+
+/// The relations a pass checks.
+fn checked(r: &Relations) -> Vec<Relation> {
+    [Relation::Postgresql, Relation::Redis, Relation::S3, Relation::Smtp].into_iter().filter(|x| r.has(*x)).collect()
+}

@@ -1,0 +1,171 @@
+//! The connections a check opens: TCP behind the egress fence, then TLS trusting what the
+//! workload trusts (the image's public roots plus `spec.caBundle`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::{Failure, Probe};
+
+/// How long a TCP connection or a TLS handshake may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a TLS peer is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verify {
+    /// Chain to the roots, name matches the host: what Penpot's clients do by default.
+    Full,
+    /// Encrypt only, as PgJDBC does for `sslmode=require` and `prefer`.
+    None,
+}
+
+/// `host` as the Penpot's pods resolve it: a one-label name (a Service in their namespace,
+/// `pg-rw`) qualified with `namespace`, since the operator runs in a namespace of its own.
+pub fn qualify(host: &str, namespace: &str) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.contains(['.', ':']) || bare.eq_ignore_ascii_case("localhost") {
+        bare.to_string()
+    } else {
+        format!("{bare}.{namespace}.svc")
+    }
+}
+
+/// Connects to `host:port` as the Penpot's pods would find it, refusing what the egress fence
+/// refuses (unless an admin allowed the host) and trying each address it resolves to, as a
+/// client library would.
+pub async fn connect(probe: &Probe<'_>, host: &str, port: u16) -> Result<TcpStream, Failure> {
+    let egress = probe.egress;
+    let qualified = qualify(host, probe.namespace);
+    let host = qualified.as_str();
+    if let Some(why) = egress.refused_port(port) {
+        return Err(Failure::Fenced(why));
+    }
+    let found: Vec<SocketAddr> = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| Failure::NotResolved(host.to_string()))?
+        .map_err(|_| Failure::NotResolved(host.to_string()))?
+        .collect();
+    if found.is_empty() {
+        return Err(Failure::NotResolved(host.to_string()));
+    }
+    let allowed = egress.allows_host(host);
+    let mut refused = None;
+    let mut last_error = None;
+    for addr in found {
+        if !allowed && let Some(why) = egress.refusal(addr) {
+            refused = Some(why);
+            continue;
+        }
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last_error = Some(e.to_string()),
+            Err(_) => last_error = Some(format!("no answer in {} s", CONNECT_TIMEOUT.as_secs())),
+        }
+    }
+    match (last_error, refused) {
+        (Some(why), _) => Err(Failure::Unreachable(why)),
+        (None, Some(why)) => Err(Failure::Fenced(why)),
+        (None, None) => Err(Failure::NotResolved(host.to_string())),
+    }
+}
+
+/// The client configuration for `verify`: the public roots and `ca_bundle` (checked PEM).
+pub fn tls_config(ca_bundle: Option<&str>, verify: Verify) -> Result<Arc<ClientConfig>, Failure> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Failure::Tls(e.to_string()))?;
+    let config = match verify {
+        Verify::Full => builder.with_root_certificates(roots(ca_bundle)).with_no_client_auth(),
+        Verify::None => {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(EncryptOnly(provider))).with_no_client_auth()
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+/// The image's public roots (`SSL_CERT_FILE` or the system store) and `ca_bundle`'s.
+fn roots(ca_bundle: Option<&str>) -> RootCertStore {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(pem) = ca_bundle {
+        roots.add_parsable_certificates(CertificateDer::pem_slice_iter(pem.as_bytes()).flatten());
+    }
+    roots
+}
+
+/// A TLS handshake over `stream` with `host`, bounded by [`CONNECT_TIMEOUT`].
+pub async fn handshake(
+    stream: TcpStream,
+    host: &str,
+    config: Arc<ClientConfig>,
+) -> Result<TlsStream<TcpStream>, Failure> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(host.to_string()).map_err(|_| Failure::Tls(format!("{host} is not a TLS name")))?;
+    tokio::time::timeout(CONNECT_TIMEOUT, TlsConnector::from(config).connect(name, stream))
+        .await
+        .map_err(|_| Failure::Unreachable(format!("no TLS handshake in {} s", CONNECT_TIMEOUT.as_secs())))?
+        .map_err(|e| Failure::Tls(e.to_string()))
+}
+
+/// Accepts any certificate but still checks the handshake signatures: encryption without
+/// authentication, exactly what the client being predicted does.
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_label_hosts_are_looked_up_in_the_penpots_namespace() {
+        assert_eq!(qualify("pg-rw", "design"), "pg-rw.design.svc");
+        for host in ["pg-rw.db", "pg.db.svc.cluster.local", "10.0.0.5", "[fd00::5]", "localhost"] {
+            assert_eq!(qualify(host, "design"), host.trim_start_matches('[').trim_end_matches(']'));
+        }
+    }
+}
