@@ -121,3 +121,16 @@ impl opentelemetry_http::HttpClient for Http {
         Ok(out.body(response.bytes().await?)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_that_is_not_an_http_url_is_refused_by_name() {
+        for bad in ["otel-collector:4318", "grpc://collector:4317", "http://"] {
+            let Err(e) = provider(bad) else { panic!("{bad} accepted") };
+            assert_eq!(e.to_string(), format!("--otlp-endpoint {bad:?} is not an http:// or https:// URL"));
+        }
+    }
+}

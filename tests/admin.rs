@@ -375,7 +375,8 @@ fn preflight_checks_report_each_relation_in_status_and_follow_its_secret() {
     let n = ns.name.as_str();
     let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
     // The servers listen on loopback, which the egress fence refuses unless an admin allows it.
-    let _operator = Operator::start(c, n, &kubeconfig, "checks", &["--egress-allow-host", "127.0.0.1"]);
+    let _operator =
+        Operator::start(c, n, &kubeconfig, "checks", &["--relation-checks=true", "--egress-allow-host", "127.0.0.1"]);
     let v = |k: &str| s[k].as_str();
     c.apply_ok(
         n,
@@ -485,4 +486,131 @@ fn preflight_checks_report_each_relation_in_status_and_follow_its_secret() {
         assert!(!status.contains(v(secret)) && !out.contains(v(secret)), "{secret} shown");
     }
     assert!(!status.contains("relpw-wrong-e2e-3c9a"));
+}
+
+/// A stand-in OTLP/HTTP collector: accepts `POST /v1/traces` and keeps each body, as the
+/// OpenTelemetry Collector's receiver would (the Collector itself is not built here).
+fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let kept = kept.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path_ok = line.starts_with("POST /v1/traces ");
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let status = if path_ok { "200 OK" } else { "404 Not Found" };
+                    if path_ok {
+                        kept.lock().unwrap().push(body);
+                    }
+                    let reply = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
+                    );
+                    if reader.get_mut().write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, bodies)
+}
+
+/// Every span received: (name, trace id, parent span id, span id, string attributes).
+type Span = (String, Vec<u8>, Vec<u8>, Vec<u8>, std::collections::BTreeMap<String, String>);
+
+fn spans(bodies: &[Vec<u8>]) -> Vec<Span> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message;
+    let mut out = Vec::new();
+    for body in bodies {
+        let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("an OTLP trace export");
+        for resource in request.resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.as_ref()?.value.clone());
+            assert_eq!(service, Some(Any::StringValue("penpot-operator".into())), "the service name");
+            for span in resource.scope_spans.into_iter().flat_map(|s| s.spans) {
+                let attributes = span
+                    .attributes
+                    .iter()
+                    .filter_map(|a| match a.value.as_ref()?.value.as_ref()? {
+                        Any::StringValue(s) => Some((a.key.clone(), s.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                out.push((span.name, span.trace_id, span.parent_span_id, span.span_id, attributes));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn reconciles_are_traced_over_otlp_a_span_per_step() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "admin-otlp");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let (port, bodies) = otlp_receiver();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // Checks off: this test is about the reconcile's own trace.
+    let _operator =
+        Operator::start(c, n, &kubeconfig, "otlp", &["--otlp-endpoint", &endpoint, "--relation-checks=false"]);
+    ready_penpot(c, n, "p", 1);
+
+    // The batch goes out every 5 s; wait for a reconcile that applied (it has an apply span).
+    let found = wait_until(LONG, "a reconcile trace with every step", || {
+        let spans = spans(&bodies.lock().unwrap());
+        let root = spans.iter().find(|s| {
+            s.0 == "reconcile"
+                && s.4.get("penpot").map(String::as_str) == Some("p")
+                && s.4.get("namespace").map(String::as_str) == Some(n)
+                && spans.iter().any(|child| child.0 == "apply" && child.2 == s.3)
+        })?;
+        Some((root.clone(), spans.clone()))
+    });
+    let (root, spans) = found;
+    assert!(root.2.is_empty(), "reconcile is the trace's root");
+    let children: std::collections::BTreeSet<&str> =
+        spans.iter().filter(|s| s.1 == root.1 && s.2 == root.3).map(|s| s.0.as_str()).collect();
+    for step in ["resolve", "render", "apply", "report"] {
+        assert!(children.contains(step), "no {step} span under reconcile: {children:?}");
+    }
+    // Nothing secret rides along: the relation Secrets' values are nowhere in the export.
+    let all: Vec<u8> = bodies.lock().unwrap().concat();
+    for secret in [PG_PASSWORD, S3_SECRET, REDIS_PASSWORD] {
+        assert!(!all.windows(secret.len()).any(|w| w == secret.as_bytes()), "a secret in the traces");
+    }
 }
