@@ -88,6 +88,45 @@ pub struct Subject {
     pub ca_bundle: Option<String>,
 }
 
+impl Subject {
+    /// A digest of everything a pass uses, so the checker remembers what it checked without
+    /// keeping credentials in memory between checks. Every field is named (no `..`): a new
+    /// one does not compile until it is hashed too.
+    fn digest(&self) -> [u8; 32] {
+        use crate::relations::{postgresql::Postgresql, redis::Redis, s3, smtp::Smtp};
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        let mut put = |value: Option<&str>| match value {
+            Some(v) => {
+                hash.update([1]);
+                hash.update((v.len() as u64).to_be_bytes());
+                hash.update(v.as_bytes());
+            }
+            None => hash.update([0]),
+        };
+        let Postgresql { uri, username, password } = &self.relations.postgresql;
+        [uri, username, password].into_iter().for_each(|v| put(Some(v)));
+        let Redis { uri } = &self.relations.redis;
+        put(Some(uri));
+        put(self.relations.s3.as_ref().map(|_| "s3"));
+        if let Some(s3::S3 { keys, bucket, endpoint, region }) = &self.relations.s3 {
+            let (access, secret) = keys.as_ref().map(|k| (&k.access_key, &k.secret_key)).unzip();
+            [access, secret, Some(bucket), endpoint.as_ref(), Some(region)]
+                .into_iter()
+                .for_each(|v| put(v.map(|v| v.as_str())));
+        }
+        put(self.relations.smtp.as_ref().map(|_| "smtp"));
+        if let Some(Smtp { host, port, username, password, security, from }) = &self.relations.smtp {
+            let (port, security) = (port.to_string(), format!("{security:?}"));
+            [Some(host), Some(&port), username.as_ref(), password.as_ref(), Some(&security), Some(from)]
+                .into_iter()
+                .for_each(|v| put(v.map(|v| v.as_str())));
+        }
+        put(self.ca_bundle.as_deref());
+        hash.finalize().into()
+    }
+}
+
 /// One relation's result, before it has a time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
@@ -189,11 +228,12 @@ fn secrets_of(r: &Relations) -> Vec<&str> {
 /// `text` made fit for status: printable, at most [`MAX_MESSAGE`] characters, and with any
 /// secret value replaced.
 fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_MESSAGE).collect();
+    // Replaced before the cut: a secret cut in half would no longer match.
+    let mut text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     for secret in secrets {
         text = text.replace(secret, "<redacted>");
     }
-    text
+    text.chars().take(MAX_MESSAGE).collect()
 }
 
 /// `e: its source: its source's source`.
@@ -219,7 +259,8 @@ pub struct Checker {
 }
 
 struct Entry {
-    subject: Subject,
+    /// [`Subject::digest`] of the relations last seen.
+    digest: [u8; 32],
     /// The last finished pass for `subject`, each result with the time it was first found,
     /// and when the pass finished.
     found: Option<(Vec<(Outcome, Timestamp)>, Instant)>,
@@ -239,15 +280,12 @@ impl Checker {
     /// What is known of `subject` for the Penpot `key`, at once; a check starts in the
     /// background when none was made for exactly this subject or the last one is old.
     pub fn observe(self: &Arc<Self>, key: &str, subject: &Subject) -> Vec<RelationCheck> {
+        let digest = subject.digest();
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = entries.entry(key.to_string()).or_insert_with(|| Entry {
-            subject: subject.clone(),
-            found: None,
-            running: false,
-        });
-        if entry.subject != *subject {
+        let entry = entries.entry(key.to_string()).or_insert_with(|| Entry { digest, found: None, running: false });
+        if entry.digest != digest {
             // New relations: what was found is about the old ones.
-            *entry = Entry { subject: subject.clone(), found: None, running: false };
+            *entry = Entry { digest, found: None, running: false };
         }
         let due = match &entry.found {
             None => true,
@@ -258,7 +296,7 @@ impl Checker {
         };
         if due && !entry.running {
             entry.running = true;
-            tokio::spawn(self.clone().run(key.to_string(), subject.clone()));
+            tokio::spawn(self.clone().run(key.to_string(), subject.clone(), digest));
         }
         report(subject, entry.found.as_ref().map(|(outcomes, _)| outcomes.as_slice()))
     }
@@ -268,7 +306,8 @@ impl Checker {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|key, _| keep(key));
     }
 
-    async fn run(self: Arc<Self>, key: String, subject: Subject) {
+    /// One pass for `subject`, whose credentials live only as long as the pass.
+    async fn run(self: Arc<Self>, key: String, subject: Subject, digest: [u8; 32]) {
         use tracing::Instrument;
         let outcomes = match self.permits.clone().acquire_owned().await {
             // A trace of its own: it outlives the reconcile that started it.
@@ -281,7 +320,7 @@ impl Checker {
         {
             let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(entry) = entries.get_mut(&key) else { return };
-            if entry.subject != subject {
+            if entry.digest != digest {
                 // The relations changed while this ran; observe started or will start anew.
                 entry.running = false;
                 return;
@@ -303,7 +342,7 @@ impl Checker {
             // Nothing else reconciles a settled Penpot this soon: come back when due.
             let again = if failed { RECHECK_FAILED } else { RECHECK_PASSED };
             let checker = Arc::downgrade(&self);
-            let (key, subject) = (key.clone(), subject.clone());
+            let key = key.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(again).await;
                 let Some(checker) = checker.upgrade() else { return };
@@ -312,7 +351,7 @@ impl Checker {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .get(&key)
-                    .map(|e| e.subject == subject);
+                    .map(|e| e.digest == digest);
                 if current == Some(true) {
                     (checker.wake)(&key);
                 }
@@ -353,4 +392,77 @@ fn report(subject: &Subject, found: Option<&[(Outcome, Timestamp)]>) -> Vec<Rela
 /// The relations a pass checks.
 fn checked(r: &Relations) -> Vec<Relation> {
     [Relation::Postgresql, Relation::Redis, Relation::S3, Relation::Smtp].into_iter().filter(|x| r.has(*x)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relations::{postgresql::Postgresql, redis::Redis};
+
+    fn subject(password: &str) -> Subject {
+        Subject {
+            relations: Relations {
+                postgresql: Postgresql {
+                    uri: "postgresql://127.0.0.1:5432/penpot".into(),
+                    username: "penpot".into(),
+                    password: password.into(),
+                },
+                redis: Redis { uri: "redis://127.0.0.1:6379".into() },
+                s3: None,
+                smtp: None,
+                oidc: None,
+                google: None,
+                github: None,
+                gitlab: None,
+                ldap: None,
+            },
+            ca_bundle: None,
+        }
+    }
+
+    /// The reconcile gets `Unknown` at once; the background pass (here refused by the fence,
+    /// loopback being fenced) wakes the Penpot, and the next look has the results. A changed
+    /// relation starts over; an unchanged one is not checked again before it is due.
+    #[tokio::test]
+    async fn observe_answers_at_once_and_wakes_the_penpot_when_a_pass_ends() {
+        let (woken, mut wakes) = tokio::sync::mpsc::unbounded_channel();
+        let checker = Checker::new(Arc::new(Egress::default()), move |key| {
+            let _ = woken.send(key.to_string());
+        });
+        let first = checker.observe("ns/p", &subject("one"));
+        assert_eq!(
+            first.iter().map(|c| (c.relation.as_str(), c.result)).collect::<Vec<_>>(),
+            [("postgresql", CheckResult::Unknown), ("redis", CheckResult::Unknown)]
+        );
+        assert_eq!(wakes.recv().await.as_deref(), Some("ns/p"));
+        let found = checker.observe("ns/p", &subject("one"));
+        assert!(found.iter().all(|c| c.result == CheckResult::Failed && c.since.is_some()), "{found:?}");
+        assert!(found[0].message.contains("a loopback address"), "{found:?}");
+        // Not due: no new pass, so no wake.
+        assert!(tokio::time::timeout(Duration::from_millis(300), wakes.recv()).await.is_err());
+        let changed = checker.observe("ns/p", &subject("two"));
+        assert!(changed.iter().all(|c| c.result == CheckResult::Unknown));
+        assert_eq!(wakes.recv().await.as_deref(), Some("ns/p"));
+        checker.retain(|_| false);
+        assert!(checker.entries.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_digest_follows_every_credential_and_the_bundle() {
+        let base = subject("one");
+        assert_eq!(base.digest(), subject("one").digest());
+        assert_ne!(base.digest(), subject("two").digest());
+        let bundled = Subject { ca_bundle: Some("pem".into()), ..subject("one") };
+        assert_ne!(base.digest(), bundled.digest());
+    }
+
+    #[test]
+    fn messages_are_cut_stripped_and_redacted() {
+        let text = format!("refused: pass\u{7}word s3cr3t {}", "x".repeat(400));
+        let out = redact(&text, &["s3cr3t"]);
+        assert!(out.starts_with("refused: pass word <redacted> x"), "{out}");
+        assert_eq!(out.chars().count(), MAX_MESSAGE);
+        let cut = format!("{}s3cr3t", "y".repeat(MAX_MESSAGE - 3));
+        assert!(!redact(&cut, &["s3cr3t"]).contains("s3c"), "half a secret survives the cut");
+    }
 }

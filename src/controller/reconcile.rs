@@ -57,7 +57,9 @@ pub async fn reconcile(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action,
         ctx.seen.sweep(|| penpots.iter().filter_map(|p| p.uid()).collect());
         ctx.failures.retain(|p| ctx.store.get(p).is_some());
         if let Some(checks) = &ctx.checks {
-            checks.retain(|key| penpots.iter().any(|p| check_key(p.namespace().as_deref(), &p.name_any()) == key));
+            let keys: std::collections::HashSet<String> =
+                penpots.iter().map(|p| check_key(p.namespace().as_deref(), &p.name_any())).collect();
+            checks.retain(|key| keys.contains(key));
         }
         if result.is_ok() {
             ctx.reset_backoff(&stored);
