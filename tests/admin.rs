@@ -602,7 +602,11 @@ fn reconciles_are_traced_over_otlp_a_span_per_step() {
         Some((root.clone(), spans.clone()))
     });
     let (root, spans) = found;
-    assert!(root.2.is_empty(), "reconcile is the trace's root");
+    // kube-runtime's own span is the trace's root, saying why the reconcile ran.
+    let parent = spans.iter().find(|s| s.3 == root.2).map(|s| (s.0.as_str(), s.2.is_empty(), s.4.clone()));
+    let (name, is_root, attributes) = parent.expect("the reconcile span's parent was exported");
+    assert_eq!((name, is_root), ("reconciling object", true), "{attributes:?}");
+    assert!(attributes.get("object.reason").is_some_and(|r| !r.is_empty()), "{attributes:?}");
     let children: std::collections::BTreeSet<&str> =
         spans.iter().filter(|s| s.1 == root.1 && s.2 == root.3).map(|s| s.0.as_str()).collect();
     for step in ["resolve", "render", "apply", "report"] {
