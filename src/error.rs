@@ -105,3 +105,16 @@ impl<T> AtStep<T> for Result<T, kube::Error> {
         self.map_err(|source| Error::Kube { step, source })
     }
 }
+
+/// `e: its source: its source's source`: reqwest's and tokio-postgres's own `Display` say only
+/// "builder error" or "error connecting to server".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

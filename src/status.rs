@@ -310,6 +310,48 @@ mod tests {
         s.conditions.iter().find(|c| c.type_ == t).unwrap()
     }
 
+    /// `RelationsReachable` sums the checks up, keeps its time while unchanged, and stays out
+    /// of `Ready`: a failed check does not make a running Penpot unready.
+    #[test]
+    fn relations_reachable_sums_up_the_checks_and_leaves_ready_alone() {
+        use crate::crd::{CheckResult, RelationCheck};
+        let check = |relation: &str, result| RelationCheck {
+            relation: relation.into(),
+            result,
+            message: "m".into(),
+            since: None,
+        };
+        let running = sts(1, 1, "r1", "r1");
+        let with = |checks: Vec<RelationCheck>, previous: Option<&PenpotStatus>, secs| {
+            let mut c = ctx(previous, secs);
+            c.checks = checks;
+            compute(&c, &applied(&running))
+        };
+        let none = with(vec![], None, 10);
+        assert!(none.conditions.iter().all(|c| c.type_ != "RelationsReachable"), "no checks, no condition");
+        let checking = with(vec![check("postgresql", CheckResult::Unknown)], None, 10);
+        let c = cond(&checking, "RelationsReachable");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", "Checking"));
+        let failed = with(
+            vec![
+                check("postgresql", CheckResult::Failed),
+                check("redis", CheckResult::Passed),
+                check("smtp", CheckResult::Failed),
+            ],
+            Some(&checking),
+            20,
+        );
+        let c = cond(&failed, "RelationsReachable");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "CheckFailed"));
+        assert_eq!(c.message, "check failed: postgresql, smtp (status.checks says why)");
+        assert_eq!(cond(&failed, "Ready").status, "True", "a failed check leaves Ready alone");
+        let again = with(failed.checks.clone(), Some(&failed), 30);
+        assert_eq!(cond(&again, "RelationsReachable").last_transition_time, c.last_transition_time);
+        let passed = with(vec![check("redis", CheckResult::Passed), check("s3", CheckResult::Skipped)], Some(&failed), 40);
+        let c = cond(&passed, "RelationsReachable");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "ChecksPassed"));
+    }
+
     #[test]
     fn missing_relations_block_with_sorted_list() {
         let missing = crate::relations::Missing {

@@ -341,26 +341,6 @@ fn login_providers_from_secrets_and_their_callback_uris_in_status() {
     assert_eq!(config_hash(&c.get(n, "statefulset/p").unwrap()), hash, "nothing that runs changed");
 }
 
-/// The servers of tests/harness/relations.sh (real PostgreSQL, Redis, SMTP and S3 on
-/// loopback), or `None` after saying so; CI (`PENPOT_E2E_REQUIRED=1`) requires them.
-fn relation_servers() -> Option<std::collections::HashMap<String, String>> {
-    let Some(path) = std::env::var_os("PENPOT_RELATIONS_ENV") else {
-        assert!(
-            std::env::var("PENPOT_E2E_REQUIRED").as_deref() != Ok("1"),
-            "PENPOT_E2E_REQUIRED=1 but PENPOT_RELATIONS_ENV is not set: start tests/harness/relations.sh first"
-        );
-        eprintln!("*** status.checks e2e SKIPPED: PENPOT_RELATIONS_ENV is not set ***");
-        return None;
-    };
-    let text = std::fs::read_to_string(path).expect("the relation servers' env file");
-    Some(
-        text.lines()
-            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').trim_matches('"').to_string()))
-            .collect(),
-    )
-}
-
 /// The `status.checks` entry of `relation`: result and message.
 fn check_of(p: &Value, relation: &str) -> Option<(String, String)> {
     let entry = p.pointer("/status/checks")?.as_array()?.iter().find(|c| c["relation"] == relation)?;

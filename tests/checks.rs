@@ -6,6 +6,9 @@
 //! Without `PENPOT_RELATIONS_ENV` (the servers' env file) the tests say they were skipped; with
 //! `PENPOT_E2E_REQUIRED=1` (CI) its absence fails them.
 
+#[path = "e2e/support.rs"]
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -14,25 +17,8 @@ use penpot_operator::controller::egress::Egress;
 use penpot_operator::crd::{CheckResult, Relation};
 use penpot_operator::relations::{self, Relations, SecretData};
 
-/// The servers' settings, or `None` (after saying so) when they are not running.
 fn servers() -> Option<HashMap<String, String>> {
-    let Some(path) = std::env::var_os("PENPOT_RELATIONS_ENV") else {
-        assert!(
-            std::env::var("PENPOT_E2E_REQUIRED").as_deref() != Ok("1"),
-            "PENPOT_E2E_REQUIRED=1 but PENPOT_RELATIONS_ENV is not set: start tests/harness/relations.sh first"
-        );
-        eprintln!(
-            "*** relation checks SKIPPED: PENPOT_RELATIONS_ENV is not set (tests/harness/relations.sh up DIR) ***"
-        );
-        return None;
-    };
-    let text = std::fs::read_to_string(&path).expect("the relations env file");
-    let vars = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').trim_matches('"').to_string()))
-        .collect();
-    Some(vars)
+    support::relation_servers()
 }
 
 fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
@@ -213,8 +199,25 @@ fn tls_is_verified_against_the_ca_bundle() {
 
     let untrusted = run(&secrets, None, &loopback_allowed());
     for relation in [Relation::Postgresql, Relation::Redis, Relation::Smtp] {
-        assert_result(&untrusted, relation, CheckResult::Failed, "UnknownIssuer");
+        assert_result(&untrusted, relation, CheckResult::Failed, "not signed by a CA the workload trusts");
     }
+    // verify-ca checks the chain too (its name is forgiven, which this server's certificate
+    // cannot show: it names every address the test can reach it at).
+    let mut chain_only = Secrets::right(&s);
+    chain_only.postgresql.retain(|(k, _)| !["host", "port", "database"].contains(k));
+    chain_only.postgresql.push(("uri", format!("postgresql://127.0.0.1:{}/penpot?sslmode=verify-ca", s["PG_PORT"])));
+    assert_result(
+        &run(&chain_only, Some(ca(&s)), &loopback_allowed()),
+        Relation::Postgresql,
+        CheckResult::Passed,
+        "logged in",
+    );
+    assert_result(
+        &run(&chain_only, None, &loopback_allowed()),
+        Relation::Postgresql,
+        CheckResult::Failed,
+        "not signed by a CA",
+    );
 }
 
 /// Loopback stands for what the operator must not be made to reach (its own ports, a node
@@ -242,10 +245,14 @@ fn the_egress_fence_holds_and_unreachable_servers_tell_nothing_of_the_port() {
     Secrets::set(&mut secrets.postgresql, "port", &closed_port);
     // Redis spoken to the SMTP server.
     Secrets::set(&mut secrets.redis, "port", &s["SMTP_PORT"]);
+    // Implicit TLS spoken to a plaintext port: no TLS error tells the port is open.
+    Secrets::set(&mut secrets.smtp, "port", &s["REDIS_PORT"]);
+    Secrets::set(&mut secrets.smtp, "transport_security", "tls");
     let found = run(&secrets, Some(ca(&s)), &loopback_allowed());
     let coarse = "or it is not the server expected (the operator's log says why)";
-    assert_result(&found, Relation::Postgresql, CheckResult::Failed, coarse);
-    assert_result(&found, Relation::Redis, CheckResult::Failed, coarse);
+    for relation in [Relation::Postgresql, Relation::Redis, Relation::Smtp] {
+        assert_result(&found, relation, CheckResult::Failed, coarse);
+    }
 }
 
 fn rustls_provider() {

@@ -142,14 +142,17 @@ pub async fn check_all(subject: &Subject, egress: &Arc<Egress>, who: &str) -> Ve
     let probe = Probe { egress, namespace, ca_bundle: subject.ca_bundle.as_deref() };
     let r = &subject.relations;
     let (postgresql, redis, s3, smtp) = futures::join!(
-        bounded(Relation::Postgresql, async { postgresql::check(&r.postgresql, &probe).await.map(Some) }),
-        bounded(Relation::Redis, async { redis::check(&r.redis, &probe).await.map(Some) }),
+        bounded(Relation::Postgresql, postgresql::check(&r.postgresql, &probe)),
+        bounded(Relation::Redis, async { redis::check(&r.redis, &probe).await.map(Found::Passed) }),
         optional(r.s3.as_ref().map(|s3| bounded(Relation::S3, s3::check(s3, &probe)))),
         optional(
-            r.smtp.as_ref().map(|smtp| bounded(Relation::Smtp, async { smtp::check(smtp, &probe).await.map(Some) }))
+            r.smtp
+                .as_ref()
+                .map(|smtp| bounded(Relation::Smtp, async { smtp::check(smtp, &probe).await.map(Found::Passed) }))
         ),
     );
     let secrets = secrets_of(r);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let outcome = |relation, result, at: String| outcome(relation, result, &at, &secrets, who);
     let mut outcomes = vec![
         outcome(Relation::Postgresql, postgresql, host_port(&r.postgresql.uri, 5432)),
@@ -164,8 +167,16 @@ pub async fn check_all(subject: &Subject, egress: &Arc<Egress>, who: &str) -> Ve
     outcomes
 }
 
-/// `Ok(None)`: nothing to check with.
-type Checked = Result<Option<String>, Failure>;
+/// What a check found when it did not fail.
+#[derive(Debug)]
+pub enum Found {
+    /// What passed.
+    Passed(String),
+    /// Why there was nothing the operator could check.
+    Skipped(String),
+}
+
+type Checked = Result<Found, Failure>;
 
 /// `check` within [`CHECK_TIMEOUT`], in a span of its own.
 async fn bounded(relation: Relation, check: impl Future<Output = Checked>) -> Checked {
@@ -193,11 +204,8 @@ fn host_port(uri: &str, default_port: u16) -> String {
 
 fn outcome(relation: Relation, result: Checked, at: &str, secrets: &[&str], who: &str) -> Outcome {
     let (result, message) = match result {
-        Ok(Some(passed)) => (CheckResult::Passed, passed),
-        Ok(None) => (
-            CheckResult::Skipped,
-            "not checked: the workload's identity holds the credentials, the operator does not".into(),
-        ),
+        Ok(Found::Passed(passed)) => (CheckResult::Passed, passed),
+        Ok(Found::Skipped(why)) => (CheckResult::Skipped, why),
         Err(failure) => {
             tracing::info!(penpot = who, relation = relation.name(), error = %redact(&failure.to_string(), secrets), "relation check failed");
             (CheckResult::Failed, failure.for_status(at))
@@ -206,20 +214,25 @@ fn outcome(relation: Relation, result: Checked, at: &str, secrets: &[&str], who:
     Outcome { relation, result, message: redact(&message, secrets) }
 }
 
-/// Every secret value of `r`, so no server's echo of one can reach status or the log.
-fn secrets_of(r: &Relations) -> Vec<&str> {
-    let mut secrets = vec![r.postgresql.password.as_str()];
-    if let Ok(url) = url::Url::parse(&r.redis.uri)
-        && url.password().is_some()
-    {
-        // The URI is the secret; its password part is what a server could echo.
-        secrets.push(r.redis.uri.as_str());
+/// Every secret value of `r`, and the forms a server could echo it in, so none can reach
+/// status or the log.
+fn secrets_of(r: &Relations) -> Vec<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let mut secrets = vec![r.postgresql.password.clone()];
+    if let Some(password) = url::Url::parse(&r.redis.uri).ok().and_then(|u| u.password().map(str::to_string)) {
+        let decoded = percent_encoding::percent_decode_str(&password).decode_utf8_lossy().into_owned();
+        secrets.extend([decoded, password]);
     }
     if let Some(keys) = r.s3.as_ref().and_then(|s| s.keys.as_ref()) {
-        secrets.push(&keys.secret_key);
+        secrets.push(keys.secret_key.clone());
     }
-    if let Some(password) = r.smtp.as_ref().and_then(|s| s.password.as_deref()) {
-        secrets.push(password);
+    if let Some(smtp) = &r.smtp
+        && let Some(password) = &smtp.password
+    {
+        // AUTH PLAIN and AUTH LOGIN send it base64-encoded; a server may quote the line.
+        let user = smtp.username.as_deref().unwrap_or_default();
+        secrets.extend([STANDARD.encode(format!("\0{user}\0{password}")), STANDARD.encode(password), password.clone()]);
     }
     secrets.retain(|s| !s.is_empty());
     secrets
@@ -236,18 +249,6 @@ fn redact(text: &str, secrets: &[&str]) -> String {
     text.chars().take(MAX_MESSAGE).collect()
 }
 
-/// `e: its source: its source's source`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// The background checks of every Penpot, and what they found.
 pub struct Checker {
     egress: Arc<Egress>,
@@ -256,16 +257,29 @@ pub struct Checker {
     permits: Arc<tokio::sync::Semaphore>,
     /// Called with `namespace/name` when a check ended: the controller reconciles it again.
     wake: Box<dyn Fn(&str) + Send + Sync>,
+    /// Numbers the passes, so a pass that was overtaken touches nothing.
+    passes: std::sync::atomic::AtomicU64,
 }
 
 struct Entry {
     /// [`Subject::digest`] of the relations last seen.
     digest: [u8; 32],
-    /// The last finished pass for `subject`, each result with the time it was first found,
-    /// and when the pass finished.
+    /// The last finished pass for these relations, each result with the time it was first
+    /// found, and when the pass finished.
     found: Option<(Vec<(Outcome, Timestamp)>, Instant)>,
-    running: bool,
+    /// What status said before this process checked anything: shown until the first pass
+    /// ends, and the source of `since` for results found again (a restart or a new leader
+    /// then rewrites nothing).
+    previous: Vec<RelationCheck>,
+    /// The pass under way: its number and how to stop it.
+    running: Option<(u64, tokio::task::AbortHandle)>,
+    /// When the last pass started: passes of one Penpot are at least [`MIN_GAP`] apart,
+    /// however often its Secret changes, so the checks are no fast password oracle.
+    started: Option<Instant>,
 }
+
+/// The least time between two passes of one Penpot.
+pub const MIN_GAP: Duration = Duration::from_secs(30);
 
 impl Checker {
     pub fn new(egress: Arc<Egress>, wake: impl Fn(&str) + Send + Sync + 'static) -> Arc<Self> {
@@ -274,18 +288,31 @@ impl Checker {
             entries: Mutex::new(HashMap::new()),
             permits: Arc::new(tokio::sync::Semaphore::new(PARALLEL)),
             wake: Box::new(wake),
+            passes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     /// What is known of `subject` for the Penpot `key`, at once; a check starts in the
     /// background when none was made for exactly this subject or the last one is old.
-    pub fn observe(self: &Arc<Self>, key: &str, subject: &Subject) -> Vec<RelationCheck> {
+    /// `previous` is the Penpot's `status.checks` as stored.
+    pub fn observe(self: &Arc<Self>, key: &str, subject: &Subject, previous: &[RelationCheck]) -> Vec<RelationCheck> {
         let digest = subject.digest();
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = entries.entry(key.to_string()).or_insert_with(|| Entry { digest, found: None, running: false });
+        let entry = entries.entry(key.to_string()).or_insert_with(|| Entry {
+            digest,
+            found: None,
+            previous: previous.to_vec(),
+            running: None,
+            started: None,
+        });
         if entry.digest != digest {
-            // New relations: what was found is about the old ones.
-            *entry = Entry { digest, found: None, running: false };
+            // New relations: what was found is about the old ones, and so is a pass under way.
+            if let Some((_, pass)) = entry.running.take() {
+                pass.abort();
+            }
+            entry.digest = digest;
+            entry.found = None;
+            entry.previous.clear();
         }
         let due = match &entry.found {
             None => true,
@@ -294,74 +321,104 @@ impl Checker {
                 at.elapsed() >= if failed { RECHECK_FAILED } else { RECHECK_PASSED }
             }
         };
-        if due && !entry.running {
-            entry.running = true;
-            tokio::spawn(self.clone().run(key.to_string(), subject.clone(), digest));
+        if due && entry.running.is_none() {
+            let id = self.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let wait = entry.started.map_or(Duration::ZERO, |at| MIN_GAP.saturating_sub(at.elapsed()));
+            entry.started = Some(Instant::now() + wait);
+            let pass = tokio::spawn(self.clone().run(key.to_string(), subject.clone(), id, wait));
+            entry.running = Some((id, pass.abort_handle()));
         }
-        report(subject, entry.found.as_ref().map(|(outcomes, _)| outcomes.as_slice()))
+        match &entry.found {
+            None if !entry.previous.is_empty() => entry.previous.clone(),
+            found => report(subject, found.as_ref().map(|(outcomes, _)| outcomes.as_slice())),
+        }
     }
 
-    /// Forgets Penpots that are gone.
+    /// Forgets Penpots that are gone, stopping their passes.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|key, _| keep(key));
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|key, entry| {
+            let kept = keep(key);
+            if let (false, Some((_, pass))) = (kept, &entry.running) {
+                pass.abort();
+            }
+            kept
+        });
     }
 
-    /// One pass for `subject`, whose credentials live only as long as the pass.
-    async fn run(self: Arc<Self>, key: String, subject: Subject, digest: [u8; 32]) {
+    /// Pass `id` for `subject`, after `wait`; its credentials live only as long as the pass.
+    async fn run(self: Arc<Self>, key: String, subject: Subject, id: u64, wait: Duration) {
         use tracing::Instrument;
-        let outcomes = match self.permits.clone().acquire_owned().await {
-            // A trace of its own: it outlives the reconcile that started it.
-            Ok(_permit) => {
-                let span = tracing::info_span!(parent: None, "relation_checks", penpot = %key);
-                check_all(&subject, &self.egress, &key).instrument(span).await
-            }
-            Err(_) => return,
-        };
+        tokio::time::sleep(wait).await;
+        let Ok(_permit) = self.permits.clone().acquire_owned().await else { return };
+        // A trace of its own: it outlives the reconcile that started it.
+        let span = tracing::info_span!(parent: None, "relation_checks", penpot = %key);
+        let outcomes = check_all(&subject, &self.egress, &key).instrument(span).await;
         {
             let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(entry) = entries.get_mut(&key) else { return };
-            if entry.digest != digest {
-                // The relations changed while this ran; observe started or will start anew.
-                entry.running = false;
-                return;
+            if entry.running.as_ref().map(|(pass, _)| *pass) != Some(id) {
+                return; // overtaken by newer relations
             }
-            entry.running = false;
+            entry.running = None;
             let now = Timestamp::now();
-            let previous = entry.found.take().map(|(found, _)| found).unwrap_or_default();
+            let before = entry.found.take().map(|(found, _)| found).unwrap_or_default();
             // A result found again keeps its time, so status is not rewritten for nothing.
             let found: Vec<(Outcome, Timestamp)> = outcomes
                 .into_iter()
                 .map(|o| {
-                    let since = previous.iter().find(|(p, _)| *p == o).map_or(now, |(_, at)| *at);
-                    (o, since)
+                    let earlier = before.iter().find(|(b, _)| *b == o).map(|(_, at)| *at);
+                    let stored =
+                        entry.previous.iter().find(|p| same(p, &o)).and_then(|p| p.since.as_ref().map(|t| t.0));
+                    (o, earlier.or(stored).unwrap_or(now))
                 })
                 .collect();
-            let unchanged = found.len() == previous.len() && found.iter().all(|f| previous.contains(f));
+            let shown = match before.is_empty() {
+                true => entry.previous.iter().map(|p| (p.relation.clone(), p.result, p.message.clone())).collect(),
+                false => before
+                    .iter()
+                    .map(|(o, _)| (o.relation.name().to_string(), o.result, o.message.clone()))
+                    .collect::<Vec<_>>(),
+            };
+            let unchanged = shown
+                == found
+                    .iter()
+                    .map(|(o, _)| (o.relation.name().to_string(), o.result, o.message.clone()))
+                    .collect::<Vec<_>>();
             let failed = found.iter().any(|(o, _)| o.result == CheckResult::Failed);
             entry.found = Some((found, Instant::now()));
+            entry.previous.clear();
             // Nothing else reconciles a settled Penpot this soon: come back when due.
-            let again = if failed { RECHECK_FAILED } else { RECHECK_PASSED };
-            let checker = Arc::downgrade(&self);
-            let key = key.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(again).await;
-                let Some(checker) = checker.upgrade() else { return };
-                let current = checker
-                    .entries
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .get(&key)
-                    .map(|e| e.digest == digest);
-                if current == Some(true) {
-                    (checker.wake)(&key);
-                }
-            });
+            self.wake_after(&key, if failed { RECHECK_FAILED } else { RECHECK_PASSED }, entry.digest);
             if unchanged {
                 return;
             }
         }
         (self.wake)(&key);
     }
+
+    /// Wakes the Penpot `key` after `delay`, unless its relations changed by then.
+    fn wake_after(self: &Arc<Self>, key: &str, delay: Duration, digest: [u8; 32]) {
+        let checker = Arc::downgrade(self);
+        let key = key.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Some(checker) = checker.upgrade() else { return };
+            let current = checker
+                .entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+                .map(|e| e.digest == digest);
+            if current == Some(true) {
+                (checker.wake)(&key);
+            }
+        });
+    }
+}
+
+/// Whether a stored status entry says what `outcome` says.
+fn same(stored: &RelationCheck, outcome: &Outcome) -> bool {
+    stored.relation == outcome.relation.name() && stored.result == outcome.result && stored.message == outcome.message
 }
 
 /// Status entries: the results found, or `Unknown` for each relation still being checked.
@@ -423,28 +480,58 @@ mod tests {
     /// The reconcile gets `Unknown` at once; the background pass (here refused by the fence,
     /// loopback being fenced) wakes the Penpot, and the next look has the results. A changed
     /// relation starts over; an unchanged one is not checked again before it is due.
-    #[tokio::test]
+    /// Paused time: the recheck timers and the gap between passes pass at once.
+    #[tokio::test(start_paused = true)]
     async fn observe_answers_at_once_and_wakes_the_penpot_when_a_pass_ends() {
         let (woken, mut wakes) = tokio::sync::mpsc::unbounded_channel();
         let checker = Checker::new(Arc::new(Egress::default()), move |key| {
             let _ = woken.send(key.to_string());
         });
-        let first = checker.observe("ns/p", &subject("one"));
+        let first = checker.observe("ns/p", &subject("one"), &[]);
         assert_eq!(
             first.iter().map(|c| (c.relation.as_str(), c.result)).collect::<Vec<_>>(),
             [("postgresql", CheckResult::Unknown), ("redis", CheckResult::Unknown)]
         );
         assert_eq!(wakes.recv().await.as_deref(), Some("ns/p"));
-        let found = checker.observe("ns/p", &subject("one"));
+        let found = checker.observe("ns/p", &subject("one"), &[]);
         assert!(found.iter().all(|c| c.result == CheckResult::Failed && c.since.is_some()), "{found:?}");
         assert!(found[0].message.contains("a loopback address"), "{found:?}");
         // Not due: no new pass, so no wake.
         assert!(tokio::time::timeout(Duration::from_millis(300), wakes.recv()).await.is_err());
-        let changed = checker.observe("ns/p", &subject("two"));
+        // A change starts over, at least MIN_GAP after the last pass began.
+        let asked = tokio::time::Instant::now();
+        let changed = checker.observe("ns/p", &subject("two"), &[]);
         assert!(changed.iter().all(|c| c.result == CheckResult::Unknown));
         assert_eq!(wakes.recv().await.as_deref(), Some("ns/p"));
+        assert!(asked.elapsed() >= MIN_GAP - Duration::from_secs(1), "{:?}", asked.elapsed());
+        // Failing, the Penpot is woken again when the recheck is due.
+        assert_eq!(wakes.recv().await.as_deref(), Some("ns/p"));
+        assert!(asked.elapsed() >= RECHECK_FAILED, "{:?}", asked.elapsed());
         checker.retain(|_| false);
         assert!(checker.entries.lock().unwrap().is_empty());
+    }
+
+    /// After a restart the stored results stand until the first pass ends, and a result found
+    /// again keeps its stored time: a new leader rewrites nothing.
+    #[tokio::test(start_paused = true)]
+    async fn stored_results_stand_until_the_first_pass_and_keep_their_time() {
+        let (woken, mut wakes) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let checker = Checker::new(Arc::new(Egress::default()), move |key| {
+            let _ = woken.send(key.to_string());
+        });
+        let (woke_first, mut first_wakes) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let probe = Checker::new(Arc::new(Egress::default()), move |key| {
+            let _ = woke_first.send(key.to_string());
+        });
+        probe.observe("ns/p", &subject("one"), &[]);
+        first_wakes.recv().await;
+        let mut stored = probe.observe("ns/p", &subject("one"), &[]);
+        let at = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::from_second(1_000_000).unwrap());
+        stored.iter_mut().for_each(|c| c.since = Some(at.clone()));
+        assert_eq!(checker.observe("ns/p", &subject("one"), &stored), stored, "the stored results stand");
+        // The pass finds the same: no wake, and the stored time stays.
+        assert!(tokio::time::timeout(Duration::from_secs(5), wakes.recv()).await.is_err());
+        assert_eq!(checker.observe("ns/p", &subject("one"), &[]), stored);
     }
 
     #[test]

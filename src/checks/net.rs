@@ -22,6 +22,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Verify {
     /// Chain to the roots, name matches the host: what Penpot's clients do by default.
     Full,
+    /// Chain to the roots, any name: PgJDBC's `sslmode=verify-ca`.
+    ChainOnly,
     /// Encrypt only, as PgJDBC does for `sslmode=require` and `prefer`.
     None,
 }
@@ -43,6 +45,8 @@ pub fn qualify(host: &str, namespace: &str) -> String {
 pub async fn connect(probe: &Probe<'_>, host: &str, port: u16) -> Result<TcpStream, Failure> {
     let egress = probe.egress;
     let qualified = qualify(host, probe.namespace);
+    // An admin may allow the host as the relation writes it, or fully.
+    let allowed = egress.allows_host(host) || egress.allows_host(&qualified);
     let host = qualified.as_str();
     if let Some(why) = egress.refused_port(port) {
         return Err(Failure::Fenced(why));
@@ -55,7 +59,6 @@ pub async fn connect(probe: &Probe<'_>, host: &str, port: u16) -> Result<TcpStre
     if found.is_empty() {
         return Err(Failure::NotResolved(host.to_string()));
     }
-    let allowed = egress.allows_host(host);
     let mut refused = None;
     let mut last_error = None;
     for addr in found {
@@ -84,6 +87,15 @@ pub fn tls_config(ca_bundle: Option<&str>, verify: Verify) -> Result<Arc<ClientC
         .map_err(|e| Failure::Tls(e.to_string()))?;
     let config = match verify {
         Verify::Full => builder.with_root_certificates(roots(ca_bundle)).with_no_client_auth(),
+        Verify::ChainOnly => {
+            let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(ca_bundle)),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| Failure::Tls(e.to_string()))?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(chain))).with_no_client_auth()
+        }
         Verify::None => {
             builder.dangerous().with_custom_certificate_verifier(Arc::new(EncryptOnly(provider))).with_no_client_auth()
         }
@@ -94,9 +106,10 @@ pub fn tls_config(ca_bundle: Option<&str>, verify: Verify) -> Result<Arc<ClientC
 /// The image's public roots (`SSL_CERT_FILE` or the system store) and `ca_bundle`'s.
 fn roots(ca_bundle: Option<&str>) -> RootCertStore {
     use rustls::pki_types::pem::PemObject;
+    // Read once per process: the image's roots do not change while it runs.
+    static NATIVE: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
     let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
+    roots.add_parsable_certificates(NATIVE.get_or_init(|| rustls_native_certs::load_native_certs().certs).clone());
     if let Some(pem) = ca_bundle {
         roots.add_parsable_certificates(CertificateDer::pem_slice_iter(pem.as_bytes()).flatten());
     }
@@ -114,7 +127,88 @@ pub async fn handshake(
     tokio::time::timeout(CONNECT_TIMEOUT, TlsConnector::from(config).connect(name, stream))
         .await
         .map_err(|_| Failure::Unreachable(format!("no TLS handshake in {} s", CONNECT_TIMEOUT.as_secs())))?
-        .map_err(|e| Failure::Tls(e.to_string()))
+        .map_err(|e| tls_failure(&e))
+}
+
+/// A failure found anywhere in `e`'s sources, as status may say it: a certificate the
+/// workload would refuse, in fixed words (never the names the certificate holds); anything
+/// else (a plaintext port, a reset, a timeout) is a connection failure, reported coarsely,
+/// so TLS errors cannot tell open ports from closed ones.
+pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Failure {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        // An io::Error's `source` skips the error it wraps: look inside it too.
+        let inner = s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &dyn std::error::Error);
+        for candidate in [Some(s), inner].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(problem)) = candidate.downcast_ref::<rustls::Error>() {
+                return Failure::Tls(certificate_problem(problem).into());
+            }
+        }
+        source = s.source();
+    }
+    Failure::Unreachable(crate::error::error_chain(e))
+}
+
+fn certificate_problem(problem: &rustls::CertificateError) -> &'static str {
+    use rustls::CertificateError as C;
+    match problem {
+        C::UnknownIssuer => {
+            "the server's certificate is not signed by a CA the workload trusts (spec.caBundle adds one)"
+        }
+        C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired",
+        C::NotValidYet | C::NotValidYetContext { .. } => "the server's certificate is not valid yet",
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the server's certificate is not valid for the host name the relation uses"
+        }
+        C::Revoked => "the server's certificate is revoked",
+        _ => "the server's certificate is refused",
+    }
+}
+
+/// The full check without the name: webpki checks the chain first, so a name mismatch is all
+/// that is forgiven.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(NotValidForName | NotValidForNameContext { .. })) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Accepts any certificate but still checks the handshake signatures: encryption without

@@ -6,11 +6,15 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
 
 use super::net::{self, Verify};
-use super::{Failure, Probe};
+use super::{Failure, Found, Probe};
 use crate::relations::postgresql::Postgresql;
 
-pub async fn check(pg: &Postgresql, probe: &Probe<'_>) -> Result<String, Failure> {
+pub async fn check(pg: &Postgresql, probe: &Probe<'_>) -> Result<Found, Failure> {
     let target = Target::parse(&pg.uri)?;
+    if let Some(option) = target.own_tls_files {
+        // The backend reads those files from its own filesystem; the operator cannot.
+        return Ok(Found::Skipped(format!("not checked: the URI sets {option}, a file only the backend reads")));
+    }
     let stream = net::connect(probe, &target.host, target.port).await?;
     let mut config = tokio_postgres::Config::new();
     config
@@ -30,7 +34,7 @@ pub async fn check(pg: &Postgresql, probe: &Probe<'_>) -> Result<String, Failure
             select_one(&config, stream, connect).await?
         }
     }
-    Ok(format!("logged in to database {} as {}", target.database, pg.username))
+    Ok(Found::Passed(format!("logged in to database {} as {}", target.database, pg.username)))
 }
 
 /// Logs in over `stream` and runs `SELECT 1`.
@@ -40,11 +44,18 @@ where
     T::Stream: Send + 'static,
 {
     let (client, connection) = config.connect_raw(stream, tls).await.map_err(failure)?;
-    let running = tokio::spawn(connection);
-    let answered = client.simple_query("SELECT 1").await;
-    drop(client);
-    running.abort();
-    answered.map(drop).map_err(failure)
+    // Aborted however this ends, a timeout dropping this future included: a server that
+    // never answers must not keep the connection's task and socket.
+    let _running = AbortOnDrop(tokio::spawn(connection));
+    client.simple_query("SELECT 1").await.map(drop).map_err(failure)
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What the check needs of `postgresql://host:port/database?params`.
@@ -55,6 +66,8 @@ struct Target {
     ssl_mode: SslMode,
     /// `None`: no TLS at all (`sslmode=disable`).
     verify: Option<Verify>,
+    /// A PgJDBC option naming a file in the backend's filesystem (`sslrootcert`, ...).
+    own_tls_files: Option<&'static str>,
 }
 
 impl Target {
@@ -68,21 +81,24 @@ impl Target {
         let (ssl_mode, verify) = match mode.as_deref() {
             Some("disable") => (SslMode::Disable, None),
             Some("require") => (SslMode::Require, Some(Verify::None)),
-            Some("verify-ca" | "verify-full") => (SslMode::Require, Some(Verify::Full)),
+            Some("verify-ca") => (SslMode::Require, Some(Verify::ChainOnly)),
+            Some("verify-full") => (SslMode::Require, Some(Verify::Full)),
             // `allow`, `prefer` and no mode: TLS when the server offers it, unverified.
             _ => (SslMode::Prefer, Some(Verify::None)),
         };
-        Ok(Self { host, port, database, ssl_mode, verify })
+        let own_tls_files = ["sslrootcert", "sslcert", "sslkey", "sslfactory"]
+            .into_iter()
+            .find(|option| url.query_pairs().any(|(k, _)| k == *option));
+        Ok(Self { host, port, database, ssl_mode, verify, own_tls_files })
     }
 }
 
 /// The server's own words when it refused (wrong password, no such database, pg_hba), which
-/// carry no secret; anything else is a connection or protocol failure.
+/// carry no secret; a certificate problem; anything else is a connection failure.
 fn failure(e: tokio_postgres::Error) -> Failure {
     match e.as_db_error() {
         Some(db) => Failure::Refused(format!("the server refused: {} (SQLSTATE {})", db.message(), db.code().code())),
-        None if e.to_string().contains("TLS") => Failure::Tls(super::error_chain(&e)),
-        None => Failure::Protocol(super::error_chain(&e)),
+        None => net::tls_failure(&e),
     }
 }
 
@@ -100,6 +116,9 @@ mod tests {
         assert_eq!(mode("postgresql://db:5432/penpot?sslmode=disable"), ("Disable".into(), None));
         assert_eq!(mode("postgresql://db:5432/penpot?sslmode=require"), ("Require".into(), Some(Verify::None)));
         assert_eq!(mode("postgresql://db:5432/penpot?sslmode=verify-full"), ("Require".into(), Some(Verify::Full)));
+        assert_eq!(mode("postgresql://db:5432/penpot?sslmode=verify-ca"), ("Require".into(), Some(Verify::ChainOnly)));
+        let own = Target::parse("postgresql://db:5432/penpot?sslmode=verify-full&sslrootcert=/etc/pg/ca.crt").unwrap();
+        assert_eq!(own.own_tls_files, Some("sslrootcert"));
         let t = Target::parse("postgresql://[fd00::5]:6432/pen.pot?sslmode=prefer").unwrap();
         assert_eq!((t.host.as_str(), t.port, t.database.as_str()), ("[fd00::5]", 6432, "pen.pot"));
     }

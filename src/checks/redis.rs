@@ -8,6 +8,9 @@ use super::net::{self, Verify};
 use super::{Failure, Probe};
 use crate::relations::redis::Redis;
 
+/// The error prefixes Redis answers AUTH, SELECT and PING with.
+const REDIS_ERRORS: [&str; 4] = ["WRONGPASS ", "NOAUTH ", "NOPERM ", "ERR "];
+
 /// Longest reply line read; Redis's own are far shorter.
 const MAX_LINE: usize = 512;
 
@@ -67,8 +70,11 @@ async fn converse(stream: impl AsyncRead + AsyncWrite + Unpin, commands: &[Vec<S
         let name = command[0].as_str();
         match reply.split_at_checked(1) {
             Some(("+", _)) => {}
-            // `-WRONGPASS ...`, `-NOAUTH ...`, `-ERR DB index is out of range`: the server's words.
-            Some(("-", error)) => return Err(Failure::Refused(format!("{name} refused: {error}"))),
+            // `-WRONGPASS ...`, `-NOAUTH ...`, `-ERR DB index is out of range`: Redis's words.
+            // Another protocol's line that happens to start with '-' is not quoted.
+            Some(("-", error)) if REDIS_ERRORS.iter().any(|e| error.starts_with(e)) => {
+                return Err(Failure::Refused(format!("{name} refused: {error}")));
+            }
             _ => return Err(Failure::Protocol(format!("{name}: not a Redis reply"))),
         }
     }

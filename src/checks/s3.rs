@@ -2,14 +2,15 @@
 //! which proves the endpoint answers, the keys are accepted and the bucket is theirs to list.
 
 use super::sigv4::{self, EMPTY_SHA256};
-use super::{Failure, Probe};
+use super::{Failure, Found, Probe};
 use crate::controller::egress::fenced_client;
 use crate::relations::s3::S3;
 
-pub async fn check(s3: &S3, probe: &Probe<'_>) -> Result<Option<String>, Failure> {
+pub async fn check(s3: &S3, probe: &Probe<'_>) -> Result<Found, Failure> {
     let Some(keys) = &s3.keys else {
-        // The workload's cloud identity holds the credentials; the operator has none to sign with.
-        return Ok(None);
+        return Ok(Found::Skipped(
+            "not checked: the workload's identity holds the credentials, the operator does not".into(),
+        ));
     };
     let endpoint = match &s3.endpoint {
         Some(endpoint) => endpoint.clone(),
@@ -17,8 +18,10 @@ pub async fn check(s3: &S3, probe: &Probe<'_>) -> Result<Option<String>, Failure
     };
     let mut url = url::Url::parse(&format!("{endpoint}/{}", s3.bucket))
         .map_err(|_| Failure::Protocol("the endpoint does not parse".into()))?;
-    if let Some(host) = url.host_str().map(|h| super::net::qualify(h, probe.namespace)) {
-        url.set_host(Some(&host)).map_err(|_| Failure::Protocol("the endpoint does not parse".into()))?;
+    // Names only: an address is what it is.
+    if let Some(url::Host::Domain(name)) = url.host().map(|h| h.to_owned()) {
+        let qualified = super::net::qualify(&name, probe.namespace);
+        url.set_host(Some(&qualified)).map_err(|_| Failure::Protocol("the endpoint does not parse".into()))?;
     }
     let url = url.to_string();
     probe.egress.check_url(&url).map_err(Failure::FencedUrl)?;
@@ -40,7 +43,7 @@ pub async fn check(s3: &S3, probe: &Probe<'_>) -> Result<Option<String>, Failure
         secret_key: &keys.secret_key,
     });
     let client = fenced_client(probe.egress, probe.ca_bundle, super::CHECK_TIMEOUT)
-        .map_err(|e| Failure::Tls(super::error_chain(&e)))?;
+        .map_err(|e| Failure::Tls(crate::error::error_chain(&e)))?;
     let response = client
         .head(parsed)
         .header("x-amz-content-sha256", EMPTY_SHA256)
@@ -49,15 +52,20 @@ pub async fn check(s3: &S3, probe: &Probe<'_>) -> Result<Option<String>, Failure
         .send()
         .await
         .map_err(|e| {
-            let why = super::error_chain(&e.without_url());
-            if why.contains("resolves only to refused addresses") {
-                Failure::FencedUrl(why)
-            } else if why.contains("dns error") || why.contains("failed to lookup address") {
+            let e = e.without_url();
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(s) = source {
+                if let Some(refused) = s.downcast_ref::<crate::controller::egress::Refused>() {
+                    return Failure::FencedUrl(format!("refused destination: {}", refused.why));
+                }
+                source = s.source();
+            }
+            // hyper's resolver error has no public type to match: its words do.
+            let why = crate::error::error_chain(&e);
+            if why.contains("dns error") || why.contains("failed to lookup address") {
                 Failure::NotResolved(parsed_host.clone())
-            } else if why.contains("certificate") {
-                Failure::Tls(why)
             } else {
-                Failure::Unreachable(why)
+                super::net::tls_failure(&e)
             }
         })?;
     let bucket = &s3.bucket;
@@ -65,7 +73,7 @@ pub async fn check(s3: &S3, probe: &Probe<'_>) -> Result<Option<String>, Failure
         r.headers().get("x-amz-bucket-region").and_then(|v| v.to_str().ok()).map(str::to_string)
     };
     match response.status().as_u16() {
-        200 => Ok(Some(format!("bucket {bucket} answered a signed HeadBucket"))),
+        200 => Ok(Found::Passed(format!("bucket {bucket} answered a signed HeadBucket"))),
         301 | 400 if region(&response).is_some_and(|r| r != s3.region) => Err(Failure::Refused(format!(
             "bucket {bucket} is in region {}, the relation says {}",
             region(&response).unwrap_or_default(),

@@ -100,9 +100,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let (got, text) = self.reply().await?;
         if got != code {
-            // The server's own words: `535 5.7.8 Authentication credentials invalid`.
             let said = text.last().map(String::as_str).unwrap_or_default();
-            return Err(Failure::Refused(format!("{step}: the server answered {got} {said}")));
+            // Refusing credentials is an SMTP server's answer worth its words (`535 5.7.8
+            // Authentication credentials invalid`); an odd answer to the greeting or EHLO may
+            // be another protocol's banner, which status must not quote.
+            return Err(if step.starts_with("AUTH") {
+                Failure::Refused(format!("{step}: the server answered {got} {said}"))
+            } else {
+                Failure::Protocol(format!("{step}: the server answered {got} {said}"))
+            });
         }
         Ok(text)
     }

@@ -16,6 +16,7 @@ use sha2::Digest;
 use tokio::sync::Mutex;
 
 use super::egress::{Egress, fenced_client};
+use crate::error::error_chain;
 use crate::relations::oidc::{Endpoints, http_url};
 
 const FOUND_TTL: Duration = Duration::from_secs(3600);
@@ -147,18 +148,6 @@ impl DiscoveryCache {
 /// failure for half a minute.
 fn fresh(at: Instant, found: &Discovery) -> bool {
     at.elapsed() < if matches!(found, Discovery::Found(_)) { FOUND_TTL } else { FAILED_TTL }
-}
-
-/// `e: its source: its source's source`, as reqwest's own Display says only "builder error".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

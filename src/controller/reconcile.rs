@@ -148,7 +148,8 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
         Some(checker) if ctx.leader.may_write() => {
             let subject =
                 crate::checks::Subject { relations: inputs.relations.clone(), ca_bundle: inputs.ca_bundle.clone() };
-            checker.observe(&check_key(Some(ns), &penpot.name_any()), &subject)
+            let stored = penpot.status.as_ref().map(|s| s.checks.as_slice()).unwrap_or_default();
+            checker.observe(&check_key(Some(ns), &penpot.name_any()), &subject, stored)
         }
         _ => Vec::new(),
     };

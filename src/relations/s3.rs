@@ -40,7 +40,10 @@ pub fn parse(d: &SecretData, identity: bool) -> Result<S3, RelationError> {
         (Some(_), None, _) => return Err(d.missing(&SECRET_KEY)),
     };
     let (bucket_key, bucket) = d.require(&["bucket", "BUCKET_NAME"])?;
-    if bucket.len() > 255 || !bucket.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+    if bucket.len() > 255
+        || !bucket.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        || bucket.chars().all(|c| c == '.')
+    {
         return Err(d.error(bucket_key, "is not a bucket name (letters, digits, '.', '_', '-')"));
     }
     let region = match d.first(&["region", "BUCKET_REGION"])? {

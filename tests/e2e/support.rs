@@ -518,3 +518,27 @@ pub fn wait_profile(c: &Cluster, ns: &str, name: &str, reason: &str) -> String {
         profile_ready(c, ns, name).filter(|(r, _)| r == reason).map(|(_, m)| m)
     })
 }
+
+/// The servers of tests/harness/relations.sh (real PostgreSQL, Redis, SMTP and S3 on
+/// loopback) as their env file names them, or `None` after saying so; CI
+/// (`PENPOT_E2E_REQUIRED=1`) requires them.
+pub fn relation_servers() -> Option<std::collections::HashMap<String, String>> {
+    let Some(path) = std::env::var_os("PENPOT_RELATIONS_ENV") else {
+        assert!(
+            std::env::var("PENPOT_E2E_REQUIRED").as_deref() != Ok("1"),
+            "PENPOT_E2E_REQUIRED=1 but PENPOT_RELATIONS_ENV is not set: start tests/harness/relations.sh first"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** relation checks SKIPPED: PENPOT_RELATIONS_ENV is not set (tests/harness/relations.sh up DIR) ***\n"
+        );
+        return None;
+    };
+    let text = std::fs::read_to_string(path).expect("the relation servers' env file");
+    Some(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').trim_matches('"').to_string()))
+            .collect(),
+    )
+}

@@ -318,7 +318,8 @@ down() {
     [[ -f "$f" ]] || continue
     pid=$(cat "$f")
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    # Only a server still running after 10 s: an exited one's pid may belong to another by now.
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
     rm -f "$f"
   done
   log "relations in $r stopped"
