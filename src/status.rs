@@ -347,7 +347,8 @@ mod tests {
         assert_eq!(cond(&failed, "Ready").status, "True", "a failed check leaves Ready alone");
         let again = with(failed.checks.clone(), Some(&failed), 30);
         assert_eq!(cond(&again, "RelationsReachable").last_transition_time, c.last_transition_time);
-        let passed = with(vec![check("redis", CheckResult::Passed), check("s3", CheckResult::Skipped)], Some(&failed), 40);
+        let passed =
+            with(vec![check("redis", CheckResult::Passed), check("s3", CheckResult::Skipped)], Some(&failed), 40);
         let c = cond(&passed, "RelationsReachable");
         assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "ChecksPassed"));
     }

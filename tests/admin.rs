@@ -526,7 +526,7 @@ fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
 /// Every span received: (name, trace id, parent span id, span id, string attributes).
 type Span = (String, Vec<u8>, Vec<u8>, Vec<u8>, std::collections::BTreeMap<String, String>);
 
-fn spans(bodies: &[Vec<u8>]) -> Vec<Span> {
+fn decode_spans(bodies: &[Vec<u8>]) -> Vec<Span> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
     use prost::Message;
@@ -565,14 +565,15 @@ fn reconciles_are_traced_over_otlp_a_span_per_step() {
     let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
     let (port, bodies) = otlp_receiver();
     let endpoint = format!("http://127.0.0.1:{port}");
-    // Checks off: this test is about the reconcile's own trace.
+    // Checks on, against the suite's made-up hosts: they fail, and their spans must carry
+    // no more than the log does.
     let _operator =
-        Operator::start(c, n, &kubeconfig, "otlp", &["--otlp-endpoint", &endpoint, "--relation-checks=false"]);
+        Operator::start(c, n, &kubeconfig, "otlp", &["--otlp-endpoint", &endpoint, "--relation-checks=true"]);
     ready_penpot(c, n, "p", 1);
 
     // The batch goes out every 5 s; wait for a reconcile that applied (it has an apply span).
     let found = wait_until(LONG, "a reconcile trace with every step", || {
-        let spans = spans(&bodies.lock().unwrap());
+        let spans = decode_spans(&bodies.lock().unwrap());
         let root = spans.iter().find(|s| {
             s.0 == "reconcile"
                 && s.4.get("penpot").map(String::as_str) == Some("p")
@@ -592,6 +593,18 @@ fn reconciles_are_traced_over_otlp_a_span_per_step() {
     for step in ["resolve", "render", "apply", "report"] {
         assert!(children.contains(step), "no {step} span under reconcile: {children:?}");
     }
+    // The background checks are a trace of their own, a span per relation.
+    let spans = wait_until(LONG, "a relation_checks trace", || {
+        let spans = decode_spans(&bodies.lock().unwrap());
+        let pass = spans.iter().find(|s| s.0 == "relation_checks" && s.2.is_empty())?;
+        let checked: std::collections::BTreeSet<String> = spans
+            .iter()
+            .filter(|s| s.0 == "check" && s.1 == pass.1)
+            .filter_map(|s| s.4.get("relation").cloned())
+            .collect();
+        (checked.len() == 3).then_some(spans)
+    });
+    assert!(spans.iter().any(|s| s.0 == "relation_checks" && s.4.get("penpot") == Some(&format!("{n}/p"))));
     // Nothing secret rides along: the relation Secrets' values are nowhere in the export.
     let all: Vec<u8> = bodies.lock().unwrap().concat();
     for secret in [PG_PASSWORD, S3_SECRET, REDIS_PASSWORD] {
