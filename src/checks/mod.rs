@@ -31,9 +31,19 @@ use crate::relations::Relations;
 
 /// The longest a whole check of one relation may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often unchanged relations are checked again, after a pass and after a failure.
+/// How often unchanged relations are checked again: after a pass, and after a first failure,
+/// the wait doubling with each failure after it up to RECHECK_PASSED. Each recheck is a
+/// reconcile (a few reads), so a long outage of many databases costs the API server little.
 pub const RECHECK_PASSED: Duration = Duration::from_secs(600);
 pub const RECHECK_FAILED: Duration = Duration::from_secs(60);
+
+/// The wait before rechecking after `failed` failing passes in a row (0: the last passed).
+fn recheck_after(failed: u32) -> Duration {
+    match failed {
+        0 => RECHECK_PASSED,
+        n => RECHECK_FAILED.saturating_mul(1 << (n - 1).min(16)).min(RECHECK_PASSED),
+    }
+}
 /// Penpots checked at once; the others wait their turn, their reconciles unaffected.
 const PARALLEL: usize = 4;
 /// Longest message kept from a server.
@@ -273,6 +283,8 @@ struct Entry {
     previous: Vec<RelationCheck>,
     /// The pass under way: its number and how to stop it.
     running: Option<(u64, tokio::task::AbortHandle)>,
+    /// Failing passes in a row for these relations.
+    failed: u32,
     /// When the last pass started: passes of one Penpot are at least [`MIN_GAP`] apart,
     /// however often its Secret changes, so the checks are no fast password oracle.
     started: Option<Instant>,
@@ -303,6 +315,7 @@ impl Checker {
             found: None,
             previous: previous.to_vec(),
             running: None,
+            failed: 0,
             started: None,
         });
         if entry.digest != digest {
@@ -312,14 +325,12 @@ impl Checker {
             }
             entry.digest = digest;
             entry.found = None;
+            entry.failed = 0;
             entry.previous.clear();
         }
         let due = match &entry.found {
             None => true,
-            Some((outcomes, at)) => {
-                let failed = outcomes.iter().any(|(o, _)| o.result == CheckResult::Failed);
-                at.elapsed() >= if failed { RECHECK_FAILED } else { RECHECK_PASSED }
-            }
+            Some((_, at)) => at.elapsed() >= recheck_after(entry.failed),
         };
         if due && entry.running.is_none() {
             let id = self.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -388,7 +399,8 @@ impl Checker {
             entry.found = Some((found, Instant::now()));
             entry.previous.clear();
             // Nothing else reconciles a settled Penpot this soon: come back when due.
-            self.wake_after(&key, if failed { RECHECK_FAILED } else { RECHECK_PASSED }, entry.digest);
+            entry.failed = if failed { entry.failed.saturating_add(1) } else { 0 };
+            self.wake_after(&key, recheck_after(entry.failed), entry.digest);
             if unchanged {
                 return;
             }
@@ -532,6 +544,13 @@ mod tests {
         // The pass finds the same: no wake, and the stored time stays.
         assert!(tokio::time::timeout(Duration::from_secs(5), wakes.recv()).await.is_err());
         assert_eq!(checker.observe("ns/p", &subject("one"), &[]), stored);
+    }
+
+    #[test]
+    fn rechecks_back_off_while_failing() {
+        let waits: Vec<u64> = (0..7).map(|n| recheck_after(n).as_secs()).collect();
+        assert_eq!(waits, [600, 60, 120, 240, 480, 600, 600]);
+        assert_eq!(recheck_after(u32::MAX), RECHECK_PASSED);
     }
 
     #[test]
