@@ -358,58 +358,51 @@ fn preflight_checks_report_each_relation_in_status_and_follow_its_secret() {
     let _operator =
         Operator::start(c, n, &kubeconfig, "checks", &["--relation-checks=true", "--egress-allow-host", "127.0.0.1"]);
     let v = |k: &str| s[k].as_str();
-    c.apply_ok(
-        n,
-        &secret_yaml(
+    let pg = |password| {
+        secret_yaml(
             "pg",
             &[
                 ("host", v("PG_HOST")),
                 ("port", v("PG_PORT")),
                 ("database", "penpot"),
                 ("username", v("PG_USER")),
-                ("password", v("PG_PASSWORD")),
+                ("password", password),
             ],
-        ),
-    );
-    c.apply_ok(
-        n,
-        &secret_yaml(
+        )
+    };
+    let others = [
+        (
             "redis",
-            &[
-                ("hostname", v("REDIS_HOST")),
-                ("port", v("REDIS_PORT")),
-                ("username", v("REDIS_USER")),
-                ("password", v("REDIS_PASSWORD")),
+            vec![
+                ("hostname", "REDIS_HOST"),
+                ("port", "REDIS_PORT"),
+                ("username", "REDIS_USER"),
+                ("password", "REDIS_PASSWORD"),
             ],
         ),
-    );
-    c.apply_ok(
-        n,
-        &secret_yaml(
+        (
             "s3",
-            &[
-                ("endpoint", v("S3_ENDPOINT")),
-                ("bucket", v("S3_BUCKET")),
-                ("region", v("S3_REGION")),
-                ("access-key", v("S3_ACCESS_KEY")),
-                ("secret-key", v("S3_SECRET_KEY")),
+            vec![
+                ("endpoint", "S3_ENDPOINT"),
+                ("bucket", "S3_BUCKET"),
+                ("region", "S3_REGION"),
+                ("access-key", "S3_ACCESS_KEY"),
+                ("secret-key", "S3_SECRET_KEY"),
             ],
         ),
-    );
-    c.apply_ok(
-        n,
-        &secret_yaml(
+        (
             "smtp",
-            &[
-                ("host", v("SMTP_HOST")),
-                ("port", v("SMTP_PORT")),
-                ("transport_security", "starttls"),
-                ("user", v("SMTP_USER")),
-                ("password", v("SMTP_PASSWORD")),
-                ("domain", "example.com"),
-            ],
+            vec![("host", "SMTP_HOST"), ("port", "SMTP_PORT"), ("user", "SMTP_USER"), ("password", "SMTP_PASSWORD")],
         ),
-    );
+    ];
+    c.apply_ok(n, &pg(v("PG_PASSWORD")));
+    for (name, keys) in others {
+        let mut pairs: Vec<(&str, &str)> = keys.iter().map(|(key, var)| (*key, v(var))).collect();
+        if name == "smtp" {
+            pairs.extend([("transport_security", "starttls"), ("domain", "example.com")]);
+        }
+        c.apply_ok(n, &secret_yaml(name, &pairs));
+    }
     // STARTTLS is verified against the Penpot's own CA bundle, as the backend verifies it.
     let ca = std::fs::read_to_string(v("RELATIONS_CA")).unwrap();
     c.apply_ok(n, &secret_yaml("corp-ca", &[("ca.crt", &ca)]));
@@ -433,19 +426,7 @@ fn preflight_checks_report_each_relation_in_status_and_follow_its_secret() {
 
     // A wrong password: the check fails in the server's words, naming the relation in the
     // condition; the others still pass.
-    c.apply_ok(
-        n,
-        &secret_yaml(
-            "pg",
-            &[
-                ("host", v("PG_HOST")),
-                ("port", v("PG_PORT")),
-                ("database", "penpot"),
-                ("username", v("PG_USER")),
-                ("password", "relpw-wrong-e2e-3c9a"),
-            ],
-        ),
-    );
+    c.apply_ok(n, &pg("relpw-wrong-e2e-3c9a"));
     let failed = wait_until(LONG, "the postgresql check failed", || {
         let p = c.get(n, "penpot/p")?;
         check_of(&p, "postgresql").filter(|(result, _)| result == "Failed").map(|_| p)
