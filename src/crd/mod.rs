@@ -10,6 +10,10 @@ pub use v1alpha1::*;
 
 use kube::CustomResourceExt;
 
+/// A DNS subdomain (RFC 1123), the names of Secrets, ConfigMaps, claims, ServiceAccounts and
+/// Gateways: one pattern for every field that names one.
+pub const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
 /// The CRDs as one YAML stream, exactly what `penpot-operator crd` prints and
 /// `crds/penpot.yaml` holds.
 pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {

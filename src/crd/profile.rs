@@ -53,7 +53,7 @@ pub struct PenpotRef {
 pub struct PasswordSecretRef {
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        regex(pattern = super::DNS_SUBDOMAIN)
     )]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -274,7 +274,7 @@ pub struct GatewaySpec {
 pub struct GatewayParentRef {
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        regex(pattern = super::DNS_SUBDOMAIN)
     )]
     pub name: String,
     /// The Gateway's namespace; default: the Penpot's. Its listener must allow routes from here.
@@ -285,7 +285,7 @@ pub struct GatewayParentRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        regex(pattern = super::DNS_SUBDOMAIN)
     )]
     pub section_name: Option<String>,
 }
@@ -307,7 +307,7 @@ pub struct CaBundle {
 pub struct KeyRef {
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        regex(pattern = super::DNS_SUBDOMAIN)
     )]
     pub name: String,
     /// Default `ca.crt` (cert-manager's name for it).
@@ -329,7 +329,7 @@ pub struct WorkloadServiceAccount {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        regex(pattern = super::DNS_SUBDOMAIN)
     )]
     pub name: Option<String>,
     /// Annotations of the ServiceAccount `<name>` the operator makes, e.g.
@@ -355,7 +355,7 @@ pub struct FilesystemStorage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        regex(pattern = super::DNS_SUBDOMAIN)
     )]
     pub claim_name: Option<String>,
     /// Size of the claim the operator makes. Growing it needs a StorageClass that allows
@@ -405,7 +405,7 @@ impl PenpotSpec {
 pub struct SecretRef {
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        regex(pattern = super::DNS_SUBDOMAIN)
     )]
     pub name: String,
 }
