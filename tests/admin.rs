@@ -421,7 +421,7 @@ fn preflight_checks_report_each_relation_in_status_and_follow_its_secret() {
     });
     let reachable = condition(&passed, "RelationsReachable").cloned().unwrap_or_default();
     assert_eq!(reachable["status"], "True", "{reachable}");
-    assert_eq!(check_of(&passed, "smtp").unwrap().1, "logged in as penpot");
+    assert_eq!(check_of(&passed, "smtp").unwrap().1, "logged in as penpot; sender penpot@example.com accepted");
     wait_ready(c, n, "p");
 
     // A wrong password: the check fails in the server's words, naming the relation in the

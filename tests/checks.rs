@@ -139,7 +139,12 @@ fn right_credentials_pass_every_check() {
     assert_result(&found, Relation::Postgresql, CheckResult::Passed, "logged in to database penpot as penpot");
     assert_result(&found, Relation::Redis, CheckResult::Passed, "authenticated as penpot");
     assert_result(&found, Relation::S3, CheckResult::Passed, "bucket penpot answered a signed HeadBucket");
-    assert_result(&found, Relation::Smtp, CheckResult::Passed, "logged in as penpot");
+    assert_result(
+        &found,
+        Relation::Smtp,
+        CheckResult::Passed,
+        "logged in as penpot; sender penpot@example.com accepted",
+    );
     assert_no_secret(&found, &s, &[]);
 }
 
@@ -164,6 +169,22 @@ fn wrong_credentials_fail_with_the_servers_words_and_no_secret() {
     assert_result(&found, Relation::S3, CheckResult::Failed, "403 Forbidden");
     assert_result(&found, Relation::Smtp, CheckResult::Failed, "AUTH PLAIN: the server answered 535");
     assert_no_secret(&found, &s, &[wrong]);
+}
+
+/// Penpot authenticates whenever a user is set, password or not; so does the check. And a
+/// relay that wants a login refuses the sender without one.
+#[test]
+fn an_smtp_user_without_a_password_is_tried_as_penpot_would() {
+    let Some(s) = servers() else { return };
+    rustls_provider();
+    let mut secrets = Secrets::right(&s);
+    secrets.smtp.retain(|(k, _)| *k != "password");
+    let found = run(&secrets, Some(ca(&s)), &loopback_allowed());
+    assert_result(&found, Relation::Smtp, CheckResult::Failed, "AUTH PLAIN: the server answered 535");
+    secrets.smtp.retain(|(k, _)| *k != "user");
+    let found = run(&secrets, Some(ca(&s)), &loopback_allowed());
+    // Without any login this server refuses the sender, as it would refuse Penpot's mail.
+    assert_result(&found, Relation::Smtp, CheckResult::Failed, "MAIL FROM: the server answered 530");
 }
 
 #[test]

@@ -57,13 +57,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.stream.into_inner()
     }
 
-    /// `EHLO`, then `AUTH` when the relation has credentials, then `QUIT`.
+    /// `EHLO`, `AUTH` when the relation has a user, then the sender Penpot will use
+    /// (`MAIL FROM`, taken back with `RSET`: no mail is sent), then `QUIT`.
     async fn login(&mut self, smtp: &Smtp) -> Result<String, Failure> {
         let offered = self.expect("EHLO", Some("EHLO penpot-operator"), 250).await?;
-        let (Some(user), Some(password)) = (&smtp.username, &smtp.password) else {
-            self.quit().await;
-            return Ok("the server answered EHLO (no credentials in the relation)".into());
+        let passed = match &smtp.username {
+            Some(user) => {
+                self.authenticate(&offered, user, smtp.password.as_deref().unwrap_or_default()).await?;
+                format!("logged in as {user}")
+            }
+            None => "no username in the relation".to_string(),
         };
+        // A relay that wants a login, or refuses the sender, says so here, as it would to Penpot.
+        self.expect("MAIL FROM", Some(&format!("MAIL FROM:<{}>", smtp.from)), 250).await?;
+        self.expect("RSET", Some("RSET"), 250).await?;
+        self.quit().await;
+        Ok(format!("{passed}; sender {} accepted", smtp.from))
+    }
+
+    /// `AUTH PLAIN` or `AUTH LOGIN`, whichever the server offers. Penpot authenticates
+    /// whenever a username is set, with an empty password if there is none.
+    async fn authenticate(&mut self, offered: &[String], user: &str, password: &str) -> Result<(), Failure> {
         let mechanisms: Vec<String> = offered
             .iter()
             .filter_map(|l| l.get(..5).filter(|p| p.eq_ignore_ascii_case("AUTH ")).map(|_| l[5..].to_ascii_uppercase()))
@@ -82,8 +96,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 "the server offers no PLAIN or LOGIN authentication here (offered: {offered}); without TLS many servers offer none"
             )));
         }
-        self.quit().await;
-        Ok(format!("logged in as {user}"))
+        Ok(())
     }
 
     async fn quit(&mut self) {
@@ -101,10 +114,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let (got, text) = self.reply().await?;
         if got != code {
             let said = text.last().map(String::as_str).unwrap_or_default();
-            // Refusing credentials is an SMTP server's answer worth its words (`535 5.7.8
-            // Authentication credentials invalid`); an odd answer to the greeting or EHLO may
-            // be another protocol's banner, which status must not quote.
-            return Err(if step.starts_with("AUTH") {
+            // Refusing credentials or a sender is an SMTP server's answer worth its words
+            // (`535 5.7.8 Authentication credentials invalid`); an odd answer to the greeting
+            // or EHLO may be another protocol's banner, which status must not quote.
+            return Err(if step.starts_with("AUTH") || step == "MAIL FROM" {
                 Failure::Refused(format!("{step}: the server answered {got} {said}"))
             } else {
                 Failure::Protocol(format!("{step}: the server answered {got} {said}"))
