@@ -44,6 +44,31 @@ pub enum Bundle {
 }
 
 impl Bundle {
+    /// `spec.caBundle` read from the object its source names: `secret` or `config_map` as
+    /// found (`None`: absent). The one reading of the source, for the controller and the
+    /// offline render alike.
+    pub fn from_source(
+        source: &crate::crd::CaBundle,
+        secret: Option<&k8s_openapi::api::core::v1::Secret>,
+        config_map: Option<&k8s_openapi::api::core::v1::ConfigMap>,
+    ) -> Bundle {
+        match (&source.secret_ref, &source.config_map_ref) {
+            (Some(r), _) => Bundle::check(
+                format!("Secret {}", r.name),
+                &r.key,
+                secret.map(|s| crate::relations::secret_data(s).remove(&r.key)),
+            ),
+            (None, Some(r)) => {
+                let value = config_map.map(|m| {
+                    let text = m.data.as_ref().and_then(|d| d.get(&r.key)).map(|t| t.clone().into_bytes());
+                    text.or_else(|| m.binary_data.as_ref().and_then(|d| d.get(&r.key)).map(|b| b.0.clone()))
+                });
+                Bundle::check(format!("ConfigMap {}", r.name), &r.key, value)
+            }
+            (None, None) => Bundle::None,
+        }
+    }
+
     /// `value`: `None` when `what` (`Secret x`, `ConfigMap x`) does not exist, `Some(None)`
     /// when it lacks `key`.
     pub fn check(what: String, key: &str, value: Option<Option<Vec<u8>>>) -> Bundle {

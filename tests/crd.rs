@@ -251,3 +251,32 @@ fn prometheus_objects_only_with_the_prometheus_operator() {
         assert!(exprs.contains(metric), "the dashboard does not chart {metric}");
     }
 }
+
+/// `spec.caBundle` from a ConfigMap in the input (as `kubectl get penpot,secret,configmap -o
+/// yaml` gives it) reaches the config Secret offline too; a missing one or key is named.
+#[test]
+fn render_documents_reads_a_ca_bundle_config_map() {
+    let mut penpot = example_penpot();
+    penpot["spec"]["caBundle"] = serde_json::json!({"configMapRef": {"name": "corp-ca", "key": "ca.pem"}});
+    let others: Vec<Value> = example_docs().into_iter().filter(|d| d["kind"] != "Penpot").collect();
+    let pem = repo_file("tests/e2e/test-ca.pem");
+    let config_map = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "corp-ca"}, "data": {"ca.pem": pem}
+    });
+    let yaml = |docs: Vec<Value>| {
+        docs.iter().map(|d| serde_saphyr::to_string(d).expect("serialises")).collect::<Vec<_>>().join("---\n")
+    };
+    let with_map = yaml([vec![penpot.clone(), config_map], others.clone()].concat());
+    let out = render_documents(&[("input".into(), with_map)], key).expect("renders with the ConfigMap's bundle");
+    let config =
+        documents(&out).into_iter().find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == "penpot-config");
+    let config = config.expect("the config Secret");
+    assert!(
+        config.pointer("/stringData/ca-bundle.pem").or(config.pointer("/data/ca-bundle.pem")).is_some(),
+        "no ca-bundle.pem in the config Secret: {config}"
+    );
+
+    let without = yaml([vec![penpot], others].concat());
+    let Err(e) = render_documents(&[("input".into(), without)], key) else { panic!("rendered without the ConfigMap") };
+    assert!(e.to_string().contains("ConfigMap corp-ca is not in the input"), "{e}");
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResourceExt, ResourceExt};
 use serde_json::Value;
@@ -99,6 +99,7 @@ pub fn render_with(
     let mut penpot: Option<(String, Value)> = None;
     let mut secret_docs: BTreeMap<String, Secret> = BTreeMap::new();
     let mut statefulsets: BTreeMap<String, StatefulSet> = BTreeMap::new();
+    let mut config_maps: BTreeMap<String, ConfigMap> = BTreeMap::new();
     for (source, text) in inputs {
         let docs: Vec<Value> =
             serde_saphyr::from_multiple(text).map_err(|e| InputError::Yaml(source.clone(), e.to_string()))?;
@@ -119,12 +120,19 @@ pub fn render_with(
                         serde_json::from_value(doc).map_err(|e| InputError::Invalid(label, e.to_string()))?;
                     secret_docs.insert(name, secret);
                 }
+                "ConfigMap" => {
+                    let map: ConfigMap =
+                        serde_json::from_value(doc).map_err(|e| InputError::Invalid(label, e.to_string()))?;
+                    config_maps.insert(name, map);
+                }
                 "StatefulSet" => {
                     let sts: StatefulSet =
                         serde_json::from_value(doc).map_err(|e| InputError::Invalid(label, e.to_string()))?;
                     statefulsets.insert(name, sts);
                 }
-                _ => eprintln!("note: {label}: ignored (only Penpot, Secret and StatefulSet documents are read)"),
+                _ => eprintln!(
+                    "note: {label}: ignored (only Penpot, Secret, ConfigMap and StatefulSet documents are read)"
+                ),
             }
         }
     }
@@ -157,7 +165,7 @@ pub fn render_with(
                 live: running.map(render::rollout::Live::of),
                 // Offline there is no Backup to look at; the operator takes it before upgrading.
                 backup: render::rollout::Backup::NotNeeded,
-                ca_bundle: offline_ca_bundle(&penpot, &secret_docs)?,
+                ca_bundle: offline_ca_bundle(&penpot, &secret_docs, &config_maps)?,
                 // Offline, a spec.gateway is rendered as asked: the cluster is not there to ask.
                 gateway_api: true,
             };
@@ -213,19 +221,18 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, InputError> {
     serde_json::to_value(v).map_err(|e| InputError::Output(e.to_string()))
 }
 
-/// `spec.caBundle` from the input's Secrets (a ConfigMap source must be given as a Secret
-/// offline: render reads no ConfigMaps). Missing or invalid stops the render, naming it.
-fn offline_ca_bundle(penpot: &Penpot, secrets: &BTreeMap<String, Secret>) -> Result<Option<String>, InputError> {
+/// `spec.caBundle` from the input's Secrets and ConfigMaps. Missing or invalid stops the
+/// render, naming it.
+fn offline_ca_bundle(
+    penpot: &Penpot,
+    secrets: &BTreeMap<String, Secret>,
+    config_maps: &BTreeMap<String, ConfigMap>,
+) -> Result<Option<String>, InputError> {
     let Some(source) = &penpot.spec.ca_bundle else { return Ok(None) };
-    let (what, key, value) = match (&source.secret_ref, &source.config_map_ref) {
-        (Some(r), _) => {
-            let value = secrets.get(&r.name).map(|s| relations::secret_data(s).remove(&r.key));
-            (format!("Secret {}", r.name), &r.key, value)
-        }
-        (None, Some(r)) => (format!("ConfigMap {}", r.name), &r.key, None),
-        (None, None) => return Ok(None),
-    };
-    match crate::trust::Bundle::check(what, key, value) {
+    let name = |r: Option<&str>| r.unwrap_or_default().to_string();
+    let secret = secrets.get(&name(source.secret_ref.as_ref().map(|r| r.name.as_str())));
+    let config_map = config_maps.get(&name(source.config_map_ref.as_ref().map(|r| r.name.as_str())));
+    match crate::trust::Bundle::from_source(source, secret, config_map) {
         crate::trust::Bundle::Found(pem) => Ok(Some(pem)),
         crate::trust::Bundle::None => Ok(None),
         crate::trust::Bundle::Missing(what) => {

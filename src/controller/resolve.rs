@@ -125,24 +125,18 @@ pub async fn resolve(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Resolve
 /// `spec.caBundle`'s object read and checked.
 async fn ca_bundle(spec: &crate::crd::PenpotSpec, ns: &str, ctx: &Context) -> Result<Bundle, Error> {
     let Some(source) = &spec.ca_bundle else { return Ok(Bundle::None) };
-    let (what, key, bytes) = match (&source.secret_ref, &source.config_map_ref) {
+    // Only the object the source names is read.
+    let (secret, config_map) = match (&source.secret_ref, &source.config_map_ref) {
         (Some(r), _) => {
-            let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns).get_opt(&r.name).await.at(Step::Resolve)?;
-            let data = secret.map(|s| relations::secret_data(&s));
-            (format!("Secret {}", r.name), &r.key, data.map(|mut d| d.remove(&r.key)))
+            (Api::<Secret>::namespaced(ctx.client.clone(), ns).get_opt(&r.name).await.at(Step::Resolve)?, None)
         }
         (None, Some(r)) => {
             let api = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(ctx.client.clone(), ns);
-            let map = api.get_opt(&r.name).await.at(Step::Resolve)?;
-            let value = map.map(|m| {
-                let text = m.data.and_then(|mut d| d.remove(&r.key)).map(String::into_bytes);
-                text.or_else(|| m.binary_data.and_then(|mut d| d.remove(&r.key)).map(|b| b.0))
-            });
-            (format!("ConfigMap {}", r.name), &r.key, value)
+            (None, api.get_opt(&r.name).await.at(Step::Resolve)?)
         }
         (None, None) => return Ok(Bundle::None),
     };
-    Ok(Bundle::check(what, key, bytes))
+    Ok(Bundle::from_source(source, secret.as_ref(), config_map.as_ref()))
 }
 
 /// The shared `PENPOT_SECRET_KEY`: read it, or create its Secret once (immutable). An existing
