@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::controller::egress::Egress;
@@ -92,7 +93,7 @@ pub struct Probe<'a> {
 }
 
 /// What one pass of checks is about: every relation checked, and the CAs trusted.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Subject {
     pub relations: Relations,
     pub ca_bundle: Option<String>,
@@ -274,13 +275,12 @@ pub struct Checker {
 struct Entry {
     /// [`Subject::digest`] of the relations last seen.
     digest: [u8; 32],
-    /// The last finished pass for these relations, each result with the time it was first
-    /// found, and when the pass finished.
-    found: Option<(Vec<(Outcome, Timestamp)>, Instant)>,
-    /// What status said before this process checked anything: shown until the first pass
-    /// ends, and the source of `since` for results found again (a restart or a new leader
-    /// then rewrites nothing).
-    previous: Vec<RelationCheck>,
+    /// What status shows of these relations: the last pass's results, each with the time it
+    /// was first found; before this process's first pass, what status held (so a restart or
+    /// a new leader rewrites nothing, and results found again keep their `since`).
+    shown: Vec<RelationCheck>,
+    /// When the last pass for these relations ended.
+    checked: Option<Instant>,
     /// The pass under way: its number and how to stop it.
     running: Option<(u64, tokio::task::AbortHandle)>,
     /// Failing passes in a row for these relations.
@@ -312,8 +312,8 @@ impl Checker {
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = entries.entry(key.to_string()).or_insert_with(|| Entry {
             digest,
-            found: None,
-            previous: previous.to_vec(),
+            shown: previous.to_vec(),
+            checked: None,
             running: None,
             failed: 0,
             started: None,
@@ -324,14 +324,11 @@ impl Checker {
                 pass.abort();
             }
             entry.digest = digest;
-            entry.found = None;
+            entry.shown.clear();
+            entry.checked = None;
             entry.failed = 0;
-            entry.previous.clear();
         }
-        let due = match &entry.found {
-            None => true,
-            Some((_, at)) => at.elapsed() >= recheck_after(entry.failed),
-        };
+        let due = entry.checked.is_none_or(|at| at.elapsed() >= recheck_after(entry.failed));
         if due && entry.running.is_none() {
             let id = self.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let wait = entry.started.map_or(Duration::ZERO, |at| MIN_GAP.saturating_sub(at.elapsed()));
@@ -339,10 +336,7 @@ impl Checker {
             let pass = tokio::spawn(self.clone().run(key.to_string(), subject.clone(), id, wait));
             entry.running = Some((id, pass.abort_handle()));
         }
-        match &entry.found {
-            None if !entry.previous.is_empty() => entry.previous.clone(),
-            found => report(subject, found.as_ref().map(|(outcomes, _)| outcomes.as_slice())),
-        }
+        if entry.shown.is_empty() { checking(&subject.relations) } else { entry.shown.clone() }
     }
 
     /// Forgets Penpots that are gone, stopping their passes.
@@ -371,33 +365,21 @@ impl Checker {
                 return; // overtaken by newer relations
             }
             entry.running = None;
-            let now = Timestamp::now();
-            let before = entry.found.take().map(|(found, _)| found).unwrap_or_default();
+            let now = Time(Timestamp::now());
             // A result found again keeps its time, so status is not rewritten for nothing.
-            let found: Vec<(Outcome, Timestamp)> = outcomes
+            let found: Vec<RelationCheck> = outcomes
                 .into_iter()
-                .map(|o| {
-                    let earlier = before.iter().find(|(b, _)| *b == o).map(|(_, at)| *at);
-                    let stored =
-                        entry.previous.iter().find(|p| same(p, &o)).and_then(|p| p.since.as_ref().map(|t| t.0));
-                    (o, earlier.or(stored).unwrap_or(now))
+                .map(|o| RelationCheck {
+                    since: entry.shown.iter().find(|s| same(s, &o)).and_then(|s| s.since.clone()).or(Some(now.clone())),
+                    relation: o.relation.name().to_string(),
+                    result: o.result,
+                    message: o.message,
                 })
                 .collect();
-            let shown = match before.is_empty() {
-                true => entry.previous.iter().map(|p| (p.relation.clone(), p.result, p.message.clone())).collect(),
-                false => before
-                    .iter()
-                    .map(|(o, _)| (o.relation.name().to_string(), o.result, o.message.clone()))
-                    .collect::<Vec<_>>(),
-            };
-            let unchanged = shown
-                == found
-                    .iter()
-                    .map(|(o, _)| (o.relation.name().to_string(), o.result, o.message.clone()))
-                    .collect::<Vec<_>>();
-            let failed = found.iter().any(|(o, _)| o.result == CheckResult::Failed);
-            entry.found = Some((found, Instant::now()));
-            entry.previous.clear();
+            let unchanged = found == entry.shown;
+            let failed = found.iter().any(|c| c.result == CheckResult::Failed);
+            entry.shown = found;
+            entry.checked = Some(Instant::now());
             // Nothing else reconciles a settled Penpot this soon: come back when due.
             entry.failed = if failed { entry.failed.saturating_add(1) } else { 0 };
             self.wake_after(&key, recheck_after(entry.failed), entry.digest);
@@ -433,29 +415,17 @@ fn same(stored: &RelationCheck, outcome: &Outcome) -> bool {
     stored.relation == outcome.relation.name() && stored.result == outcome.result && stored.message == outcome.message
 }
 
-/// Status entries: the results found, or `Unknown` for each relation still being checked.
-fn report(subject: &Subject, found: Option<&[(Outcome, Timestamp)]>) -> Vec<RelationCheck> {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    match found {
-        Some(found) => found
-            .iter()
-            .map(|(o, at)| RelationCheck {
-                relation: o.relation.name().to_string(),
-                result: o.result,
-                message: o.message.clone(),
-                since: Some(Time(*at)),
-            })
-            .collect(),
-        None => checked(&subject.relations)
-            .into_iter()
-            .map(|relation| RelationCheck {
-                relation: relation.name().to_string(),
-                result: CheckResult::Unknown,
-                message: "checking".into(),
-                since: None,
-            })
-            .collect(),
-    }
+/// `Unknown` for each relation a pass checks, while the first pass for them runs.
+fn checking(r: &Relations) -> Vec<RelationCheck> {
+    checked(r)
+        .into_iter()
+        .map(|relation| RelationCheck {
+            relation: relation.name().to_string(),
+            result: CheckResult::Unknown,
+            message: "checking".into(),
+            since: None,
+        })
+        .collect()
 }
 
 /// The relations a pass checks.
