@@ -206,12 +206,7 @@ down() {
   done
   for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     f="$dir/pids/$name"
-    [[ -f "$f" ]] || continue
-    local pid
-    pid=$(cat "$f")
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$f"
+    if [[ -f "$f" ]]; then reap "$f" 50; fi
   done
   log "control plane in $dir stopped"
 }

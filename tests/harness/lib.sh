@@ -30,5 +30,16 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# reap PIDFILE [TENTHS]: waits up to TENTHS tenths of a second (default 100) for the process
+# PIDFILE names to exit, kills it only if it still runs (an exited one's pid may belong to
+# another process by now), and removes PIDFILE.
+reap() {
+  local pid tenths="${2:-100}"
+  pid=$(cat "$1")
+  for _ in $(seq "$tenths"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+  rm -f "$1"
+}
+
 log() { printf '[harness %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }

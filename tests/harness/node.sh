@@ -120,13 +120,10 @@ EOF
 }
 
 stop() { # NAME
-  local f="$dir/pids/$1" pid
+  local f="$dir/pids/$1"
   [[ -f "$f" ]] || return 0
-  pid=$(cat "$f")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$f"
+  kill "$(cat "$f")" 2>/dev/null || true
+  reap "$f"
 }
 
 down() {

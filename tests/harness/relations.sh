@@ -302,7 +302,7 @@ up() {
 
 down() {
   [[ -d "$r/pids" ]] || return 0
-  local name f pid i
+  local name f i
   for ((i = ${#servers[@]} - 1; i >= 0; i--)); do
     f="$r/pids/${servers[i]}"
     [[ -f "$f" ]] || continue
@@ -315,12 +315,7 @@ down() {
   done
   for name in "${servers[@]}"; do
     f="$r/pids/$name"
-    [[ -f "$f" ]] || continue
-    pid=$(cat "$f")
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    # Only a server still running after 10 s: an exited one's pid may belong to another by now.
-    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
-    rm -f "$f"
+    if [[ -f "$f" ]]; then reap "$f"; fi
   done
   log "relations in $r stopped"
 }
