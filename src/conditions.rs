@@ -85,14 +85,16 @@ reasons! {
     // PenpotProfile
     PenpotNotFound,
     PenpotNotReady,
+    /// The Penpot runs a release whose admin interface the operator does not speak.
+    PenpotTooOld,
     InvalidPasswordSecret,
     Created,
     AlreadyExists,
     CreateFailed,
-    /// The profile's password was set again from its (changed) Secret.
-    PasswordSet,
-    /// Setting the password from a changed Secret failed.
-    PasswordSetFailed,
+    /// A spec or password Secret edit was set on the profile in Penpot.
+    Updated,
+    /// Setting such an edit failed.
+    UpdateFailed,
 }
 
 impl std::fmt::Display for Reason {

@@ -187,7 +187,7 @@ fn rendered_chart_variants_and_manifests_are_accepted_by_the_api_server() {
         }
     }
     // One set of rules everywhere: the chart's equal deploy/rbac's; without profiles, minus
-    // the PenpotProfile, pods and pods/exec rules. Leases only in the leader-election Role.
+    // the PenpotProfile, pods and pods/portforward rules. Leases only in the leader-election Role.
     let reference: Value = serde_saphyr::from_str(&read("deploy/rbac/clusterrole.yaml")).unwrap();
     let reference = reference["rules"].as_array().unwrap();
     assert!(reference.iter().all(|r| r["resources"][0] != "leases"), "no cluster-wide Lease rights");

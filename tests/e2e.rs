@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::*;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -582,16 +582,12 @@ fn prometheus_objects_and_dashboard_appear_when_the_prometheus_operator_is_insta
     assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
 }
 
-/// What the stand-in manage.py recorded for `email`: (arguments, stdin) per call.
-fn manage_calls(c: &Cluster, email: &str) -> Vec<(Vec<String>, String)> {
-    let text = std::fs::read_to_string(c.dir.join("exec/calls.jsonl")).unwrap_or_default();
+/// What the stand-in PREPL received for `email`: the requests, in order.
+fn prepl_calls(c: &Cluster, email: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(c.dir.join("prepl/calls.jsonl")).unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["argv"].as_array().is_some_and(|a| a.iter().any(|v| v == email)))
-        .map(|e| {
-            let argv = e["argv"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-            (argv, e["stdin"].as_str().unwrap_or_default().to_string())
-        })
+        .filter(|r| r["params"]["email"] == email)
         .collect()
 }
 
@@ -609,7 +605,8 @@ fn profiles_through_the_cli_and_penpot_profile_resources() {
     assert!(!ok && err.contains("penpot p is not ready"), "{err}");
     ready_penpot(c, n, "p", 1);
 
-    // The CLI: arguments and the password on stdin reach manage.py exactly.
+    // The CLI: the request reaches the backend's PREPL (through the API server's port-forward)
+    // exactly, the password in it and nowhere else.
     let ada = format!("ada.{n}@example.com");
     let (ok, out, err) =
         profile_cli(c, &["create", "--penpot", "p", "-n", n, "--email", &ada, "--fullname", "Ada Lovelace"]);
@@ -617,28 +614,48 @@ fn profiles_through_the_cli_and_penpot_profile_resources() {
     let password = out.lines().find_map(|l| l.strip_prefix("password: ")).expect("a password line").to_string();
     assert!(out.contains(&format!("email: {ada}")) && out.contains("fullname: Ada Lovelace"), "{out}");
     assert!(password.len() >= 16);
-    let calls = manage_calls(c, &ada);
-    assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].0, ["create-profile", "--email", ada.as_str(), "--fullname", "Ada Lovelace"]);
-    assert_eq!(calls[0].1, format!("{password}\n"), "the password must arrive on stdin, not in the arguments");
+    let calls = prepl_calls(c, &ada);
+    assert_eq!(
+        calls,
+        [
+            json!({"cmd": "create-profile", "params": {"email": ada, "fullname": "Ada Lovelace", "password": password, "isActive": true}})
+        ]
+    );
+    // The other verbs, each one update-profile with only its part.
+    let (ok, out, err) =
+        profile_cli(c, &["rename", "--penpot", "p", "-n", n, "--email", &ada, "--fullname", "Ada King"]);
+    assert!(ok && out.contains("fullname: Ada King"), "{out}{err}");
+    let (ok, out, err) = profile_cli(c, &["deactivate", "--penpot", "p", "-n", n, "--email", &ada]);
+    assert!(ok && out.contains("deactivated"), "{out}{err}");
+    let (ok, _, err) = profile_cli(c, &["activate", "--penpot", "p", "-n", n, "--email", &ada]);
+    assert!(ok, "{err}");
+    let calls = prepl_calls(c, &ada);
+    assert_eq!(calls[1], json!({"cmd": "update-profile", "params": {"email": ada, "fullname": "Ada King"}}));
+    assert_eq!(calls[2], json!({"cmd": "update-profile", "params": {"email": ada, "isActive": false}}));
+    assert_eq!(calls[3], json!({"cmd": "update-profile", "params": {"email": ada, "isActive": true}}));
 
     let exists = format!("exists.{n}@example.com");
     let (ok, _, err) = profile_cli(c, &["create", "--penpot", "p", "-n", n, "--email", &exists, "--fullname", "E"]);
     assert!(!ok && err.contains("already exists"), "{err}");
     let down = format!("down.{n}@example.com");
     let (ok, _, err) = profile_cli(c, &["create", "--penpot", "p", "-n", n, "--email", &down, "--fullname", "D"]);
-    assert!(!ok && err.contains("EXC: [Errno 111] Connection refused") && err.contains("exit 254"), "{err}");
+    assert!(!ok && err.contains("closed the connection before answering create-profile"), "{err}");
     let (ok, out, err) = profile_cli(c, &["delete", "--penpot", "p", "-n", n, "--email", &ada]);
     assert!(ok && out.contains("deleted"), "{err}");
-    assert_eq!(manage_calls(c, &ada).last().unwrap().0, ["delete-profile", "--email", ada.as_str()]);
+    assert_eq!(
+        prepl_calls(c, &ada).last().unwrap(),
+        &json!({"cmd": "delete-profile", "params": {"email": ada, "soft": true}})
+    );
     let missing = format!("missing.{n}@example.com");
-    let (ok, _, err) = profile_cli(c, &["delete", "--penpot", "p", "-n", n, "--email", &missing]);
-    assert!(!ok && err.contains("No profile found"), "{err}");
+    for verb in ["delete", "deactivate"] {
+        let (ok, _, err) = profile_cli(c, &[verb, "--penpot", "p", "-n", n, "--email", &missing]);
+        assert!(!ok && err.contains("No profile found"), "{verb}: {err}");
+    }
 
     // Declarative: a PenpotProfile creates the profile with a generated password it keeps.
-    let profile = |name: &str, penpot: &str, email: &str, policy: &str| {
+    let profile = |name: &str, penpot: &str, email: &str, policy: &str, extra: &str| {
         format!(
-            "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: {name}}}\nspec: {{penpotRef: {{name: {penpot}}}, email: '{email}', fullname: Grace Hopper, deletionPolicy: {policy}}}\n"
+            "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: {name}}}\nspec: {{penpotRef: {{name: {penpot}}}, email: '{email}', fullname: Grace Hopper, deletionPolicy: {policy}{extra}}}\n"
         )
     };
     let ready_reason = |name: &str| {
@@ -652,51 +669,97 @@ fn profiles_through_the_cli_and_penpot_profile_resources() {
         })
     };
     let grace = format!("grace.{n}@example.com");
-    c.apply_ok(n, &profile("grace", "p", &grace, "Delete"));
+    c.apply_ok(n, &profile("grace", "p", &grace, "Delete", ""));
     wait_until(LONG, "PenpotProfile grace to be created", || ready_reason("grace").filter(|r| r.1 == "Created"));
     let secret = c.get(n, "secret/grace-password").expect("the generated password Secret");
     let stored =
         base64::engine::general_purpose::STANDARD.decode(secret["data"]["password"].as_str().unwrap()).unwrap();
-    let calls = manage_calls(c, &grace);
+    let calls = prepl_calls(c, &grace);
     assert_eq!(calls.len(), 1, "created exactly once: {calls:?}");
-    assert_eq!(calls[0].1, format!("{}\n", String::from_utf8(stored).unwrap()));
+    assert_eq!(calls[0]["params"]["password"], String::from_utf8(stored).unwrap());
+    assert_eq!(calls[0]["params"]["isActive"], true);
     let p = c.get(n, "penpotprofile/grace").unwrap();
     assert_eq!(p["metadata"]["finalizers"][0], "penpot-operator.dev/profile");
     assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], p["metadata"]["uid"]);
+    assert_eq!(p["status"]["fullname"], "Grace Hopper");
 
     // A password reset, declaratively: deleting the generated Secret makes a new password,
-    // which update-profile sets (on stdin), once.
+    // which update-profile sets, once, alone.
     c.kubectl_ok(&["-n", n, "delete", "secret", "grace-password"]);
-    wait_until(LONG, "PasswordSet", || ready_reason("grace").filter(|r| r.0 == "True" && r.1 == "PasswordSet"));
+    wait_until(LONG, "the new password set", || {
+        ready_reason("grace").filter(|r| r.0 == "True" && r.1 == "Updated" && r.2.contains("password"))
+    });
     let renewed = c.get(n, "secret/grace-password").expect("a new password Secret");
     let renewed =
         base64::engine::general_purpose::STANDARD.decode(renewed["data"]["password"].as_str().unwrap()).unwrap();
-    let calls = manage_calls(c, &grace);
+    let calls = prepl_calls(c, &grace);
     assert_eq!(calls.len(), 2, "one update after the reset: {calls:?}");
-    assert_eq!(calls[1].0, ["update-profile", "--email", grace.as_str()]);
-    assert_eq!(calls[1].1, format!("{}\n", String::from_utf8(renewed).unwrap()));
-    // The same through the CLI: a new password, printed once.
+    let renewed = String::from_utf8(renewed).unwrap();
+    assert_eq!(calls[1], json!({"cmd": "update-profile", "params": {"email": grace, "password": renewed}}));
+
+    // Spec edits: a new full name and deactivation go in one update; reactivation in the next.
+    c.kubectl_ok(&[
+        "-n",
+        n,
+        "patch",
+        "penpotprofile",
+        "grace",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"fullname":"Grace B. Hopper","deactivated":true}}"#,
+    ]);
+    wait_until(LONG, "the edit set", || ready_reason("grace").filter(|r| r.2.contains("deactivated")));
+    c.kubectl_ok(&[
+        "-n",
+        n,
+        "patch",
+        "penpotprofile",
+        "grace",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"deactivated":false}}"#,
+    ]);
+    wait_until(LONG, "the reactivation set", || ready_reason("grace").filter(|r| r.2.contains("reactivated")));
+    let calls = prepl_calls(c, &grace);
+    assert_eq!(
+        calls[2..],
+        [
+            json!({"cmd": "update-profile", "params": {"email": grace, "fullname": "Grace B. Hopper", "isActive": false}}),
+            json!({"cmd": "update-profile", "params": {"email": grace, "isActive": true}}),
+        ]
+    );
+    let p = c.get(n, "penpotprofile/grace").unwrap();
+    assert_eq!((&p["status"]["fullname"], &p["status"]["deactivated"]), (&json!("Grace B. Hopper"), &json!(false)));
+    // The CLI's password reset goes to the same profile.
     let (ok, out, err) = profile_cli(c, &["set-password", "--penpot", "p", "-n", n, "--email", &grace]);
     assert!(ok && out.contains("password: "), "{err}");
-    assert_eq!(manage_calls(c, &grace).last().unwrap().0, ["update-profile", "--email", grace.as_str()]);
+    assert_eq!(prepl_calls(c, &grace).len(), 5);
 
-    // Failures show in status: an existing email is adopted, a failing command is reported.
-    c.apply_ok(n, &profile("dup", "p", &format!("exists.2.{n}@example.com"), "Retain"));
+    // Failures show in status: an existing email is adopted, a failing command is reported,
+    // a profile created deactivated is created so.
+    c.apply_ok(n, &profile("dup", "p", &format!("exists.2.{n}@example.com"), "Retain", ""));
     wait_until(LONG, "AlreadyExists", || ready_reason("dup").filter(|r| r.0 == "True" && r.1 == "AlreadyExists"));
-    // Not this resource's profile: a new password Secret does not touch the existing account.
+    // Not this resource's profile: a new password Secret or a new name does not touch it.
     c.kubectl_ok(&["-n", n, "delete", "secret", "dup-password"]);
-    c.apply_ok(n, &profile("broken", "p", &format!("down.2.{n}@example.com"), "Delete"));
+    c.kubectl_ok(&["-n", n, "patch", "penpotprofile", "dup", "--type=merge", "-p", r#"{"spec":{"fullname":"Other"}}"#]);
+    c.apply_ok(n, &profile("broken", "p", &format!("down.2.{n}@example.com"), "Delete", ""));
     let r = wait_until(LONG, "CreateFailed", || ready_reason("broken").filter(|r| r.1 == "CreateFailed"));
-    assert!(r.2.contains("EXC: [Errno 111] Connection refused"), "{r:?}");
-    c.apply_ok(n, &profile("orphan", "nothere", &format!("o.{n}@example.com"), "Delete"));
+    assert!(r.2.contains("closed the connection before answering create-profile"), "{r:?}");
+    c.apply_ok(n, &profile("orphan", "nothere", &format!("o.{n}@example.com"), "Delete", ""));
     wait_until(LONG, "PenpotNotFound", || ready_reason("orphan").filter(|r| r.1 == "PenpotNotFound"));
+    let off = format!("off.{n}@example.com");
+    c.apply_ok(n, &profile("off", "p", &off, "Retain", ", deactivated: true"));
+    wait_until(LONG, "created deactivated", || ready_reason("off").filter(|r| r.1 == "Created"));
+    assert_eq!(prepl_calls(c, &off)[0]["params"]["isActive"], false);
 
     // Deleting: Delete runs delete-profile before the finalizer goes; Retain does not.
-    c.kubectl_ok(&["-n", n, "delete", "penpotprofile", "grace", "dup", "orphan", "broken", "--timeout=90s"]);
-    assert_eq!(manage_calls(c, &grace).last().unwrap().0, ["delete-profile", "--email", grace.as_str()]);
-    assert_eq!(manage_calls(c, &grace).len(), 4, "no further update-profile after the reset");
-    let existing = manage_calls(c, &format!("exists.2.{n}@example.com"));
-    assert!(existing.iter().all(|(a, _)| a[0] != "delete-profile" && a[0] != "update-profile"), "{existing:?}");
+    c.kubectl_ok(&["-n", n, "delete", "penpotprofile", "grace", "dup", "orphan", "broken", "off", "--timeout=90s"]);
+    let calls = prepl_calls(c, &grace);
+    assert_eq!(calls.last().unwrap(), &json!({"cmd": "delete-profile", "params": {"email": grace, "soft": true}}));
+    assert_eq!(calls.len(), 6, "nothing else after the edits: {calls:?}");
+    let existing = prepl_calls(c, &format!("exists.2.{n}@example.com"));
+    assert!(existing.iter().all(|r| r["cmd"] == "create-profile"), "{existing:?}");
+    assert_eq!(prepl_calls(c, &off).len(), 1, "Retain: not deleted");
     assert_no_secret_values(c, n, &[&c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"])]);
 }
 

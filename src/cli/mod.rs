@@ -69,10 +69,11 @@ an error.\n\nExample:\n  penpot-operator render -f docs/examples/penpot.yaml\n  
         after_help = "Example:\n  penpot-operator status penpot -n design\n  kubectl penpot status penpot -n design"
     )]
     Status(StatusArgs),
-    /// Create or delete a Penpot user with the backend's admin command (manage.py) in a
-    /// Ready pod. Prints the generated password once. Also `kubectl penpot profile ...`.
+    /// Create, edit or delete a Penpot user through the backend's admin interface (its PREPL,
+    /// which manage.py uses) in a Ready pod, reached by port-forward. Prints a generated
+    /// password once. Also `kubectl penpot profile ...`.
     #[command(
-        after_help = "Example:\n  penpot-operator profile create --penpot penpot -n design --email ada@example.com --fullname 'Ada L'\n  penpot-operator profile delete --penpot penpot -n design --email ada@example.com"
+        after_help = "Example:\n  penpot-operator profile create --penpot penpot -n design --email ada@example.com --fullname 'Ada L'\n  penpot-operator profile deactivate --penpot penpot -n design --email ada@example.com\n  penpot-operator profile delete --penpot penpot -n design --email ada@example.com"
     )]
     Profile(ProfileArgs),
     /// Replace a Penpot's secret key: every session ends and links sent before stop working;
@@ -142,6 +143,23 @@ pub enum ProfileCommand {
         #[arg(long)]
         email: String,
     },
+    /// Set the full name of the profile with this email.
+    Rename {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        fullname: String,
+    },
+    /// Deactivate the profile with this email: it can no longer log in; its files stay.
+    Deactivate {
+        #[arg(long)]
+        email: String,
+    },
+    /// Reactivate a deactivated profile.
+    Activate {
+        #[arg(long)]
+        email: String,
+    },
     /// Delete (soft-delete, as Penpot does) the profile with this email.
     Delete {
         #[arg(long)]
@@ -186,8 +204,8 @@ pub struct RunArgs {
     /// This operator's own image: the Penpot pods' init container runs it to copy Pebble in.
     #[arg(long, default_value = crate::render::statefulset::DEFAULT_INIT_IMAGE, env = "PENPOT_OPERATOR_IMAGE")]
     pub init_image: String,
-    /// Run the PenpotProfile controller, which execs into Penpot pods; `false` where the
-    /// operator is granted no pods/exec (the chart's `profiles.enabled: false`).
+    /// Run the PenpotProfile controller, which port-forwards to Penpot pods' PREPL; `false`
+    /// where the operator is granted no pods/portforward (the chart's `profiles.enabled: false`).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "PENPOT_OPERATOR_PROFILES")]
     pub profiles: bool,
     /// A host OIDC discovery and the relation checks may reach whatever it resolves to

@@ -4,8 +4,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-/// A Penpot user profile, created with the backend's admin command and deleted again with the
-/// resource (unless `deletionPolicy: Retain`).
+/// A Penpot user profile, created through the backend's admin interface (its PREPL), kept as
+/// the spec says (full name, password, deactivated) and deleted again with the resource
+/// (unless `deletionPolicy: Retain`).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "penpot-operator.dev",
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
     category = "penpot-all",
     printcolumn = r#"{"name":"Penpot","type":"string","jsonPath":".spec.penpotRef.name"}"#,
     printcolumn = r#"{"name":"Email","type":"string","jsonPath":".spec.email"}"#,
+    printcolumn = r#"{"name":"Deactivated","type":"boolean","jsonPath":".spec.deactivated","priority":1}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -29,8 +31,14 @@ pub struct PenpotProfileSpec {
     #[schemars(regex(pattern = r"^[^@\s]+@[^@\s]+$"), length(max = 254))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("email is immutable: create another PenpotProfile"))]
     pub email: String,
+    /// Set in Penpot when it changes here. A name the user gives themselves in Penpot stays
+    /// until this field changes again.
     #[schemars(length(min = 1, max = 250))]
     pub fullname: String,
+    /// `true` deactivates the profile: it can no longer log in (by password or OIDC), and
+    /// its files and teams stay. `false` (default) reactivates it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deactivated: bool,
     /// Secret holding the password (key `password` unless `key` says otherwise). Without it
     /// the operator generates one into `<name>-password`, a Secret it owns. Changing the
     /// Secret (or deleting the generated one) sets the password again.
@@ -86,4 +94,10 @@ pub struct PenpotProfileStatus {
     /// delete it. A profile that existed before (`AlreadyExists`) is never touched.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub created: bool,
+    /// The full name last set in Penpot: a different `spec.fullname` is set again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fullname: Option<String>,
+    /// Whether the profile was last left deactivated in Penpot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivated: Option<bool>,
 }

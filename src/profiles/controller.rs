@@ -1,6 +1,6 @@
-//! The `PenpotProfile` controller: one profile per resource, created once, its password set
-//! again whenever its Secret changes, deleted with the resource through a finalizer unless
-//! `deletionPolicy: Retain`.
+//! The `PenpotProfile` controller: one profile per resource, created once, then kept as the
+//! spec says (full name, deactivated) with its password set again whenever its Secret
+//! changes, and deleted with the resource through a finalizer unless `deletionPolicy: Retain`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,18 +19,28 @@ use crate::crd::profile::DeletionPolicy;
 use crate::crd::{Penpot, PenpotProfile, PenpotProfileStatus};
 use crate::render::labels;
 
-use super::exec::{self, ManageError, Outcome};
+use super::{Changes, Outcome, PreplError};
 
 pub const FINALIZER: &str = "penpot-operator.dev/profile";
 /// A password, the Secret it came from, and that Secret's resourceVersion.
 type Found = (String, String, String);
 
 /// What status records about a profile this resource manages: the password's Secret, the
-/// version last set from it (empty: none), and whether it created the profile.
-struct Owned {
+/// version last set from it (empty: none), whether it created the profile, and the full name
+/// and deactivation last set in Penpot (`None`: not known).
+struct Applied {
     secret: String,
     version: String,
     created: bool,
+    fullname: Option<String>,
+    deactivated: Option<bool>,
+}
+
+impl Applied {
+    /// The profile is no longer this resource's: nothing of it is known.
+    fn disowned(secret: String) -> Self {
+        Applied { secret, version: String::new(), created: false, fullname: None, deactivated: None }
+    }
 }
 const PASSWORD_KEY: &str = "password";
 const RETRY: Duration = Duration::from_secs(15);
@@ -46,7 +56,7 @@ pub enum Error {
     #[error(transparent)]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("{0}")]
-    Manage(#[from] ManageError),
+    Prepl(#[from] PreplError),
     #[error("PenpotProfile is not namespaced")]
     NotNamespaced,
     #[error("not the leader: refusing to write")]
@@ -112,38 +122,47 @@ async fn apply(cached: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
     let api: Api<PenpotProfile> = Api::namespaced(ctx.client.clone(), ns);
     let Some(fresh) = api.get_opt(&cached.name_any()).await? else { return Ok(Action::await_change()) };
     let profile = &fresh;
-    // Created once; later the password follows its Secret. A fullname edit is not pushed:
-    // manage.py has no command for it.
     if adopted(profile) {
         return Ok(Action::await_change());
     }
     if created(profile) {
-        return reset_password(profile, ns, ctx).await;
+        return sync(profile, ns, ctx).await;
     }
-    let (pod, (password, secret_name, version)) = match pod_and_password(profile, ns, ctx).await? {
-        Prepared::Ready(pod, found) => (pod, found),
-        Prepared::Waiting(reason, message) => {
+    let pod = match target(profile, ns, ctx).await? {
+        Target::Pod(pod) => pod,
+        Target::Unavailable(reason, message) => {
             report(profile, ns, ctx, reason, &message, None).await?;
             return Ok(Action::requeue(RETRY));
         }
-        Prepared::Stalled(done) => return Ok(done),
+    };
+    let (password, secret_name, version) = match password(profile, ns, ctx).await? {
+        Ok(found) => found,
+        Err(message) => return invalid_secret(profile, ns, ctx, &message).await,
     };
     ctx.ensure_leader()?;
+    let spec = &profile.spec;
     let result =
-        exec::create_profile(&ctx.client, ns, &pod, &profile.spec.email, &profile.spec.fullname, &password).await;
+        super::create_profile(&ctx.client, ns, &pod, &spec.email, &spec.fullname, &password, !spec.deactivated).await;
     match result {
         Ok(Outcome::Created) => {
-            let owned = Owned { secret: secret_name, version, created: true };
-            report(profile, ns, ctx, Reason::Created, "profile created", Some(owned)).await?;
+            let applied = Applied {
+                secret: secret_name,
+                version,
+                created: true,
+                fullname: Some(spec.fullname.clone()),
+                deactivated: Some(spec.deactivated),
+            };
+            let message = if spec.deactivated { "profile created, deactivated" } else { "profile created" };
+            report(profile, ns, ctx, Reason::Created, message, Some(applied)).await?;
             Ok(Action::await_change())
         }
         Ok(_) => {
-            // Not this resource's profile: its password is never set, nor the profile deleted.
-            let message = "a profile with this email already existed; it is left alone (not reset, not deleted)";
+            // Not this resource's profile: never edited, nor deleted.
+            let message = "a profile with this email already existed; it is left alone (not edited, not deleted)";
             report(profile, ns, ctx, Reason::AlreadyExists, message, None).await?;
             Ok(Action::await_change())
         }
-        Err(e @ (ManageError::Failed { .. } | ManageError::TimedOut { .. })) => {
+        Err(e) if e.is_reported() => {
             report(profile, ns, ctx, Reason::CreateFailed, &e.to_string(), None).await?;
             Ok(Action::requeue(RETRY))
         }
@@ -151,83 +170,113 @@ async fn apply(cached: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
     }
 }
 
-/// What running manage.py for a profile needs, or why it cannot run yet.
-enum Prepared {
-    Ready(String, Found),
-    /// The Penpot is absent or has no Ready pod.
-    Waiting(Reason, String),
-    /// The password Secret is unusable: reported, and what to do next.
-    Stalled(Action),
+/// Where the profile commands go, or why they cannot go anywhere yet.
+enum Target {
+    Pod(String),
+    /// The Penpot is absent, has no Ready pod, or runs a release this client cannot talk to.
+    Unavailable(Reason, String),
 }
 
-/// The Penpot's Ready pod and the profile's password, for create and reset alike.
-async fn pod_and_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Prepared, Error> {
+async fn target(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Target, Error> {
     let penpot_name = &profile.spec.penpot_ref.name;
     let Some(penpot) = Api::<Penpot>::namespaced(ctx.client.clone(), ns).get_opt(penpot_name).await? else {
-        return Ok(Prepared::Waiting(Reason::PenpotNotFound, format!("waiting for Penpot {penpot_name}")));
+        return Ok(Target::Unavailable(Reason::PenpotNotFound, format!("waiting for Penpot {penpot_name}")));
     };
-    let pod = match exec::ready_pod_of(&ctx.client, ns, &penpot).await {
-        Ok(pod) => pod,
-        Err(ManageError::NotReady(_)) => {
-            let message = format!("waiting for Penpot {penpot_name} to be ready");
-            return Ok(Prepared::Waiting(Reason::PenpotNotReady, message));
+    match super::ready_pod_of(&ctx.client, ns, &penpot).await {
+        Ok(pod) => Ok(Target::Pod(pod)),
+        Err(PreplError::NotReady(_)) => {
+            Ok(Target::Unavailable(Reason::PenpotNotReady, format!("waiting for Penpot {penpot_name} to be ready")))
         }
-        Err(e) => return Err(e.into()),
-    };
-    match password(profile, ns, ctx).await? {
-        Ok(found) => Ok(Prepared::Ready(pod, found)),
-        Err(message) => {
-            report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, None).await?;
-            Ok(Prepared::Stalled(Action::requeue(Duration::from_secs(60))))
-        }
+        Err(e @ PreplError::TooOld { .. }) => Ok(Target::Unavailable(Reason::PenpotTooOld, e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// A profile that exists: its password is set again when its Secret is not the version it
-/// was last set from (edited, or the generated one deleted and made anew).
-async fn reset_password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
-    let applied = profile.status.as_ref().and_then(|s| s.password_version.clone());
+/// The password Secret is unusable: said in status, and looked at again in a minute.
+async fn invalid_secret(profile: &PenpotProfile, ns: &str, ctx: &Context, message: &str) -> Result<Action, Error> {
+    report(profile, ns, ctx, Reason::InvalidPasswordSecret, message, None).await?;
+    Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// A profile this resource created: what changed since it was last set (the full name,
+/// deactivation, the password's Secret) is set in one update-profile.
+async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    let spec = &profile.spec;
+    let status = profile.status.clone().unwrap_or_default();
+    let mut changes = Changes::default();
+    // Recorded before status kept the name: it is the one the profile was created with.
+    let fullname_set = status.fullname.clone().unwrap_or_else(|| spec.fullname.clone());
+    if fullname_set != spec.fullname {
+        changes.fullname = Some(spec.fullname.clone());
+    }
+    if status.deactivated.unwrap_or(false) != spec.deactivated {
+        changes.active = Some(!spec.deactivated);
+    }
     let name = password_secret_name(profile);
+    let mut secret = (status.password_secret.clone().unwrap_or_else(|| name.clone()), status.password_version.clone());
     let current = Api::<Secret>::namespaced(ctx.client.clone(), ns)
         .get_opt(&name)
         .await?
         .and_then(|s| s.metadata.resource_version);
-    match (&current, &applied) {
+    let password_due = match (&current, &status.password_version) {
         // A referenced Secret that went away leaves the password as it is.
-        (None, _) if profile.spec.password_secret_ref.is_some() => return Ok(Action::await_change()),
-        (Some(c), Some(a)) if c == a => return Ok(Action::await_change()),
-        // Made before versions were recorded: this version is the one it was set from.
+        (None, _) => profile.spec.password_secret_ref.is_none(),
+        (Some(c), Some(a)) => c != a,
+        // Recorded before versions were: this version is the one it was set from.
         (Some(c), None) => {
-            let owned = Owned { secret: name, version: c.clone(), created: true };
-            report(profile, ns, ctx, Reason::Created, "profile created", Some(owned)).await?;
-            return Ok(Action::await_change());
+            secret = (name.clone(), Some(c.clone()));
+            false
         }
-        _ => {}
+    };
+    if password_due {
+        match password(profile, ns, ctx).await? {
+            Ok((password, secret_name, version)) => {
+                changes.password = Some(password);
+                secret = (secret_name, Some(version));
+            }
+            Err(message) => return invalid_secret(profile, ns, ctx, &message).await,
+        }
+    }
+    let applied = Applied {
+        secret: secret.0.clone(),
+        version: secret.1.unwrap_or_default(),
+        created: true,
+        fullname: Some(spec.fullname.clone()),
+        deactivated: Some(spec.deactivated),
+    };
+    if changes.is_empty() {
+        // Only a record from before status kept all this may be missing: written, not sent.
+        let ready = conditions::find(&status.conditions, ConditionType::Ready);
+        let reason = ready.and_then(|c| Reason::ALL.iter().copied().find(|r| r.as_str() == c.reason));
+        let reason = reason.unwrap_or(Reason::Created);
+        let message = ready.map_or("profile created".to_string(), |c| c.message.clone());
+        report(profile, ns, ctx, reason, &message, Some(applied)).await?;
+        return Ok(Action::await_change());
     }
     // Waiting for the Penpot says nothing new about a profile that exists: status stays.
-    let (pod, (password, secret_name, version)) = match pod_and_password(profile, ns, ctx).await? {
-        Prepared::Ready(pod, found) => (pod, found),
-        Prepared::Waiting(..) => return Ok(Action::requeue(RETRY)),
-        Prepared::Stalled(done) => return Ok(done),
+    let pod = match target(profile, ns, ctx).await? {
+        Target::Pod(pod) => pod,
+        Target::Unavailable(..) => return Ok(Action::requeue(RETRY)),
     };
     ctx.ensure_leader()?;
-    match exec::update_password(&ctx.client, ns, &pod, &profile.spec.email, &password).await {
+    match super::update_profile(&ctx.client, ns, &pod, &spec.email, &changes).await {
         Ok(Outcome::NotFound) => {
             // Deleted in Penpot: no longer this resource's. The next pass creates it again,
             // or finds that someone else registered the email and leaves that account alone.
             let message = "the profile is gone from Penpot (deleted there?); it is created again";
-            let disowned = Owned { secret: secret_name, version: String::new(), created: false };
-            report(profile, ns, ctx, Reason::PasswordSetFailed, message, Some(disowned)).await?;
+            report(profile, ns, ctx, Reason::UpdateFailed, message, Some(Applied::disowned(secret.0))).await?;
             Ok(Action::requeue(RETRY))
         }
         Ok(_) => {
-            let message = format!("password set from Secret {secret_name}");
-            let owned = Owned { secret: secret_name, version, created: true };
-            report(profile, ns, ctx, Reason::PasswordSet, &message, Some(owned)).await?;
+            let mut message = format!("set {}", changes.describe());
+            if changes.password.is_some() {
+                message.push_str(&format!(" (password from Secret {})", applied.secret));
+            }
+            report(profile, ns, ctx, Reason::Updated, &message, Some(applied)).await?;
             Ok(Action::await_change())
         }
-        Err(e @ (ManageError::Failed { .. } | ManageError::TimedOut { .. })) => {
-            report(profile, ns, ctx, Reason::PasswordSetFailed, &e.to_string(), None).await?;
+        Err(e) if e.is_reported() => {
+            report(profile, ns, ctx, Reason::UpdateFailed, &e.to_string(), None).await?;
             Ok(Action::requeue(RETRY))
         }
         Err(e) => Err(e.into()),
@@ -255,10 +304,10 @@ async fn cleanup(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Act
         .as_ref()
         .and_then(|t| k8s_openapi::jiff::Timestamp::now().duration_since(t.0).try_into().ok())
         .unwrap_or_default();
-    let result = match exec::ready_pod_of(&ctx.client, ns, &penpot).await {
+    let result = match super::ready_pod_of(&ctx.client, ns, &penpot).await {
         Ok(pod) => {
             ctx.ensure_leader()?;
-            exec::delete_profile(&ctx.client, ns, &pod, &profile.spec.email).await.map(drop)
+            super::delete_profile(&ctx.client, ns, &pod, &profile.spec.email).await.map(drop)
         }
         Err(e) => Err(e),
     };
@@ -316,7 +365,7 @@ async fn password(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Re
         return Ok(stored(existing));
     }
     ctx.ensure_leader()?;
-    let generated = exec::generate_password();
+    let generated = super::generate_password();
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -349,12 +398,12 @@ async fn report(
     ctx: &Context,
     reason: Reason,
     message: &str,
-    owned: Option<Owned>,
+    applied: Option<Applied>,
 ) -> Result<(), Error> {
     let previous = profile.status.clone().unwrap_or_default();
     let progress = match reason {
-        Reason::Created | Reason::AlreadyExists | Reason::PasswordSet => Progress::Done,
-        Reason::InvalidPasswordSecret | Reason::PasswordSetFailed => Progress::Stalled,
+        Reason::Created | Reason::AlreadyExists | Reason::Updated => Progress::Done,
+        Reason::InvalidPasswordSecret | Reason::UpdateFailed | Reason::PenpotTooOld => Progress::Stalled,
         _ => Progress::Reconciling,
     };
     let summary = conditions::Summary { progress, reason, ready_message: message, message };
@@ -362,13 +411,15 @@ async fn report(
     let status = PenpotProfileStatus {
         observed_generation: profile.meta().generation,
         conditions: conditions::kstatus(&previous.conditions, &now, profile.meta().generation, &summary),
-        password_secret: owned.as_ref().map(|o| o.secret.clone()).or(previous.password_secret.clone()),
-        password_version: match &owned {
-            Some(o) if o.version.is_empty() => None,
-            Some(o) => Some(o.version.clone()),
+        password_secret: applied.as_ref().map(|a| a.secret.clone()).or(previous.password_secret.clone()),
+        password_version: match &applied {
+            Some(a) if a.version.is_empty() => None,
+            Some(a) => Some(a.version.clone()),
             None => previous.password_version.clone(),
         },
-        created: owned.map_or(previous.created, |o| o.created),
+        created: applied.as_ref().map_or(previous.created, |a| a.created),
+        fullname: applied.as_ref().map_or(previous.fullname.clone(), |a| a.fullname.clone()),
+        deactivated: applied.map_or(previous.deactivated, |a| a.deactivated),
     };
     if profile.status.as_ref() == Some(&status) {
         return Ok(());

@@ -1,9 +1,21 @@
-//! Penpot user profiles, created and deleted with the backend's own admin command
-//! (`python3 manage.py create-profile|update-profile|delete-profile`) run in the `penpot` container of a
-//! Ready pod through the exec API, as the charm's actions do. Two front ends share it: the
-//! `profile` command and the `PenpotProfile` controller.
+//! Penpot user profiles, created, edited and deleted through the backend's PREPL (the admin
+//! interface manage.py uses), reached in a Ready pod through the port-forward API. Two front
+//! ends share it: the `profile` command and the `PenpotProfile` controller.
 
+mod commands;
 pub mod controller;
-mod exec;
+mod pod;
+pub mod prepl;
 
-pub use exec::{ManageError, Outcome, create_profile, delete_profile, generate_password, ready_pod, update_password};
+pub use commands::{Outcome, create_profile, delete_profile, update_profile};
+pub use pod::{ready_pod, ready_pod_of};
+pub use prepl::{Changes, PreplError};
+
+/// 16 random URL-safe characters, like the charm's `token_urlsafe(10)` but longer.
+pub fn generate_password() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

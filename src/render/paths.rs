@@ -38,9 +38,6 @@ pub const TMP_DIR: &str = "/tmp";
 pub const BACKEND_DIR: &str = "/opt/penpot/backend";
 /// `run.sh` resolves penpot.jar and log4j2.xml relative to the working directory.
 pub const BACKEND_COMMAND: &str = "/bin/bash /opt/penpot/backend/run.sh";
-/// Penpot's admin command (talks to the backend's prepl port), run with `kubectl exec` in
-/// the `penpot` container, whose working directory is [`BACKEND_DIR`].
-pub const MANAGE_COMMAND: [&str; 2] = ["python3", "manage.py"];
 pub const EXPORTER_DIR: &str = "/opt/penpot/exporter";
 pub const EXPORTER_COMMAND: &str = "/opt/node/bin/node app.js";
 

@@ -374,7 +374,7 @@ fn containers(spec: &PenpotSpec, version: Version, exporter: bool) -> Vec<Contai
         pebble_port: paths::PEBBLE_PORT_PENPOT,
         extra_mounts: assets(false).into_iter().collect(),
         ports: vec![port("backend", paths::BACKEND_PORT)],
-        // `kubectl exec` (and the profile commands) land where manage.py lives.
+        // `kubectl exec` lands where manage.py lives, for admins who run it by hand.
         working_dir: Some(paths::BACKEND_DIR.into()),
         resources: resources.penpot,
         // The backend's own check: 200 once it serves and reaches its database.

@@ -140,22 +140,22 @@ up() {
   supervise kube-scheduler "$PENPOT_E2E_BIN/kube-scheduler" \
     --kubeconfig "$dir/admin.kubeconfig" --leader-elect=false \
     --bind-address 127.0.0.1 --secure-port "$sched_port" --v 1
-  # Exec into any pod's `penpot` container runs the stand-in manage.py on this host.
-  mkdir -p "$dir/exec"
-  cp "$here/fake-manage.py" "$dir/exec/manage.py"
-  cat >"$dir/kwok-exec.yaml" <<EOF
+  # A port-forward to port 6063 (the backend's PREPL) of any pod runs the stand-in PREPL on
+  # this host, the forwarded connection as its stdin and stdout.
+  mkdir -p "$dir/prepl"
+  cp "$here/fake-prepl.py" "$dir/prepl/prepl.py"
+  cat >"$dir/kwok-port-forward.yaml" <<EOF
 apiVersion: kwok.x-k8s.io/v1alpha1
-kind: ClusterExec
+kind: ClusterPortForward
 metadata:
-  name: penpot-manage
+  name: penpot-prepl
 spec:
-  execs:
-  - containers: [penpot]
-    local:
-      workDir: $dir/exec
+  forwards:
+  - ports: [6063]
+    command: [python3, $dir/prepl/prepl.py]
 EOF
   supervise kwok "$PENPOT_E2E_BIN/kwok" --kubeconfig "$dir/admin.kubeconfig" \
-    --config "$here/kwok-stages.yaml" --config "$dir/kwok-exec.yaml" \
+    --config "$here/kwok-stages.yaml" --config "$dir/kwok-port-forward.yaml" \
     --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --server-address "127.0.0.1:$kwok_port" --node-port "$kwok_port" \
     --tls-cert-file "$dir/pki/kubelet.crt" --tls-private-key-file "$dir/pki/kubelet.key"
@@ -184,7 +184,7 @@ export KUBECONFIG="$dir/admin.kubeconfig"
 export PATH="$PENPOT_E2E_BIN:\$PATH"
 export PENPOT_E2E_DIR="$dir"
 export PENPOT_E2E_AUDIT_LOG="$dir/logs/audit.log"
-export PENPOT_E2E_EXEC_LOG="$dir/exec/calls.jsonl"
+export PENPOT_E2E_PREPL_LOG="$dir/prepl/calls.jsonl"
 export PENPOT_E2E_HOST_IP="$host_ip"
 EOF
   log "control plane up in $((SECONDS - started)) s: source $dir/env"

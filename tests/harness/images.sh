@@ -11,8 +11,8 @@
 #       ghcr.io/penpot-operator/penpot-operator:<crate version>: the operator binary, the
 #       static Pebble and the CA bundle, as in its rock; and STAND-INS for docker.io/penpotapp/{frontend,backend,
 #       exporter}:VERSION in the upstream layout (tests/upstream/): the images' user 1001, real
-#       nginx in the frontend; Penpot's JVM backend (with manage.py's python3) and its Node
-#       exporter cannot be built here, so the program of go/stand-in plays them.
+#       nginx in the frontend; Penpot's JVM backend (and its PREPL) and its Node exporter
+#       cannot be built here, so the program of go/stand-in plays them.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -113,9 +113,8 @@ case "$what" in
     stand_in_base "$be"
     mkdir -p "$be/opt/penpot/backend" "$be/usr/bin" "$be/opt/data/assets"
     install -m 0755 "$stand_in" "$be/opt/penpot/backend/stand-in"
-    # manage.py's interpreter: the stand-in plays `python3 manage.py ...`.
-    install -m 0755 "$stand_in" "$be/usr/bin/python3"
-    printf '# STAND-IN: Penpot'"'"'s manage.py is played by the python3 stand-in next to it.\n' >"$be/opt/penpot/backend/manage.py"
+    # Where upstream's manage.py lives (the operator does not run it: it talks to the PREPL).
+    printf '# STAND-IN: upstream'"'"'s manage.py sits here.\n' >"$be/opt/penpot/backend/manage.py"
     printf '#!/bin/bash\n# STAND-IN for Penpot'"'"'s run.sh (the JVM backend cannot be built here).\nexec /opt/penpot/backend/stand-in backend "$@"\n' \
       >"$be/opt/penpot/backend/run.sh"
     chmod 0755 "$be/opt/penpot/backend/run.sh"

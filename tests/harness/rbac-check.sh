@@ -60,8 +60,8 @@ for line in open(sys.argv[2]):
     # as a create too.
     if verb == "patch" and (e.get("responseStatus") or {}).get("code") == 201:
         used.add((group, resource, "create"))
-    # The exec WebSocket is a GET, which API servers since 1.30 also authorize as a create.
-    if resource == "pods/exec" and verb == "get":
+    # The port-forward WebSocket is a GET, which API servers since 1.30 also authorize as a create.
+    if resource == "pods/portforward" and verb == "get":
         used.add((group, resource, "create"))
 
 unused = sorted(g for g in granted - used if g not in UNEXERCISED)

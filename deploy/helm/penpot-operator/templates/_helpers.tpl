@@ -59,13 +59,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [penpot-operator.dev]
   resources: [penpotprofiles/finalizers]
   verbs: [update]
-# Profiles run manage.py in a Ready pod of the Penpot's StatefulSet through the exec API
-# (a WebSocket upgrade: a GET, which API servers since 1.30 also authorize as create).
+# Profiles are sent to the backend's PREPL in a Ready pod of the Penpot's StatefulSet through
+# the port-forward API (a WebSocket upgrade: a GET, which API servers since 1.30 also
+# authorize as create). No pods/exec.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
 - apiGroups: [""]
-  resources: [pods/exec]
+  resources: [pods/portforward]
   verbs: [get, create]
 {{- end }}
 # Relation and spec.caBundle Secrets (read, metadata watch), the secret-key Secret (created once) and the

@@ -5,9 +5,8 @@
 //
 //	stand-in backend      /opt/penpot/backend/run.sh execs it: the backend's port 6060 (closed
 //	                      while "the JVM starts", /readyz 503 while "migrating", then 200; /api;
-//	                      a WebSocket at /ws/notifications) and a prepl-like port on 127.0.0.1:6063
-//	python3 manage.py …   installed as python3: Penpot's manage.py commands (create-profile,
-//	                      delete-profile) sent to the prepl-like port, answered as manage.py does
+//	                      a WebSocket at /ws/notifications) and the PREPL on 127.0.0.1:6063,
+//	                      speaking Penpot's JSON-lines protocol for the profile commands
 //	node app.js           installed as /opt/node/bin/node: the exporter's port 6061 with /readyz
 //	stand-in loki         a receiver for Loki's push API that prints what it receives
 //
@@ -40,14 +39,12 @@ func main() {
 	switch mode {
 	case "backend":
 		backend(args)
-	case "python3":
-		os.Exit(manage(args))
 	case "node":
 		exporter(args)
 	case "loki":
 		loki(args)
 	default:
-		fmt.Fprintf(os.Stderr, "stand-in: unknown mode %q (backend, python3, node, loki)\n", mode)
+		fmt.Fprintf(os.Stderr, "stand-in: unknown mode %q (backend, node, loki)\n", mode)
 		os.Exit(2)
 	}
 }
@@ -179,19 +176,26 @@ func websocket(w http.ResponseWriter, r *http.Request) {
 	time.Sleep(time.Second)
 }
 
-// The prepl-like port: one JSON request per line, one JSON answer per line. Penpot's real
-// prepl speaks EDN; what matters here is that manage.py's work happens in the backend's
-// process, behind a port only the pod can reach.
+// The PREPL, as Penpot 2.8+ speaks it (backend/src/app/srepl.clj): one JSON request per
+// line, {"cmd": NAME, "params": {...}} with camelCase keys; each answered with a line of
+// printed text (tag "out") and a "ret" line holding "val" or "err" {hint, code, type}. It
+// keeps the profiles it made, so a second create is refused as the real backend refuses it.
+// Emails starting with "hang" are never answered; "flood" is answered with 1 MiB of printed
+// lines first: the operator's bounds on the connection are tested against them.
 type request struct {
-	Cmd      string `json:"cmd"`
-	Email    string `json:"email"`
-	Fullname string `json:"fullname"`
-	Password string `json:"password"`
+	Cmd    string `json:"cmd"`
+	Params struct {
+		Email    string  `json:"email"`
+		Fullname *string `json:"fullname"`
+		Password *string `json:"password"`
+		IsActive *bool   `json:"isActive"`
+		Soft     bool    `json:"soft"`
+	} `json:"params"`
 }
 
-type answer struct {
-	Tag string `json:"tag"` // "ret" or "err"
-	Val string `json:"val"`
+type profile struct {
+	fullname string
+	active   bool
 }
 
 func prepl() {
@@ -200,7 +204,7 @@ func prepl() {
 		fatal("prepl: %v", err)
 	}
 	var mu sync.Mutex
-	profiles := map[string]string{}
+	profiles := map[string]*profile{}
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -208,120 +212,90 @@ func prepl() {
 		}
 		go func() {
 			defer conn.Close()
-			var req request
-			if err := json.NewDecoder(conn).Decode(&req); err != nil {
-				json.NewEncoder(conn).Encode(answer{"err", "bad request: " + err.Error()})
-				return
+			lines := bufio.NewScanner(conn)
+			out := json.NewEncoder(conn)
+			for lines.Scan() {
+				var req request
+				if err := json.Unmarshal(lines.Bytes(), &req); err != nil {
+					continue // the real PREPL logs "unable to decode data" and reads on
+				}
+				email := req.Params.Email
+				switch {
+				case strings.HasPrefix(email, "hang"):
+					time.Sleep(time.Hour)
+				case strings.HasPrefix(email, "flood"):
+					junk := strings.Repeat("x", 1<<16)
+					for i := 0; i < 16; i++ {
+						out.Encode(map[string]string{"tag": "out", "val": junk})
+					}
+				}
+				mu.Lock()
+				val, refusal := run(profiles, &req)
+				mu.Unlock()
+				tag := "ret"
+				if refusal != "" {
+					tag = "err"
+				}
+				// What the backend's log would show: never the password.
+				fmt.Printf("prepl: %s %s %s -> %s\n", req.Cmd, email, changes(&req), tag)
+				out.Encode(map[string]string{"tag": "out", "val": "stand-in prepl\n"})
+				if refusal != "" {
+					out.Encode(map[string]any{"tag": "ret", "err": map[string]string{"type": "validation", "code": refusal, "hint": refusal}})
+				} else {
+					out.Encode(map[string]any{"tag": "ret", "val": val})
+				}
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			var a answer
-			switch req.Cmd {
-			case "create-profile":
-				if _, ok := profiles[req.Email]; ok {
-					a = answer{"err", "a profile with this email already exists"}
-				} else if req.Password == "" {
-					a = answer{"err", "empty password"}
-				} else {
-					id := fmt.Sprintf("%08x-stand-in", time.Now().UnixNano()&0xffffffff)
-					profiles[req.Email] = id
-					a = answer{"ret", id}
-				}
-			case "update-profile":
-				if _, ok := profiles[req.Email]; !ok {
-					a = answer{"ret", "not-found"}
-				} else if req.Password == "" {
-					a = answer{"err", "empty password"}
-				} else {
-					a = answer{"ret", "updated"}
-				}
-			case "delete-profile":
-				if _, ok := profiles[req.Email]; ok {
-					delete(profiles, req.Email)
-					a = answer{"ret", "deleted"}
-				} else {
-					a = answer{"ret", "not-found"}
-				}
-			default:
-				a = answer{"err", "unknown command " + req.Cmd}
-			}
-			// The password never reaches the log.
-			fmt.Printf("prepl: %s %s -> %s\n", req.Cmd, req.Email, a.Tag)
-			json.NewEncoder(conn).Encode(a)
 		}()
 	}
 }
 
-// manage plays `python3 manage.py create-profile|delete-profile`, with the real script's
-// words and exit codes: ERR (255) when the backend refuses, EXC (254) when the prepl port
-// cannot be reached. Emails starting with "hang" never finish; "flood" prints 10 MiB first. Like getpass without a terminal, it reads the password from one line
-// of stdin and warns on stderr.
-func manage(args []string) int {
-	if len(args) < 2 || args[0] != "manage.py" {
-		fmt.Fprintln(os.Stderr, "python3 stand-in: only `python3 manage.py COMMAND` is played")
-		return 2
-	}
-	if _, err := os.Stat("manage.py"); err != nil {
-		fmt.Fprintf(os.Stderr, "python3: can't open file 'manage.py': %v\n", err)
-		return 2
-	}
-	req := request{Cmd: args[1]}
-	fs := flag.NewFlagSet(args[1], flag.ContinueOnError)
-	fs.StringVar(&req.Email, "email", "", "")
-	fs.StringVar(&req.Email, "e", "", "")
-	fs.StringVar(&req.Fullname, "fullname", "", "")
-	fs.StringVar(&req.Fullname, "n", "", "")
-	fs.StringVar(&req.Password, "password", "", "")
-	fs.StringVar(&req.Password, "p", "", "")
-	force := fs.Bool("force", false, "")
-	fs.BoolVar(force, "f", false, "")
-	if err := fs.Parse(args[2:]); err != nil || req.Email == "" {
-		fmt.Fprintln(os.Stderr, "usage: manage.py create-profile -e EMAIL -n NAME | delete-profile -e EMAIL")
-		return 2
-	}
-	if (req.Cmd == "create-profile" || req.Cmd == "update-profile") && req.Password == "" {
-		fmt.Fprintln(os.Stderr, "GetPassWarning: Can not control echo on the terminal.")
-		fmt.Fprintln(os.Stderr, "Warning: Password input may be echoed.")
-		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
-		req.Password = strings.TrimRight(line, "\r\n")
-	}
-	// Misbehaving backends, chosen by the email, for the operator's exec bounds: one that
-	// never answers, one that floods its output.
-	switch {
-	case strings.HasPrefix(req.Email, "hang"):
-		time.Sleep(time.Hour)
-	case strings.HasPrefix(req.Email, "flood"):
-		junk := strings.Repeat("x", 1<<20)
-		for i := 0; i < 10; i++ {
-			fmt.Println(junk)
+// run plays one command of backend/src/app/srepl/cli.clj: its value, or the code of a refusal.
+func run(profiles map[string]*profile, req *request) (any, string) {
+	p := req.Params
+	switch req.Cmd {
+	case "create-profile":
+		if _, ok := profiles[p.Email]; ok {
+			return nil, "email-already-exists"
 		}
+		if p.Password == nil || *p.Password == "" || p.Fullname == nil {
+			return nil, "invalid-data"
+		}
+		active := p.IsActive == nil || *p.IsActive
+		profiles[p.Email] = &profile{*p.Fullname, active}
+		return map[string]string{"email": p.Email, "id": fmt.Sprintf("%08x-stand-in", time.Now().UnixNano()&0xffffffff)}, ""
+	case "update-profile":
+		found, ok := profiles[p.Email]
+		if !ok {
+			return false, ""
+		}
+		if p.Fullname != nil {
+			found.fullname = *p.Fullname
+		}
+		if p.IsActive != nil {
+			found.active = *p.IsActive
+		}
+		return true, ""
+	case "delete-profile":
+		_, ok := profiles[p.Email]
+		delete(profiles, p.Email)
+		return ok, ""
 	}
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:6063", 5*time.Second)
-	if err != nil {
-		fmt.Printf("EXC: %v\n", err)
-		return 254
+	return nil, "not-implemented"
+}
+
+// changes names what a request sets, for the log line.
+func changes(req *request) string {
+	var parts []string
+	if req.Params.Fullname != nil {
+		parts = append(parts, "fullname="+*req.Params.Fullname)
 	}
-	defer conn.Close()
-	json.NewEncoder(conn).Encode(req)
-	var a answer
-	if err := json.NewDecoder(conn).Decode(&a); err != nil {
-		fmt.Printf("EXC: %v\n", err)
-		return 254
+	if req.Params.Password != nil {
+		parts = append(parts, "password")
 	}
-	switch {
-	case a.Tag == "err":
-		fmt.Printf("ERR: %s\n", a.Val)
-		return 255
-	case req.Cmd == "create-profile":
-		fmt.Printf("Created: %s / %s\n", req.Email, a.Val)
-	case a.Val == "not-found":
-		fmt.Printf("No profile found with email %s\n", req.Email)
-	case req.Cmd == "update-profile":
-		fmt.Println("Updated")
-	default:
-		fmt.Println("Deleted")
+	if req.Params.IsActive != nil {
+		parts = append(parts, fmt.Sprintf("active=%v", *req.Params.IsActive))
 	}
-	return 0
+	return "[" + strings.Join(parts, " ") + "]"
 }
 
 // exporter plays `node app.js` in /opt/penpot/exporter: port 6061, ready at once.
