@@ -59,7 +59,6 @@ pub struct Context {
     resync: Duration,
     /// The operator's own image, for the pods' init container.
     init_image: String,
-    /// Whether the Prometheus Operator's CRDs exist, and when that was last asked.
     /// What discovery last found of each optional API, and when.
     apis: tokio::sync::Mutex<std::collections::HashMap<OptionalApi, (std::time::Instant, bool)>>,
     failures: backoff::Failures,
@@ -78,11 +77,13 @@ impl Context {
     }
 
     /// Whether the cluster serves `api` (the Prometheus Operator's or the Gateway API's kinds),
-    /// asked again every five minutes: installing one later needs no operator restart.
+    /// asked again every five minutes, or every 30 s while it is absent: a Penpot waiting for
+    /// CRDs installed later notices them within a minute, with no operator restart.
     pub async fn serves(&self, api: OptionalApi) -> bool {
-        const TTL: Duration = Duration::from_secs(300);
+        const SERVED_TTL: Duration = Duration::from_secs(300);
+        const ABSENT_TTL: Duration = Duration::from_secs(30);
         if let Some((at, found)) = self.apis.lock().await.get(&api)
-            && at.elapsed() < TTL
+            && at.elapsed() < if *found { SERVED_TTL } else { ABSENT_TTL }
         {
             return *found;
         }

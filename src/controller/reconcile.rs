@@ -158,8 +158,13 @@ async fn steps(penpot: &Penpot, ns: &str, ctx: &Context) -> Result<Outcome, Erro
         Err(e) => {
             let message = e.to_string();
             tracing::warn!(%message, "spec cannot be rendered");
-            // A failed Backup is retried by deleting it, and no watch sees that: look again soon.
-            let retry = if e.reason() == Reason::BackupFailed { IN_THE_WAY_RETRY } else { ctx.resync };
+            // A failed Backup is retried by deleting it, and installing the Gateway API's CRDs
+            // is no event of ours: no watch sees either, so look again soon.
+            let retry = match &e {
+                _ if e.reason() == Reason::BackupFailed => IN_THE_WAY_RETRY,
+                render::RenderError::Spec(render::SpecError::NoGatewayApi) => DISCOVERY_RETRY,
+                _ => ctx.resync,
+            };
             // Resolve read the StatefulSet already; status reports on that read.
             let workload = workload.of(penpot).cloned();
             return Ok(Outcome {
