@@ -203,15 +203,7 @@ async fn invalid_secret(profile: &PenpotProfile, ns: &str, ctx: &Context, messag
 async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
     let spec = &profile.spec;
     let status = profile.status.clone().unwrap_or_default();
-    let mut changes = Changes::default();
-    // Recorded before status kept the name: it is the one the profile was created with.
-    let fullname_set = status.fullname.clone().unwrap_or_else(|| spec.fullname.clone());
-    if fullname_set != spec.fullname {
-        changes.fullname = Some(spec.fullname.clone());
-    }
-    if status.deactivated.unwrap_or(false) != spec.deactivated {
-        changes.active = Some(!spec.deactivated);
-    }
+    let mut changes = edits(profile);
     let name = password_secret_name(profile);
     let mut secret = (status.password_secret.clone().unwrap_or_else(|| name.clone()), status.password_version.clone());
     let current = Api::<Secret>::namespaced(ctx.client.clone(), ns)
@@ -245,11 +237,16 @@ async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
         deactivated: Some(spec.deactivated),
     };
     if changes.is_empty() {
-        // Only a record from before status kept all this may be missing: written, not sent.
+        // Nothing to send. What status lacks (a record from before it kept all this) is
+        // written; a failure it still shows is over, since the spec asks for nothing new.
         let ready = conditions::find(&status.conditions, ConditionType::Ready);
-        let reason = ready.and_then(|c| Reason::ALL.iter().copied().find(|r| r.as_str() == c.reason));
-        let reason = reason.unwrap_or(Reason::Created);
-        let message = ready.map_or("profile created".to_string(), |c| c.message.clone());
+        let (reason, message) = match ready {
+            Some(c) if c.reason == Reason::Created.as_str() || c.reason == Reason::Updated.as_str() => (
+                if c.reason == Reason::Created.as_str() { Reason::Created } else { Reason::Updated },
+                c.message.clone(),
+            ),
+            _ => (Reason::Updated, "the profile is as the spec says".to_string()),
+        };
         report(profile, ns, ctx, reason, &message, Some(applied)).await?;
         return Ok(Action::await_change());
     }
@@ -332,6 +329,20 @@ async fn give_up(profile: &PenpotProfile, ctx: &Context, note: &str) {
     let regarding = profile.object_ref(&());
     crate::controller::warn(&ctx.client, &ctx.reporter, &regarding, "ProfileNotDeleted", "DeleteProfile", note.into())
         .await;
+}
+
+/// The spec's edits (full name, deactivation) of a profile this resource created, against
+/// what status says was last set. The password is the Secret's business.
+fn edits(profile: &PenpotProfile) -> Changes {
+    let spec = &profile.spec;
+    let status = profile.status.clone().unwrap_or_default();
+    // Without a record (from before status kept them): what the profile was created with.
+    let fullname_set = status.fullname.unwrap_or_else(|| spec.fullname.clone());
+    Changes {
+        fullname: (fullname_set != spec.fullname).then(|| spec.fullname.clone()),
+        password: None,
+        active: (status.deactivated.unwrap_or(false) != spec.deactivated).then_some(!spec.deactivated),
+    }
 }
 
 /// The password, the Secret it lives in and that Secret's resourceVersion. The generated one
@@ -465,6 +476,24 @@ mod tests {
             requests(&log),
             [format!("GET {path}/ada-password"), format!("POST {path}"), format!("GET {path}/ada-password")]
         );
+    }
+
+    #[test]
+    fn only_what_changed_since_it_was_last_set_is_sent() {
+        let with = |fullname: &str, deactivated: bool, status: serde_json::Value| {
+            let mut p = profile();
+            p.spec.fullname = fullname.into();
+            p.spec.deactivated = deactivated;
+            p.status = Some(serde_json::from_value(status).unwrap());
+            edits(&p)
+        };
+        assert!(with("Ada", false, json!({"fullname": "Ada", "deactivated": false})).is_empty());
+        // A record from before status kept the name and the deactivation: nothing is re-sent.
+        assert!(with("Ada", false, json!({})).is_empty());
+        let renamed = with("Ada K", true, json!({"fullname": "Ada"}));
+        assert_eq!(renamed, Changes { fullname: Some("Ada K".into()), password: None, active: Some(false) });
+        let back = with("Ada K", false, json!({"fullname": "Ada K", "deactivated": true}));
+        assert_eq!(back, Changes { active: Some(true), ..Default::default() });
     }
 
     #[tokio::test]
