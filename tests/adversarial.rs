@@ -282,10 +282,11 @@ fn a_flapping_relation_secret_does_not_roll_the_pods_on_every_value() {
 }
 
 /// A pod with the Penpot's labels, Ready and first in name order, made by someone who may
-/// create pods: the operator's exec (and the password on its stdin) still goes only to a pod
-/// of the Penpot's own StatefulSet, as the API server's audit log shows.
+/// create pods: the operator's port-forward to the PREPL (and the password in its request)
+/// still goes only to a pod of the Penpot's own StatefulSet, as the API server's audit log
+/// shows; and it never execs.
 #[test]
-fn a_look_alike_pod_never_receives_the_exec() {
+fn a_look_alike_pod_never_receives_the_profile_request() {
     let Some(c) = cluster() else { return };
     let ns = Namespace::new(c, "spoof");
     let n = ns.name.as_str();
@@ -305,14 +306,18 @@ fn a_look_alike_pod_never_receives_the_exec() {
     let email = format!("grace.{n}@example.com");
     c.apply_ok(n, &penpot_profile_yaml("grace", "p", &email));
     wait_profile(c, n, "grace", "Created");
-    let execs: Vec<String> = c
-        .requests_by(&user)
-        .iter()
-        .filter(|e| e["objectRef"]["subresource"] == "exec")
-        .map(|e| e["objectRef"]["name"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert!(!execs.is_empty(), "no exec in the audit log");
-    assert!(execs.iter().all(|pod| pod == "p-0"), "the exec went to {execs:?}");
+    let requests = c.requests_by(&user);
+    let to = |subresource: &str| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|e| e["objectRef"]["subresource"] == subresource)
+            .map(|e| e["objectRef"]["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let forwards = to("portforward");
+    assert!(!forwards.is_empty(), "no port-forward in the audit log");
+    assert!(forwards.iter().all(|pod| pod == "p-0"), "the port-forward went to {forwards:?}");
+    assert_eq!(to("exec"), Vec::<String>::new());
 }
 
 /// What a cluster-wide install's account may do outside the Penpots' business: nothing in

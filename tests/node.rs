@@ -4,9 +4,9 @@
 //! read-only root, and the kubelet's own probes make the pods Ready.
 //!
 //! The Penpot images are STAND-INS in the upstream layout (`tests/harness/images.sh`): real
-//! nginx in the frontend; for the JVM backend, manage.py's python3 and the Node exporter,
-//! which cannot be built here, the program of `tests/harness/go/stand-in`. Loki is played by
-//! the same program.
+//! nginx in the frontend; for the JVM backend (with its PREPL) and the Node exporter, which
+//! cannot be built here, the program of `tests/harness/go/stand-in`. Loki is played by the
+//! same program.
 
 #[path = "e2e/support.rs"]
 mod support;
