@@ -637,9 +637,9 @@ fn profiles_through_the_cli_and_penpot_profile_resources() {
     let exists = format!("exists.{n}@example.com");
     let (ok, _, err) = profile_cli(c, &["create", "--penpot", "p", "-n", n, "--email", &exists, "--fullname", "E"]);
     assert!(!ok && err.contains("already exists"), "{err}");
-    let down = format!("down.{n}@example.com");
-    let (ok, _, err) = profile_cli(c, &["create", "--penpot", "p", "-n", n, "--email", &down, "--fullname", "D"]);
-    assert!(!ok && err.contains("closed the connection before answering create-profile"), "{err}");
+    let clojure = format!("clojure.{n}@example.com");
+    let (ok, _, err) = profile_cli(c, &["create", "--penpot", "p", "-n", n, "--email", &clojure, "--fullname", "C"]);
+    assert!(!ok && err.contains("answered create-profile with something that is not PREPL JSON: {:tag :ret"), "{err}");
     let (ok, out, err) = profile_cli(c, &["delete", "--penpot", "p", "-n", n, "--email", &ada]);
     assert!(ok && out.contains("deleted"), "{err}");
     assert_eq!(
@@ -742,24 +742,24 @@ fn profiles_through_the_cli_and_penpot_profile_resources() {
     // Not this resource's profile: a new password Secret or a new name does not touch it.
     c.kubectl_ok(&["-n", n, "delete", "secret", "dup-password"]);
     c.kubectl_ok(&["-n", n, "patch", "penpotprofile", "dup", "--type=merge", "-p", r#"{"spec":{"fullname":"Other"}}"#]);
-    c.apply_ok(n, &profile("broken", "p", &format!("down.2.{n}@example.com"), "Delete", ""));
+    c.apply_ok(n, &profile("broken", "p", &format!("clojure.2.{n}@example.com"), "Delete", ""));
     let r = wait_until(LONG, "CreateFailed", || ready_reason("broken").filter(|r| r.1 == "CreateFailed"));
-    assert!(r.2.contains("closed the connection before answering create-profile"), "{r:?}");
+    assert!(r.2.contains("not PREPL JSON"), "{r:?}");
     c.apply_ok(n, &profile("orphan", "nothere", &format!("o.{n}@example.com"), "Delete", ""));
     wait_until(LONG, "PenpotNotFound", || ready_reason("orphan").filter(|r| r.1 == "PenpotNotFound"));
-    let off = format!("off.{n}@example.com");
-    c.apply_ok(n, &profile("off", "p", &off, "Retain", ", deactivated: true"));
-    wait_until(LONG, "created deactivated", || ready_reason("off").filter(|r| r.1 == "Created"));
-    assert_eq!(prepl_calls(c, &off)[0]["params"]["isActive"], false);
+    let idle = format!("idle.{n}@example.com");
+    c.apply_ok(n, &profile("idle", "p", &idle, "Retain", ", deactivated: true"));
+    wait_until(LONG, "created deactivated", || ready_reason("idle").filter(|r| r.1 == "Created"));
+    assert_eq!(prepl_calls(c, &idle)[0]["params"]["isActive"], false);
 
     // Deleting: Delete runs delete-profile before the finalizer goes; Retain does not.
-    c.kubectl_ok(&["-n", n, "delete", "penpotprofile", "grace", "dup", "orphan", "broken", "off", "--timeout=90s"]);
+    c.kubectl_ok(&["-n", n, "delete", "penpotprofile", "grace", "dup", "orphan", "broken", "idle", "--timeout=90s"]);
     let calls = prepl_calls(c, &grace);
     assert_eq!(calls.last().unwrap(), &json!({"cmd": "delete-profile", "params": {"email": grace, "soft": true}}));
     assert_eq!(calls.len(), 6, "nothing else after the edits: {calls:?}");
     let existing = prepl_calls(c, &format!("exists.2.{n}@example.com"));
     assert!(existing.iter().all(|r| r["cmd"] == "create-profile"), "{existing:?}");
-    assert_eq!(prepl_calls(c, &off).len(), 1, "Retain: not deleted");
+    assert_eq!(prepl_calls(c, &idle).len(), 1, "Retain: not deleted");
     assert_no_secret_values(c, n, &[&c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"])]);
 }
 

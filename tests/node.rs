@@ -449,7 +449,8 @@ fn the_helm_installed_operator_runs_in_pods_and_fails_over() {
 
 /// The PREPL connection to a backend that misbehaves is bounded: an answer flooded with
 /// printed lines is read to 64 KiB and refused; one that never comes is abandoned after
-/// 60 s; a well-behaved profile next to them is created meanwhile.
+/// 60 s; a connection closed unanswered is said so; a well-behaved profile next to them is
+/// created meanwhile.
 #[test]
 fn a_misbehaving_prepl_is_bounded() {
     let Some(node) = real_node() else { return };
@@ -460,13 +461,15 @@ fn a_misbehaving_prepl_is_bounded() {
     let _op = operator_for(c, n);
     c.apply_ok(n, &real_penpot(&node, "p", 1, ""));
     wait_penpot_ready(c, n, "p");
-    for name in ["flood", "hang", "fine"] {
+    for name in ["flood", "hang", "down", "fine"] {
         c.apply_ok(n, &penpot_profile_yaml(name, "p", &format!("{name}@{n}.example.com")));
     }
     let started = Instant::now();
     wait_profile(c, n, "fine", "Created");
     let flood = wait_profile(c, n, "flood", "CreateFailed");
     assert_eq!(flood, "the backend's PREPL answered create-profile with over 65536 bytes");
+    let down = wait_profile(c, n, "down", "CreateFailed");
+    assert!(down.starts_with("the backend's PREPL closed the connection before answering create-profile"), "{down}");
     let hang = wait_profile(c, n, "hang", "CreateFailed");
     assert_eq!(hang, "the backend did not answer create-profile within 60 s");
     assert!(started.elapsed() >= Duration::from_secs(55), "the hang was reported before its deadline");

@@ -6,7 +6,9 @@ one request line {"cmd", "params"}, records it exactly in calls.jsonl next to th
 prints a line of text as the real PREPL may (tag "out"), then answers with a "ret" line
 holding "val" or "err" {hint, code, type}. The outcome is chosen by the email address:
   exists...    create-profile is refused: email-already-exists
-  down...      the connection ends without an answer (the backend went away)
+  clojure...   the answer is a Clojure map, as a PREPL before 2.8 prints it
+(A backend that closes the connection without answering cannot be played here: kwok keeps
+the forwarded stream open until the client closes it. The real node's stand-in plays it.)
   missing...   update-profile and delete-profile change no row: val false
 """
 import json
@@ -28,7 +30,8 @@ def answer(message):
     sys.stdout.flush()
 
 
-if email.startswith("down"):
+if email.startswith("clojure"):
+    sys.stdout.write('{:tag :ret, :val "nil"}\n')
     sys.exit(0)
 answer({"tag": "out", "val": f"stand-in prepl: {cmd}\n"})
 if cmd == "create-profile":

@@ -181,7 +181,7 @@ func websocket(w http.ResponseWriter, r *http.Request) {
 // printed text (tag "out") and a "ret" line holding "val" or "err" {hint, code, type}. It
 // keeps the profiles it made, so a second create is refused as the real backend refuses it.
 // Emails starting with "hang" are never answered; "flood" is answered with 1 MiB of printed
-// lines first: the operator's bounds on the connection are tested against them.
+// lines first; "down" closes the connection unanswered, as a backend that goes away does.
 type request struct {
 	Cmd    string `json:"cmd"`
 	Params struct {
@@ -221,6 +221,8 @@ func prepl() {
 				}
 				email := req.Params.Email
 				switch {
+				case strings.HasPrefix(email, "down"):
+					return
 				case strings.HasPrefix(email, "hang"):
 					time.Sleep(time.Hour)
 				case strings.HasPrefix(email, "flood"):
