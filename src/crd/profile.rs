@@ -36,7 +36,8 @@ pub struct PenpotProfileSpec {
     #[schemars(length(min = 1, max = 250))]
     pub fullname: String,
     /// `true` deactivates the profile: it can no longer log in (by password or OIDC), and
-    /// its files and teams stay. `false` (default) reactivates it.
+    /// its files and teams stay. `false` (default) reactivates it. Not a lock: open sessions
+    /// go on, LDAP logins are not stopped, and a password recovery reactivates the profile.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deactivated: bool,
     /// Secret holding the password (key `password` unless `key` says otherwise). Without it

@@ -27,7 +27,9 @@ pub async fn create_profile(
 ) -> Result<Outcome, PreplError> {
     let command = Command::Create { email, fullname, password, active };
     match prepl::call(client, ns, pod, command).await {
-        Ok(_) => Ok(Outcome::Created),
+        // The new profile's row; anything else is a backend that did nothing yet.
+        Ok(answer) if answer.is_object() => Ok(Outcome::Created),
+        Ok(_) => Err(PreplError::Starting { command: command.name() }),
         Err(PreplError::Refused { code, .. }) if code == "email-already-exists" => Ok(Outcome::AlreadyExists),
         Err(e) => Err(e),
     }
@@ -41,20 +43,24 @@ pub async fn update_profile(
     email: &str,
     changes: &Changes,
 ) -> Result<Outcome, PreplError> {
-    let answer = prepl::call(client, ns, pod, Command::Update { email, changes }).await?;
-    Ok(counted(&answer, Outcome::Updated))
+    let command = Command::Update { email, changes };
+    counted(command, prepl::call(client, ns, pod, command).await?, Outcome::Updated)
 }
 
 /// Soft-deletes the profile with `email`, as manage.py does: Penpot purges it later.
 pub async fn delete_profile(client: &Client, ns: &str, pod: &str, email: &str) -> Result<Outcome, PreplError> {
-    let answer = prepl::call(client, ns, pod, Command::Delete { email }).await?;
-    Ok(counted(&answer, Outcome::Deleted))
+    let command = Command::Delete { email };
+    counted(command, prepl::call(client, ns, pod, command).await?, Outcome::Deleted)
 }
 
-/// update-profile and delete-profile answer whether a row changed: `true`, else `false`
-/// (or nothing, when the backend has no system yet).
-fn counted(answer: &Value, done: Outcome) -> Outcome {
-    if answer.as_bool() == Some(true) { done } else { Outcome::NotFound }
+/// update-profile and delete-profile answer whether a row changed: `true` or `false`.
+/// `null` means the backend has no system yet, which says nothing about the profile.
+fn counted(command: Command, answer: Value, done: Outcome) -> Result<Outcome, PreplError> {
+    match answer.as_bool() {
+        Some(true) => Ok(done),
+        Some(false) => Ok(Outcome::NotFound),
+        None => Err(PreplError::Starting { command: command.name() }),
+    }
 }
 
 #[cfg(test)]
@@ -63,9 +69,11 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn only_a_changed_row_counts() {
-        assert_eq!(counted(&json!(true), Outcome::Updated), Outcome::Updated);
-        assert_eq!(counted(&json!(false), Outcome::Deleted), Outcome::NotFound);
-        assert_eq!(counted(&Value::Null, Outcome::Deleted), Outcome::NotFound);
+    fn only_a_changed_row_counts_and_nothing_is_no_answer() {
+        let delete = Command::Delete { email: "a@x" };
+        assert_eq!(counted(delete, json!(true), Outcome::Deleted).unwrap(), Outcome::Deleted);
+        assert_eq!(counted(delete, json!(false), Outcome::Deleted).unwrap(), Outcome::NotFound);
+        let starting = counted(delete, Value::Null, Outcome::Deleted);
+        assert!(matches!(starting, Err(PreplError::Starting { .. })), "{starting:?}");
     }
 }

@@ -13,6 +13,7 @@ use super::prepl::{self, PreplError};
 use crate::crd::Penpot;
 use crate::render::labels;
 use crate::render::owned::controller_uid;
+use crate::render::version::Version;
 
 /// The first Ready pod (lowest ordinal) that the Penpot's own StatefulSet controls, where
 /// the backend's PREPL answers, if its Penpot speaks the PREPL this client does.
@@ -45,12 +46,18 @@ pub async fn ready_pod_of(client: &Client, ns: &str, instance: &Penpot) -> Resul
 }
 
 /// Of `pods`, the Ready, not deleting one with the lowest name that the StatefulSet with
-/// `statefulset_uid` controls.
+/// `statefulset_uid` controls and that runs a release whose PREPL reads JSON: during an
+/// upgrade from an older one, the pods not rolled yet are passed over.
 fn first_ready_owned(pods: Vec<Pod>, statefulset_uid: &str) -> Option<String> {
     let mut ready: Vec<String> = pods
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| controller_uid(&p.metadata) == Some(statefulset_uid))
+        .filter(|p| {
+            let label = p.metadata.labels.as_ref().and_then(|l| l.get(labels::VERSION_LABEL));
+            // A pod without a readable version label is judged by the spec's version alone.
+            label.and_then(|v| Version::parse(v)).is_none_or(|v| v >= prepl::SINCE)
+        })
         .filter(|p| {
             p.status
                 .as_ref()
@@ -94,5 +101,11 @@ mod tests {
         ];
         assert_eq!(first_ready_owned(pods, "sts").as_deref(), Some("p-2"));
         assert_eq!(first_ready_owned(vec![pod("a-fake", None, true, false)], "sts"), None);
+        // Mid-upgrade from 2.7: the pod still on it is passed over.
+        let mut old = pod("p-0", Some("sts"), true, false);
+        old.metadata.labels = Some([(labels::VERSION_LABEL.to_string(), "2.7.1".to_string())].into());
+        let mut new = pod("p-1", Some("sts"), true, false);
+        new.metadata.labels = Some([(labels::VERSION_LABEL.to_string(), "2.8.0".to_string())].into());
+        assert_eq!(first_ready_owned(vec![old, new], "sts").as_deref(), Some("p-1"));
     }
 }

@@ -88,14 +88,15 @@ impl Command<'_> {
         }
     }
 
-    /// The request line's JSON (without its newline).
+    /// The request line's JSON (without its newline). The email goes lowercased: Penpot stores
+    /// it so and matches updates and deletes exactly.
     fn request(&self) -> Value {
         let params = match *self {
             Command::Create { email, fullname, password, active } => {
-                json!({"email": email, "fullname": fullname, "password": password, "isActive": active})
+                json!({"email": email.to_lowercase(), "fullname": fullname, "password": password, "isActive": active})
             }
             Command::Update { email, changes } => {
-                let mut params = json!({"email": email});
+                let mut params = json!({"email": email.to_lowercase()});
                 if let Some(fullname) = &changes.fullname {
                     params["fullname"] = json!(fullname);
                 }
@@ -107,7 +108,7 @@ impl Command<'_> {
                 }
                 params
             }
-            Command::Delete { email } => json!({"email": email, "soft": true}),
+            Command::Delete { email } => json!({"email": email.to_lowercase(), "soft": true}),
         };
         json!({"cmd": self.name(), "params": params})
     }
@@ -128,6 +129,14 @@ pub enum PreplError {
     Closed { command: &'static str },
     #[error("the backend's PREPL answered {command} with something that is not PREPL JSON: {quoted}")]
     Malformed { command: &'static str, quoted: String },
+    /// What a PREPL before 2.8 answers a JSON request with: it read no Clojure form.
+    #[error(
+        "the backend's PREPL answered {command} with an exception ({cause}): a Penpot before {SINCE}, which reads no JSON?"
+    )]
+    Exception { command: &'static str, cause: String },
+    /// The backend has no system yet (it answers `null` while it starts).
+    #[error("the backend answered {command} with nothing: it is still starting")]
+    Starting { command: &'static str },
     #[error("the backend's PREPL answered {command} with over {MAX_ANSWER} bytes")]
     TooLong { command: &'static str },
     #[error("the backend did not answer {command} within {} s", CALL_TIMEOUT.as_secs())]
@@ -149,30 +158,27 @@ impl PreplError {
 /// Runs `command` in the backend of `pod` and returns the `val` of its answer.
 pub async fn call(client: &Client, ns: &str, pod: &str, command: Command<'_>) -> Result<Value, PreplError> {
     let name = command.name();
-    tokio::time::timeout(CALL_TIMEOUT, forwarded(client, ns, pod, command))
-        .await
-        .map_err(|_| PreplError::TimedOut { command: name })?
-}
-
-async fn forwarded(client: &Client, ns: &str, pod: &str, command: Command<'_>) -> Result<Value, PreplError> {
-    let name = command.name();
-    let mut forwarder = Api::<Pod>::namespaced(client.clone(), ns).portforward(pod, &[PORT]).await?;
+    let timed_out = |_| PreplError::TimedOut { command: name };
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let mut forwarder =
+        tokio::time::timeout(CALL_TIMEOUT, pods.portforward(pod, &[PORT])).await.map_err(timed_out)??;
     let stream = forwarder.take_stream(PORT).ok_or(PreplError::Closed { command: name })?;
     let refused = forwarder.take_error(PORT);
-    let answer = talk(stream, command).await;
+    // Bounded inside, so the forwarder is always ended below, whatever happened.
+    let answer = tokio::time::timeout(CALL_TIMEOUT, talk(stream, command)).await.unwrap_or_else(|e| Err(timed_out(e)));
     forwarder.abort();
     let _ = forwarder.join().await;
     match answer {
-        // The kubelet says on the port's error channel why the connection ended unanswered:
+        // The kubelet says on the port's error channel why the connection went unanswered:
         // nothing listens on the port (the prepl-server flag is off), the pod is gone.
-        Err(PreplError::Closed { .. }) => {
+        Err(e @ (PreplError::Closed { .. } | PreplError::TimedOut { .. })) => {
             let reason = match refused {
                 Some(error) => tokio::time::timeout(Duration::from_secs(1), error).await.ok().flatten(),
                 None => None,
             };
             Err(match reason {
                 Some(reason) => PreplError::Unreachable { command: name, reason: quote(reason.trim()) },
-                None => PreplError::Closed { command: name },
+                None => e,
             })
         }
         other => other,
@@ -215,7 +221,12 @@ fn answer(command: &'static str, line: &[u8]) -> Result<Option<Result<Value, Pre
         Some("out" | "err" | "tap") => return Ok(None),
         _ => return Err(malformed()),
     }
-    let Some(err) = message.get("err") else { return Ok(Some(Ok(message.get("val").cloned().unwrap_or(Value::Null)))) };
+    let val = message.get("val").cloned().unwrap_or(Value::Null);
+    if message.get("exception") == Some(&Value::Bool(true)) {
+        let cause = val.get("cause").and_then(Value::as_str).map_or_else(|| "no cause".into(), quote);
+        return Ok(Some(Err(PreplError::Exception { command, cause })));
+    }
+    let Some(err) = message.get("err") else { return Ok(Some(Ok(val))) };
     let field = |key: &str| err.get(key).and_then(Value::as_str).map(quote);
     Ok(Some(Err(PreplError::Refused {
         command,
@@ -287,6 +298,20 @@ mod tests {
             error.to_string(),
             "the backend refused create-profile: email already exists (email-already-exists)"
         );
+    }
+
+    #[tokio::test]
+    async fn emails_go_lowercased_as_penpot_stores_them() {
+        let (_, sent) = against("{\"tag\":\"ret\",\"val\":true}\n", Command::Delete { email: "Ada@X.org" }).await;
+        assert_eq!(sent["params"]["email"], "ada@x.org");
+    }
+
+    /// What Penpot 2.7's PREPL answers a JSON line with (it reads Clojure forms).
+    #[tokio::test]
+    async fn an_exception_from_a_pre_2_8_prepl_is_no_success() {
+        let answer = "{\"tag\":\"ret\",\"val\":{\"cause\":\"Invalid token: :\",\"via\":[]},\"ns\":\"user\",\"exception\":true}\n";
+        let error = against(answer, Command::Delete { email: "a@x" }).await.0.unwrap_err();
+        assert!(matches!(&error, PreplError::Exception { cause, .. } if cause == "Invalid token: :"), "{error:?}");
     }
 
     #[tokio::test]

@@ -6,7 +6,8 @@ one request line {"cmd", "params"}, records it exactly in calls.jsonl next to th
 prints a line of text as the real PREPL may (tag "out"), then answers with a "ret" line
 holding "val" or "err" {hint, code, type}. The outcome is chosen by the email address:
   exists...    create-profile is refused: email-already-exists
-  clojure...   the answer is a Clojure map, as a PREPL before 2.8 prints it
+  clojure...   the answer is the exception a PREPL before 2.8 (which reads Clojure forms,
+               not JSON) answers a JSON line with
 (A backend that closes the connection without answering cannot be played here: kwok keeps
 the forwarded stream open until the client closes it. The real node's stand-in plays it.)
   missing...   update-profile and delete-profile change no row: val false
@@ -31,7 +32,9 @@ def answer(message):
 
 
 if email.startswith("clojure"):
-    sys.stdout.write('{:tag :ret, :val "nil"}\n')
+    answer({"tag": "ret", "val": {"via": [{"type": "clojure.lang.LispReader$ReaderException"}],
+                                  "cause": "Invalid token: :"}, "ns": "user", "ms": 0, "form": "",
+            "exception": True})
     sys.exit(0)
 answer({"tag": "out", "val": f"stand-in prepl: {cmd}\n"})
 if cmd == "create-profile":
