@@ -763,6 +763,66 @@ fn profiles_through_the_cli_and_penpot_profile_resources() {
     assert_no_secret_values(c, n, &[&c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"])]);
 }
 
+/// A password recovery makes a deactivated Penpot profile active again (`is-active` doubles as
+/// "email verified"), so a deactivated profile is deactivated again at every resync, without
+/// a status write each time; once reactivated, it is left alone.
+#[test]
+fn a_deactivated_profile_is_deactivated_again_at_each_resync() {
+    let Some(c) = cluster() else { return };
+    let ns = Namespace::new(c, "redeact");
+    let n = ns.name.as_str();
+    let (kubeconfig, _) = operator_identity(c, n, "penpot-operator");
+    let _op = Operator::start(c, n, &kubeconfig, "op", &["--resync-seconds", "2"]);
+    ready_penpot(c, n, "p", 1);
+    let email = format!("kept.{n}@example.com");
+    let deactivations = || {
+        let calls = prepl_calls(c, &email);
+        calls.iter().filter(|r| r["cmd"] == "update-profile" && r["params"]["isActive"] == false).count()
+    };
+    c.apply_ok(
+        n,
+        &format!(
+            "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: kept}}\nspec: {{penpotRef: {{name: p}}, email: '{email}', fullname: Kept, deactivated: true}}\n"
+        ),
+    );
+    let created = wait_until(LONG, "created deactivated", || {
+        let p = c.get(n, "penpotprofile/kept")?;
+        (condition(&p, "Ready")?["reason"] == "Created").then_some(p)
+    });
+    assert_eq!(prepl_calls(c, &email)[0]["params"]["isActive"], false);
+    wait_until(LONG, "two resyncs' deactivations", || (deactivations() >= 2).then_some(()));
+    let calls = prepl_calls(c, &email);
+    assert!(
+        calls[1..]
+            .iter()
+            .all(|r| *r == json!({"cmd": "update-profile", "params": {"email": email, "isActive": false}})),
+        "only the deactivation is sent again: {calls:?}"
+    );
+    let now = c.get(n, "penpotprofile/kept").unwrap();
+    assert_eq!(
+        now["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"],
+        "a deactivation sent again wrote status"
+    );
+    // Reactivated: the deactivations stop.
+    c.kubectl_ok(&[
+        "-n",
+        n,
+        "patch",
+        "penpotprofile",
+        "kept",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"deactivated":false}}"#,
+    ]);
+    wait_until(LONG, "reactivated", || {
+        let calls = prepl_calls(c, &email);
+        (calls.last()? == &json!({"cmd": "update-profile", "params": {"email": email, "isActive": true}})).then_some(())
+    });
+    let settled = prepl_calls(c, &email).len();
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(prepl_calls(c, &email).len(), settled, "sent after reactivation: {:?}", prepl_calls(c, &email));
+}
+
 /// The bad-input table: every row either is refused by the API server with the field named,
 /// or leaves the running pods alone while the status names the Secret and the key.
 #[test]

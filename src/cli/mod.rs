@@ -198,7 +198,9 @@ pub struct RunArgs {
     /// Penpots reconciled at the same time.
     #[arg(long, default_value_t = 8, env = "PENPOT_OPERATOR_CONCURRENCY")]
     pub concurrency: u16,
-    /// Seconds between full resyncs of a settled Penpot (watch events trigger reconciles anyway).
+    /// Seconds between full resyncs of a settled Penpot (watch events trigger reconciles anyway),
+    /// and between deactivations of a deactivated PenpotProfile, sent again since a password
+    /// recovery in Penpot reactivates it.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..), env = "PENPOT_OPERATOR_RESYNC_SECONDS")]
     pub resync_seconds: u64,
     /// This operator's own image: the Penpot pods' init container runs it to copy Pebble in.

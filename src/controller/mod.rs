@@ -197,9 +197,9 @@ pub async fn run(
     let relisted = failures.clone();
     let (store, penpot_events) = watches::penpots(api(&client, ns), move || relisted.clear());
     let reporter = Reporter { controller: "penpot-operator".into(), instance: Some(opts.instance) };
-    let profiles = opts
-        .profiles
-        .then(|| profiles(&client, ns, opts.concurrency, leader.clone(), reporter.clone(), shutdown.clone()));
+    let profiles = opts.profiles.then(|| {
+        profiles(&client, ns, opts.concurrency, opts.resync, leader.clone(), reporter.clone(), shutdown.clone())
+    });
     let profiles = async move {
         if let Some(profiles) = profiles {
             profiles.await
@@ -298,6 +298,7 @@ fn profiles(
     client: &Client,
     ns: Option<&str>,
     concurrency: u16,
+    resync: Duration,
     leader: Arc<crate::leader::Gate>,
     reporter: Reporter,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -318,7 +319,12 @@ fn profiles(
         .run(
             profile::reconcile,
             profile::error_policy,
-            Arc::new(profile::Context { client: client.clone(), leader, reporter }),
+            Arc::new(profile::Context {
+                client: client.clone(),
+                leader,
+                reporter,
+                deactivations: crate::profiles::Deactivations::new(resync),
+            }),
         )
         .for_each(|_| std::future::ready(()))
 }

@@ -37,7 +37,8 @@ pub struct PenpotProfileSpec {
     pub fullname: String,
     /// `true` deactivates the profile: it can no longer log in (by password or OIDC), and
     /// its files and teams stay. `false` (default) reactivates it. Not a lock: open sessions
-    /// go on, LDAP logins are not stopped, and a password recovery reactivates the profile.
+    /// go on, LDAP logins are not stopped, and a password recovery reactivates the profile
+    /// until the operator deactivates it again at its next resync.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deactivated: bool,
     /// Secret holding the password (key `password` unless `key` says otherwise). Without it

@@ -3,7 +3,7 @@
 //! changes, and deleted with the resource through a finalizer unless `deletionPolicy: Retain`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -19,7 +19,7 @@ use crate::crd::profile::DeletionPolicy;
 use crate::crd::{Penpot, PenpotProfile, PenpotProfileStatus};
 use crate::render::labels;
 
-use super::{Changes, Outcome, PreplError};
+use super::{Changes, Deactivations, Outcome, PreplError};
 
 pub const FINALIZER: &str = "penpot-operator.dev/profile";
 /// A password, the Secret it came from, and that Secret's resourceVersion.
@@ -67,6 +67,7 @@ pub struct Context {
     pub client: Client,
     pub leader: Arc<crate::leader::Gate>,
     pub reporter: kube::runtime::events::Reporter,
+    pub deactivations: Deactivations,
 }
 
 impl Context {
@@ -154,7 +155,7 @@ async fn apply(cached: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
             };
             let message = if spec.deactivated { "profile created, deactivated" } else { "profile created" };
             report(profile, ns, ctx, Reason::Created, message, Some(applied)).await?;
-            Ok(Action::await_change())
+            Ok(sent(profile, ctx, Some(!spec.deactivated)))
         }
         Ok(_) => {
             // Not this resource's profile: never edited, nor deleted.
@@ -236,23 +237,21 @@ async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
         fullname: Some(spec.fullname.clone()),
         deactivated: Some(spec.deactivated),
     };
-    if changes.is_empty() {
-        // Nothing to send. What status lacks (a record from before it kept all this) is
-        // written; a failure it still shows is over, since the spec asks for nothing new.
-        let ready = conditions::find(&status.conditions, ConditionType::Ready);
-        let (reason, message) = match ready {
-            Some(c) if c.reason == Reason::Created.as_str() || c.reason == Reason::Updated.as_str() => (
-                if c.reason == Reason::Created.as_str() { Reason::Created } else { Reason::Updated },
-                c.message.clone(),
-            ),
-            _ => (Reason::Updated, "the profile is as the spec says".to_string()),
-        };
-        report(profile, ns, ctx, reason, &message, Some(applied)).await?;
-        return Ok(Action::await_change());
+    // The spec asks for nothing new. A deactivated profile is still deactivated again once a
+    // resync, since a password recovery in Penpot makes it active.
+    let settled = changes.is_empty();
+    if settled {
+        let due_in = ctx.deactivations.due_in(&uid(profile), Instant::now());
+        if !spec.deactivated || !due_in.is_zero() {
+            report_settled(profile, ns, ctx, applied).await?;
+            return Ok(if spec.deactivated { Action::requeue(due_in) } else { Action::await_change() });
+        }
+        changes.active = Some(false);
     }
     // Waiting for the Penpot says nothing new about a profile that exists: status stays.
     let pod = match target(profile, ns, ctx).await? {
         Target::Pod(pod) => pod,
+        Target::Unavailable(..) if settled => return Ok(Action::requeue(ctx.deactivations.every())),
         Target::Unavailable(..) => return Ok(Action::requeue(RETRY)),
     };
     ctx.ensure_leader()?;
@@ -264,13 +263,17 @@ async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
             report(profile, ns, ctx, Reason::UpdateFailed, message, Some(Applied::disowned(secret.0))).await?;
             Ok(Action::requeue(RETRY))
         }
+        Ok(_) if settled => {
+            report_settled(profile, ns, ctx, applied).await?;
+            Ok(sent(profile, ctx, changes.active))
+        }
         Ok(_) => {
             let mut message = format!("set {}", changes.describe());
             if changes.password.is_some() {
                 message.push_str(&format!(" (password from Secret {})", applied.secret));
             }
             report(profile, ns, ctx, Reason::Updated, &message, Some(applied)).await?;
-            Ok(Action::await_change())
+            Ok(sent(profile, ctx, changes.active))
         }
         Err(e) if e.is_reported() => {
             report(profile, ns, ctx, Reason::UpdateFailed, &e.to_string(), None).await?;
@@ -280,7 +283,38 @@ async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
     }
 }
 
+/// Status of a profile as the spec says, with nothing new sent: what status lacks (a record
+/// from before it kept all this) is written, and a failure it still shows is over.
+async fn report_settled(profile: &PenpotProfile, ns: &str, ctx: &Context, applied: Applied) -> Result<(), Error> {
+    let status = profile.status.clone().unwrap_or_default();
+    let ready = conditions::find(&status.conditions, ConditionType::Ready);
+    let (reason, message) = match ready {
+        Some(c) if c.reason == Reason::Created.as_str() || c.reason == Reason::Updated.as_str() => {
+            (if c.reason == Reason::Created.as_str() { Reason::Created } else { Reason::Updated }, c.message.clone())
+        }
+        _ => (Reason::Updated, "the profile is as the spec says".to_string()),
+    };
+    report(profile, ns, ctx, reason, &message, Some(applied)).await
+}
+
+/// The key a profile's deactivation is remembered by.
+fn uid(profile: &PenpotProfile) -> String {
+    profile.uid().unwrap_or_else(|| profile.name_any())
+}
+
+/// A create or update that set `active` went through: a deactivated profile is due again a
+/// resync from now; any other waits for a change.
+fn sent(profile: &PenpotProfile, ctx: &Context, active: Option<bool>) -> Action {
+    match active {
+        Some(false) => ctx.deactivations.sent(&uid(profile), Instant::now()),
+        Some(true) => ctx.deactivations.forget(&uid(profile)),
+        None => {}
+    }
+    if profile.spec.deactivated { Action::requeue(ctx.deactivations.every()) } else { Action::await_change() }
+}
+
 async fn cleanup(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    ctx.deactivations.forget(&uid(profile));
     if profile.spec.deletion_policy == DeletionPolicy::Retain || !created(profile) {
         return Ok(Action::await_change());
     }
@@ -467,6 +501,7 @@ mod tests {
             client,
             leader: Arc::new(crate::leader::Gate::always_open()),
             reporter: kube::runtime::events::Reporter { controller: "test".into(), instance: None },
+            deactivations: Deactivations::new(Duration::from_secs(300)),
         };
         let found = password(&profile(), "ns", &ctx).await.unwrap();
         let found = found.map(|(p, s, _)| (p, s));
@@ -508,6 +543,7 @@ mod tests {
             client,
             leader: Arc::new(crate::leader::Gate::always_open()),
             reporter: kube::runtime::events::Reporter { controller: "test".into(), instance: None },
+            deactivations: Deactivations::new(Duration::from_secs(300)),
         };
         let found = password(&profile(), "ns", &ctx).await.unwrap();
         assert!(found.is_err_and(|m| m.contains("ada-password") && m.contains("fix or delete")));

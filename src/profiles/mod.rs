@@ -4,10 +4,12 @@
 
 mod commands;
 pub mod controller;
+mod deactivations;
 mod pod;
 pub mod prepl;
 
 pub use commands::{Outcome, create_profile, delete_profile, update_profile};
+pub use deactivations::Deactivations;
 pub use pod::{ready_pod, ready_pod_of};
 pub use prepl::{Changes, PreplError};
 
