@@ -257,7 +257,12 @@ fn the_egress_fence_holds_and_unreachable_servers_tell_nothing_of_the_port() {
             "the operator does not connect there: a loopback address",
         );
     }
-    assert_result(&fenced, Relation::S3, CheckResult::Failed, "refused destination: a loopback address");
+    assert_result(
+        &fenced,
+        Relation::S3,
+        CheckResult::Failed,
+        "the operator does not connect there: a loopback address",
+    );
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_port = closed.local_addr().unwrap().port().to_string();

@@ -56,8 +56,6 @@ const MAX_MESSAGE: usize = 300;
 pub enum Failure {
     #[error("the operator does not connect there: {0}")]
     Fenced(&'static str),
-    #[error("{0}")]
-    FencedUrl(String),
     #[error("host {0} does not resolve")]
     NotResolved(String),
     #[error("cannot connect: {0}")]

@@ -3,7 +3,7 @@
 
 use super::sigv4::{self, EMPTY_SHA256};
 use super::{Failure, Found, Probe};
-use crate::controller::egress::fenced_client;
+use crate::controller::egress::{UrlRefused, fenced_client};
 use crate::relations::s3::S3;
 
 pub async fn check(s3: &S3, probe: &Probe<'_>) -> Result<Found, Failure> {
@@ -24,7 +24,10 @@ pub async fn check(s3: &S3, probe: &Probe<'_>) -> Result<Found, Failure> {
         url.set_host(Some(&qualified)).map_err(|_| Failure::Protocol("the endpoint does not parse".into()))?;
     }
     let url = url.to_string();
-    probe.egress.check_url(&url).map_err(Failure::FencedUrl)?;
+    probe.egress.check_url(&url).map_err(|e| match e {
+        UrlRefused::Fenced(why) => Failure::Fenced(why),
+        UrlRefused::Unparsed(_) => Failure::Protocol("the endpoint does not parse".into()),
+    })?;
     let parsed = url::Url::parse(&url).map_err(|_| Failure::Protocol("the endpoint does not parse".into()))?;
     let host = match (parsed.host_str(), parsed.port()) {
         (Some(host), Some(port)) => format!("{host}:{port}"),
@@ -56,7 +59,7 @@ pub async fn check(s3: &S3, probe: &Probe<'_>) -> Result<Found, Failure> {
             let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
             while let Some(s) = source {
                 if let Some(refused) = s.downcast_ref::<crate::controller::egress::Refused>() {
-                    return Failure::FencedUrl(format!("refused destination: {}", refused.why));
+                    return Failure::Fenced(refused.why);
                 }
                 source = s.source();
             }

@@ -71,8 +71,8 @@ impl Egress {
     /// Why the operator will not fetch `url`, checked before any lookup: an address in the
     /// URL never reaches the resolver, and the port is only in the URL. Names are checked by
     /// [`Resolver`] on what they resolve to.
-    pub fn check_url(&self, url: &str) -> Result<(), String> {
-        let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    pub fn check_url(&self, url: &str) -> Result<(), UrlRefused> {
+        let parsed = url::Url::parse(url)?;
         if self.allows_host(parsed.host_str().unwrap_or_default()) {
             return Ok(());
         }
@@ -82,8 +82,17 @@ impl Egress {
             Some(Target::Name(_)) => self.refused_port(port),
             None => Some("no host"),
         };
-        refused.map_or(Ok(()), |why| Err(format!("refused destination: {why}")))
+        refused.map_or(Ok(()), |why| Err(UrlRefused::Fenced(why)))
     }
+}
+
+/// Why [`Egress::check_url`] refused a URL.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlRefused {
+    #[error(transparent)]
+    Unparsed(#[from] url::ParseError),
+    #[error("refused destination: {0}")]
+    Fenced(&'static str),
 }
 
 /// An HTTP client fenced by `egress` (its resolver, no redirects, `timeout`) that trusts the

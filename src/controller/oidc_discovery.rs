@@ -113,7 +113,7 @@ impl DiscoveryCache {
                 &own
             }
         };
-        self.egress.check_url(url)?;
+        self.egress.check_url(url).map_err(|e| e.to_string())?;
         let mut response = http.get(url).send().await.map_err(|e| error_chain(&e.without_url()))?;
         if response.status().is_redirection() {
             return Err(format!("HTTP {}: redirects are not followed", response.status()));
