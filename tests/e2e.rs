@@ -765,7 +765,8 @@ fn profiles_through_the_cli_and_penpot_profile_resources() {
 
 /// A password recovery makes a deactivated Penpot profile active again (`is-active` doubles as
 /// "email verified"), so a deactivated profile is deactivated again at every resync, without
-/// a status write each time; once reactivated, it is left alone.
+/// a status write each time, even while its password Secret is unusable; a failed try is a
+/// Warning Event; once reactivated, the profile is left alone.
 #[test]
 fn a_deactivated_profile_is_deactivated_again_at_each_resync() {
     let Some(c) = cluster() else { return };
@@ -779,16 +780,17 @@ fn a_deactivated_profile_is_deactivated_again_at_each_resync() {
         let calls = prepl_calls(c, &email);
         calls.iter().filter(|r| r["cmd"] == "update-profile" && r["params"]["isActive"] == false).count()
     };
-    c.apply_ok(
-        n,
-        &format!(
-            "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: kept}}\nspec: {{penpotRef: {{name: p}}, email: '{email}', fullname: Kept, deactivated: true}}\n"
-        ),
-    );
-    let created = wait_until(LONG, "created deactivated", || {
-        let p = c.get(n, "penpotprofile/kept")?;
-        (condition(&p, "Ready")?["reason"] == "Created").then_some(p)
-    });
+    let deactivated = |name: &str, email: &str| {
+        format!(
+            "apiVersion: penpot-operator.dev/v1alpha1\nkind: PenpotProfile\nmetadata: {{name: {name}}}\nspec: {{penpotRef: {{name: p}}, email: '{email}', fullname: Kept, deactivated: true}}\n"
+        )
+    };
+    let ready = |name: &str, reason: &str| {
+        let p = c.get(n, &format!("penpotprofile/{name}"))?;
+        (condition(&p, "Ready")?["reason"] == reason).then_some(p)
+    };
+    c.apply_ok(n, &deactivated("kept", &email));
+    let created = wait_until(LONG, "created deactivated", || ready("kept", "Created"));
     assert_eq!(prepl_calls(c, &email)[0]["params"]["isActive"], false);
     wait_until(LONG, "two resyncs' deactivations", || (deactivations() >= 2).then_some(()));
     let calls = prepl_calls(c, &email);
@@ -803,6 +805,25 @@ fn a_deactivated_profile_is_deactivated_again_at_each_resync() {
         now["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"],
         "a deactivation sent again wrote status"
     );
+    // An unusable password Secret holds back the password, not the deactivation.
+    let unkeyed = r#"[{"op":"remove","path":"/data/password"}]"#;
+    c.kubectl_ok(&["-n", n, "patch", "secret", "kept-password", "--type=json", "-p", unkeyed]);
+    wait_until(LONG, "InvalidPasswordSecret", || ready("kept", "InvalidPasswordSecret"));
+    let before = deactivations();
+    wait_until(LONG, "deactivations going on", || (deactivations() >= before + 2).then_some(()));
+    // A failed try leaves status as it is and says so in a Warning Event.
+    let busy = format!("busy.{n}@example.com");
+    c.apply_ok(n, &deactivated("busy", &busy));
+    wait_until(LONG, "created deactivated", || ready("busy", "Created"));
+    let warning = wait_until(LONG, "a DeactivationFailed Event", || {
+        let events = c.kubectl_ok(&["-n", n, "get", "events.events.k8s.io", "-o", "json"]);
+        let events: Value = serde_json::from_str(&events).ok()?;
+        events["items"].as_array()?.iter().find(|e| e["reason"] == "DeactivationFailed").cloned()
+    });
+    assert_eq!((&warning["type"], &warning["regarding"]["name"]), (&json!("Warning"), &json!("busy")));
+    let note = warning["note"].as_str().unwrap_or_default();
+    assert!(note.contains("the backend refused update-profile: the database is busy (db-busy)"), "{note}");
+    assert!(ready("busy", "Created").is_some(), "a failed deactivation changed status");
     // Reactivated: the deactivations stop.
     c.kubectl_ok(&[
         "-n",

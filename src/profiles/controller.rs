@@ -44,6 +44,11 @@ impl Applied {
 }
 const PASSWORD_KEY: &str = "password";
 const RETRY: Duration = Duration::from_secs(15);
+/// How soon an unusable password Secret is looked at again.
+const INVALID_SECRET_RETRY: Duration = Duration::from_secs(60);
+/// How soon a deactivation that failed to go again is tried again (sooner with a shorter
+/// resync): not every 15 s, since each try opens a port-forward and nothing waits on it.
+const REDEACTIVATE_RETRY: Duration = Duration::from_secs(60);
 /// How long a deleted PenpotProfile with `deletionPolicy: Delete` waits for a Ready pod to
 /// run delete-profile in. After that its finalizer goes without it, with a Warning Event,
 /// so a Penpot that stays down cannot hold the namespace's deletion forever.
@@ -196,7 +201,7 @@ async fn target(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Targ
 /// The password Secret is unusable: said in status, and looked at again in a minute.
 async fn invalid_secret(profile: &PenpotProfile, ns: &str, ctx: &Context, message: &str) -> Result<Action, Error> {
     report(profile, ns, ctx, Reason::InvalidPasswordSecret, message, None).await?;
-    Ok(Action::requeue(Duration::from_secs(60)))
+    Ok(Action::requeue(INVALID_SECRET_RETRY))
 }
 
 /// A profile this resource created: what changed since it was last set (the full name,
@@ -221,13 +226,16 @@ async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
             false
         }
     };
+    // An unusable Secret holds back only the password: the other edits, and above all a
+    // deactivation, still go.
+    let mut unusable = None;
     if password_due {
         match password(profile, ns, ctx).await? {
             Ok((password, secret_name, version)) => {
                 changes.password = Some(password);
                 secret = (secret_name, Some(version));
             }
-            Err(message) => return invalid_secret(profile, ns, ctx, &message).await,
+            Err(message) => unusable = Some(message),
         }
     }
     let applied = Applied {
@@ -243,6 +251,11 @@ async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
     if settled {
         let due_in = ctx.deactivations.due_in(&uid(profile), Instant::now());
         if !spec.deactivated || !due_in.is_zero() {
+            if let Some(message) = unusable {
+                // Looked at again in a minute, or sooner when the deactivation is due.
+                let action = invalid_secret(profile, ns, ctx, &message).await?;
+                return Ok(if spec.deactivated { Action::requeue(due_in.min(INVALID_SECRET_RETRY)) } else { action });
+            }
             report_settled(profile, ns, ctx, applied).await?;
             return Ok(if spec.deactivated { Action::requeue(due_in) } else { Action::await_change() });
         }
@@ -263,6 +276,13 @@ async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
             report(profile, ns, ctx, Reason::UpdateFailed, message, Some(Applied::disowned(secret.0))).await?;
             Ok(Action::requeue(RETRY))
         }
+        Ok(_) if unusable.is_some() => {
+            let message = unusable.unwrap_or_default();
+            report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, Some(applied)).await?;
+            sent(profile, ctx, changes.active);
+            let every = ctx.deactivations.every();
+            Ok(Action::requeue(if spec.deactivated { every.min(INVALID_SECRET_RETRY) } else { INVALID_SECRET_RETRY }))
+        }
         Ok(_) if settled => {
             report_settled(profile, ns, ctx, applied).await?;
             Ok(sent(profile, ctx, changes.active))
@@ -274,6 +294,18 @@ async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
             }
             report(profile, ns, ctx, Reason::Updated, &message, Some(applied)).await?;
             Ok(sent(profile, ctx, changes.active))
+        }
+        Err(e) if e.is_reported() && settled => {
+            // Only the deactivation was sent again, and status says what was last set, which
+            // is still true: the failure is a Warning Event, and the next try a minute away.
+            let note = format!("profile {} was not deactivated again: {e}", spec.email);
+            let regarding = profile.object_ref(&());
+            crate::controller::warn(&ctx.client, &ctx.reporter, &regarding, "DeactivationFailed", "Deactivate", note)
+                .await;
+            if let Some(message) = &unusable {
+                report(profile, ns, ctx, Reason::InvalidPasswordSecret, message, None).await?;
+            }
+            Ok(Action::requeue(REDEACTIVATE_RETRY.min(ctx.deactivations.every())))
         }
         Err(e) if e.is_reported() => {
             report(profile, ns, ctx, Reason::UpdateFailed, &e.to_string(), None).await?;

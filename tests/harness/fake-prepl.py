@@ -8,9 +8,10 @@ holding "val" or "err" {hint, code, type}. The outcome is chosen by the email ad
   exists...    create-profile is refused: email-already-exists
   clojure...   the answer is the exception a PREPL before 2.8 (which reads Clojure forms,
                not JSON) answers a JSON line with
+  missing...   update-profile and delete-profile change no row: val false
+  busy...      update-profile fails with an error (create-profile works)
 (A backend that closes the connection without answering cannot be played here: kwok keeps
 the forwarded stream open until the client closes it. The real node's stand-in plays it.)
-  missing...   update-profile and delete-profile change no row: val false
 """
 import json
 import os
@@ -45,6 +46,8 @@ if cmd == "create-profile":
         answer({"tag": "ret", "err": {"type": "validation", "code": "invalid-data", "hint": "empty password"}})
     else:
         answer({"tag": "ret", "val": {"email": email, "id": "00000000-0000-0000-0000-00000000stand"}})
+elif cmd == "update-profile" and email.startswith("busy"):
+    answer({"tag": "ret", "err": {"type": "internal", "code": "db-busy", "hint": "the database is busy"}})
 elif cmd in ("update-profile", "delete-profile"):
     answer({"tag": "ret", "val": not email.startswith("missing")})
 else:
