@@ -160,7 +160,8 @@ async fn apply(cached: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
             };
             let message = if spec.deactivated { "profile created, deactivated" } else { "profile created" };
             report(profile, ns, ctx, Reason::Created, message, Some(applied)).await?;
-            Ok(sent(profile, ctx, Some(!spec.deactivated)))
+            sent(profile, ctx, Some(!spec.deactivated));
+            Ok(next(profile, ctx, None))
         }
         Ok(_) => {
             // Not this resource's profile: never edited, nor deleted.
@@ -252,12 +253,11 @@ async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
         let due_in = ctx.deactivations.due_in(&uid(profile), Instant::now());
         if !spec.deactivated || !due_in.is_zero() {
             if let Some(message) = unusable {
-                // Looked at again in a minute, or sooner when the deactivation is due.
-                let action = invalid_secret(profile, ns, ctx, &message).await?;
-                return Ok(if spec.deactivated { Action::requeue(due_in.min(INVALID_SECRET_RETRY)) } else { action });
+                report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, None).await?;
+                return Ok(next(profile, ctx, Some(INVALID_SECRET_RETRY)));
             }
             report_settled(profile, ns, ctx, applied).await?;
-            return Ok(if spec.deactivated { Action::requeue(due_in) } else { Action::await_change() });
+            return Ok(next(profile, ctx, None));
         }
         changes.active = Some(false);
     }
@@ -276,24 +276,22 @@ async fn sync(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action
             report(profile, ns, ctx, Reason::UpdateFailed, message, Some(Applied::disowned(secret.0))).await?;
             Ok(Action::requeue(RETRY))
         }
-        Ok(_) if unusable.is_some() => {
-            let message = unusable.unwrap_or_default();
-            report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, Some(applied)).await?;
-            sent(profile, ctx, changes.active);
-            let every = ctx.deactivations.every();
-            Ok(Action::requeue(if spec.deactivated { every.min(INVALID_SECRET_RETRY) } else { INVALID_SECRET_RETRY }))
-        }
-        Ok(_) if settled => {
-            report_settled(profile, ns, ctx, applied).await?;
-            Ok(sent(profile, ctx, changes.active))
-        }
         Ok(_) => {
-            let mut message = format!("set {}", changes.describe());
-            if changes.password.is_some() {
-                message.push_str(&format!(" (password from Secret {})", applied.secret));
+            sent(profile, ctx, changes.active);
+            if let Some(message) = unusable {
+                report(profile, ns, ctx, Reason::InvalidPasswordSecret, &message, Some(applied)).await?;
+                return Ok(next(profile, ctx, Some(INVALID_SECRET_RETRY)));
             }
-            report(profile, ns, ctx, Reason::Updated, &message, Some(applied)).await?;
-            Ok(sent(profile, ctx, changes.active))
+            if settled {
+                report_settled(profile, ns, ctx, applied).await?;
+            } else {
+                let mut message = format!("set {}", changes.describe());
+                if changes.password.is_some() {
+                    message.push_str(&format!(" (password from Secret {})", applied.secret));
+                }
+                report(profile, ns, ctx, Reason::Updated, &message, Some(applied)).await?;
+            }
+            Ok(next(profile, ctx, None))
         }
         Err(e) if e.is_reported() && settled => {
             // Only the deactivation was sent again, and status says what was last set, which
@@ -334,15 +332,21 @@ fn uid(profile: &PenpotProfile) -> String {
     profile.uid().unwrap_or_else(|| profile.name_any())
 }
 
-/// A create or update that set `active` went through: a deactivated profile is due again a
-/// resync from now; any other waits for a change.
-fn sent(profile: &PenpotProfile, ctx: &Context, active: Option<bool>) -> Action {
+/// A create or update that set `active` went through: a deactivation is due again a resync
+/// from now, and a reactivated profile has none due.
+fn sent(profile: &PenpotProfile, ctx: &Context, active: Option<bool>) {
     match active {
         Some(false) => ctx.deactivations.sent(&uid(profile), Instant::now()),
         Some(true) => ctx.deactivations.forget(&uid(profile)),
         None => {}
     }
-    if profile.spec.deactivated { Action::requeue(ctx.deactivations.every()) } else { Action::await_change() }
+}
+
+/// The next pass of a profile that went as planned: after `retry` (`None`: on a change), or
+/// sooner when it is deactivated and due to be deactivated again.
+fn next(profile: &PenpotProfile, ctx: &Context, retry: Option<Duration>) -> Action {
+    let due = profile.spec.deactivated.then(|| ctx.deactivations.due_in(&uid(profile), Instant::now()));
+    retry.into_iter().chain(due).min().map_or_else(Action::await_change, Action::requeue)
 }
 
 async fn cleanup(profile: &PenpotProfile, ns: &str, ctx: &Context) -> Result<Action, Error> {
